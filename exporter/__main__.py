@@ -1,0 +1,88 @@
+"""Command line: ``model-exporter serve [--config FILE] [--host H] [--port P]``.
+
+``python -m exporter`` is the same program. Without a sub-command, ``serve`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from exporter import __version__
+from exporter.errors import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="model-exporter",
+        description="Prometheus exporter sidecar for ML model quality and drift.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the exporter (the default)")
+    _serve_arguments(serve)
+    return parser
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("MODEL_EXPORTER_CONFIG"),
+        help="YAML config file (default: $MODEL_EXPORTER_CONFIG, else built-in defaults)",
+    )
+    parser.add_argument("--host", help="listen address (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="listen port (default 17090)")
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from exporter.app import create_app
+    from exporter.config import load_settings
+
+    try:
+        settings = load_settings(
+            args.config, host=args.host, port=args.port, log_level=args.log_level
+        )
+    except ConfigError as exc:
+        print(f"model-exporter: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = create_app(settings)
+    # One worker, always: the state lives in this process's memory, and prometheus_client's
+    # custom collectors do not work in its multiprocess mode.
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        workers=1,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["serve", *argv]
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    _parser().print_help()  # pragma: no cover - every command is handled above
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""HTTP adapter: wire schemas, decoding and routes. Thin: no statistics here."""

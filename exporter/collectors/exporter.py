@@ -1,0 +1,67 @@
+"""The exporter's own health: events received and rejected, drift worker, build info."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterator
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporter import __version__
+from exporter.store import Store
+from exporter.telemetry import Telemetry
+
+
+def exporter_families(store: Store, telemetry: Telemetry) -> Iterator[Metric]:
+    received, rejected, drift = telemetry.snapshot()
+    build = GaugeMetricFamily(
+        "model_exporter_build_info",
+        "Always 1; labels say which model-exporter build is running.",
+        labels=["version", "python_version"],
+    )
+    build.add_metric([__version__, platform.python_version()], 1.0)
+    yield build
+    start = GaugeMetricFamily(
+        "model_exporter_start_time_seconds", "When the exporter started (Unix time)."
+    )
+    start.add_metric([], telemetry.started)
+    yield start
+    models = GaugeMetricFamily(
+        "model_exporter_models", "Models being monitored (bounded by limits.max_models)."
+    )
+    models.add_metric([], len(store.models()))
+    yield models
+    got = CounterMetricFamily(
+        "model_exporter_events_received",
+        "Events in accepted requests: kind prediction, label or reference (one per upload).",
+        labels=["kind"],
+    )
+    for kind, count in received.items():
+        got.add_metric([kind], count)
+    yield got
+    bad = CounterMetricFamily(
+        "model_exporter_events_rejected",
+        "Events in requests refused with a 4xx, by reason (a request that could not be "
+        "parsed counts as one event). Rejected requests change no state.",
+        labels=["reason"],
+    )
+    for reason, count in rejected.items():
+        bad.add_metric([reason.value], count)
+    yield bad
+    runs = CounterMetricFamily("model_exporter_drift_runs", "Runs of the background drift worker.")
+    runs.add_metric([], drift.runs)
+    yield runs
+    computations = CounterMetricFamily(
+        "model_exporter_drift_computations",
+        "Window drift computations by the worker; result ok or error.",
+        labels=["result"],
+    )
+    computations.add_metric(["ok"], drift.computations)
+    computations.add_metric(["error"], drift.failures)
+    yield computations
+    last = GaugeMetricFamily(
+        "model_exporter_drift_run_duration_seconds",
+        "Duration of the drift worker's last run.",
+    )
+    last.add_metric([], drift.last_duration)
+    yield last

@@ -1,0 +1,143 @@
+"""Counters Prometheus can sum across replicas, and the state of the join buffers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+
+from exporter.collectors.quality import views
+from exporter.store import LABEL_DELAY_BUCKETS, Store
+
+MV = ["model", "model_version"]
+
+
+def traffic_families(store: Store, errors: list[str]) -> Iterator[Metric]:
+    info = GaugeMetricFamily(
+        "model_info",
+        "1 for every monitored model; task is binary, multiclass, regression or unknown "
+        "(before the first prediction).",
+        labels=["model", "task"],
+    )
+    predictions = CounterMetricFamily(
+        "model_predictions",
+        "Prediction events accepted (duplicates of an id already seen are not counted).",
+        labels=MV,
+    )
+    labels = CounterMetricFamily(
+        "model_labels",
+        "Ground-truth labels joined to a prediction of this version (inline or later).",
+        labels=MV,
+    )
+    labels_received = CounterMetricFamily(
+        "model_labels_received",
+        "Ground-truth labels received on /v1/labels, joined or not.",
+        labels=["model"],
+    )
+    outcomes = CounterMetricFamily(
+        "model_outcomes",
+        "Joined predictions by true (actual) and predicted class: sum over replicas and "
+        "take increase() for fleet-wide accuracy, precision and recall.",
+        labels=[*MV, "actual", "predicted"],
+    )
+    abs_error = SummaryMetricFamily(
+        "model_absolute_error",
+        "Absolute errors of joined regression predictions (sum and count; the target's unit).",
+        labels=MV,
+    )
+    sq_error = SummaryMetricFamily(
+        "model_squared_error",
+        "Squared errors of joined regression predictions (sum and count).",
+        labels=MV,
+    )
+    delay = HistogramMetricFamily(
+        "model_label_delay_seconds",
+        "Time from a prediction to its ground-truth label, at join time.",
+        labels=MV,
+    )
+    pending = GaugeMetricFamily(
+        "model_pending_predictions",
+        "Predictions waiting for their label (bounded by join.max_pending_predictions).",
+        labels=MV,
+    )
+    pending_labels = GaugeMetricFamily(
+        "model_pending_labels",
+        "Labels that arrived before their prediction and wait for it "
+        "(bounded by join.max_pending_labels).",
+        labels=["model"],
+    )
+    expired = CounterMetricFamily(
+        "model_predictions_expired",
+        "Predictions dropped from the join buffer without a label: reason ttl "
+        "(join.prediction_ttl passed) or capacity (buffer full, oldest evicted).",
+        labels=[*MV, "reason"],
+    )
+    labels_expired = CounterMetricFamily(
+        "model_labels_expired",
+        "Labels dropped while waiting for their prediction: reason ttl or capacity.",
+        labels=["model", "reason"],
+    )
+    duplicates = CounterMetricFamily(
+        "model_duplicate_events",
+        "Events ignored because their id was already seen: kind prediction (e.g. a retried "
+        "batch) or label (a second label for one prediction; the first one counts).",
+        labels=["model", "kind"],
+    )
+    mismatches = CounterMetricFamily(
+        "model_feature_type_mismatches",
+        "Feature values whose type contradicts the feature's kind (e.g. a string for a numeric "
+        "feature); they are treated as missing.",
+        labels=["model", "feature"],
+    )
+    bounds = [*(f"{b:g}" for b in LABEL_DELAY_BUCKETS), "+Inf"]
+    for view in views(store, errors, scores=False):
+        info.add_metric([view.name, view.task or "unknown"], 1.0)
+        labels_received.add_metric([view.name], view.labels_received_total)
+        pending_labels.add_metric([view.name], view.pending_labels)
+        for reason, count in view.labels_expired.items():
+            labels_expired.add_metric([view.name, reason], count)
+        duplicates.add_metric([view.name, "prediction"], view.duplicate_predictions_total)
+        duplicates.add_metric([view.name, "label"], view.duplicate_labels_total)
+        for feature, count in view.type_mismatches.items():
+            mismatches.add_metric([view.name, feature], count)
+        for v in view.versions:
+            key = [view.name, v.name]
+            predictions.add_metric(key, v.predictions_total)
+            labels.add_metric(key, v.labels_total)
+            pending.add_metric(key, v.pending)
+            for reason, count in v.expired.items():
+                expired.add_metric([*key, reason], count)
+            cumulative = v.delay_counts.cumsum().tolist()
+            delay.add_metric(key, list(zip(bounds, cumulative, strict=True)), v.delay_sum)
+            if view.task == "regression":
+                abs_error.add_metric(key, v.error_count, v.abs_error_sum)
+                sq_error.add_metric(key, v.error_count, v.sq_error_sum)
+                continue
+            k = v.outcomes.shape[0]
+            for a in range(k):
+                for p in range(k):
+                    count = int(v.outcomes[a, p])
+                    if count:
+                        outcomes.add_metric([*key, view.classes[a], view.classes[p]], count)
+    yield from (
+        info,
+        predictions,
+        labels,
+        labels_received,
+        outcomes,
+        abs_error,
+        sq_error,
+        delay,
+        pending,
+        pending_labels,
+        expired,
+        labels_expired,
+        duplicates,
+        mismatches,
+    )

@@ -1,0 +1,298 @@
+"""What a model's data looks like: its task, its classes and its features.
+
+These types turn decoded wire values into the numbers the windows keep (class indices, float
+columns) and refuse what does not fit, with a message that names the field and the value. They
+never change on their own: a batch is checked against a copy of the pending additions first and
+committed only when the whole batch is valid. Pure Python and numpy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from exporter.errors import Reason, RejectedInput
+
+Task = Literal["binary", "multiclass", "regression"]
+ClassKind = Literal["int", "bool", "string"]
+FeatureKind = Literal["numeric", "categorical"]
+ClassValue = int | bool | str
+WireValue = int | float | str | bool | None
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def describe_value(value: object) -> str:
+    """A short, quoted rendering of a client's value for error messages."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a bool"
+    if isinstance(value, int):
+        return "an int"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    return type(value).__name__
+
+
+def class_kind_of(value: WireValue) -> ClassKind | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, float) and value.is_integer():
+        return "int"
+    return None
+
+
+def infer_task(values: Sequence[WireValue]) -> tuple[Task, ClassKind | None]:
+    """The task of an undeclared model from its first predictions (and inline labels).
+
+    Bools make a binary classifier; ints in {0, 1} a binary one; other ints or strings a
+    multiclass one; any non-integer float a regression. A declared task always wins over this.
+    """
+    kinds = {type(v) for v in values if v is not None}
+    if float in kinds and not kinds & {str, bool}:
+        return "regression", None
+    if kinds == {bool}:
+        return "binary", "bool"
+    if kinds == {int}:
+        if all(v in (0, 1) for v in values if v is not None):
+            return "binary", "int"
+        return "multiclass", "int"
+    if kinds == {str}:
+        return "multiclass", "string"
+    shown = ", ".join(sorted(_type_name(v) for v in {type(v): v for v in values}.values()))
+    raise RejectedInput(
+        Reason.TASK_MISMATCH,
+        f"predictions mix value types ({shown}); a model's classes must all be ints, all "
+        "strings or all bools, or its predictions all numbers (regression)",
+        events=len(values),
+    )
+
+
+class ClassCodec:
+    """The classes of a classification model, in order of first appearance."""
+
+    def __init__(self, kind: ClassKind | None = None) -> None:
+        self.kind: ClassKind | None = kind
+        self.values: list[ClassValue] = []
+        self.index: dict[ClassValue, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def label(self, index: int) -> str:
+        """The Prometheus label value of a class."""
+        value = self.values[index]
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    def add(self, value: ClassValue) -> int:
+        idx = self.index.get(value)
+        if idx is None:
+            idx = len(self.values)
+            self.values.append(value)
+            self.index[value] = idx
+        return idx
+
+
+@dataclass
+class FeatureSchema:
+    """Feature names in order of first appearance and their kind (None until a value is seen)."""
+
+    names: list[str] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
+    kinds: list[FeatureKind | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def numeric_mask(self) -> list[bool]:
+        return [k == "numeric" for k in self.kinds]
+
+
+def to_epoch(value: float | datetime | None, now: float, max_skew: float, where: str) -> float:
+    """Seconds since the epoch of an event timestamp (``None`` is ``now``)."""
+    if value is None:
+        return now
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise RejectedInput(
+                Reason.INVALID_TIMESTAMP,
+                f"{where}: {value.isoformat()!r} has no UTC offset; RFC 3339 needs one "
+                "(e.g. '2026-01-02T03:04:05Z')",
+            )
+        ts = value.timestamp()
+    else:
+        ts = float(value)
+    if not math.isfinite(ts) or ts < 0:
+        raise RejectedInput(
+            Reason.INVALID_TIMESTAMP, f"{where}: {describe_value(value)} is not a valid time"
+        )
+    if ts > now + max_skew:
+        hint = " (epoch seconds are expected, not milliseconds)" if ts > now * 100 else ""
+        raise RejectedInput(
+            Reason.INVALID_TIMESTAMP,
+            f"{where}: {describe_value(value)} is {ts - now:.0f} s in the future, beyond "
+            f"limits.max_clock_skew ({max_skew:g} s){hint}",
+        )
+    return ts
+
+
+def timestamps(
+    values: Sequence[float | datetime | None], now: float, max_skew: float, field_path: str
+) -> FloatArray:
+    """Epoch seconds of a batch's timestamps; the common all-absent case costs O(1) per event."""
+    if all(v is None for v in values):
+        return np.full(len(values), now)
+    return np.array(
+        [to_epoch(v, now, max_skew, field_path.format(i)) for i, v in enumerate(values)],
+        dtype=np.float64,
+    )
+
+
+def feature_matrix(
+    feature_dicts: Sequence[dict[str, float | str | bool | None]],
+    schema: FeatureSchema,
+    max_features: int,
+    model: str,
+) -> tuple[FloatArray, list[str], dict[int, FeatureKind], dict[int, int]]:
+    """Numeric feature values as an (events, features) matrix in the schema's column order.
+
+    Returns the matrix (NaN where a value is missing, categorical or of the wrong kind), the new
+    feature names (appended after the known ones), the kinds learnt in this batch
+    (column -> kind) and per-column counts of values whose type contradicts the feature's kind.
+    The schema itself is not modified.
+    """
+    n = len(feature_dicts)
+    known = len(schema.names)
+    new_names: list[str] = []
+    new_index: dict[str, int] = {}
+    first_keys = tuple(feature_dicts[0]) if n else ()
+    uniform = all(tuple(f) == first_keys for f in feature_dicts)
+    key_sets = [first_keys] if uniform else [tuple(f) for f in feature_dicts]
+    for keys in key_sets:
+        for name in keys:
+            if name not in schema.index and name not in new_index:
+                new_index[name] = known + len(new_names)
+                new_names.append(name)
+    width = known + len(new_names)
+    if width > max_features:
+        raise RejectedInput(
+            Reason.TOO_MANY_FEATURES,
+            f"model {model!r} would have {width} features (new: "
+            f"{', '.join(map(repr, new_names[:5]))}{', ...' if len(new_names) > 5 else ''}); "
+            f"limits.max_features is {max_features}",
+            events=n,
+        )
+
+    def column_of(name: str) -> int:
+        idx = schema.index.get(name)
+        return new_index[name] if idx is None else idx
+
+    kinds: list[FeatureKind | None] = [*schema.kinds, *([None] * len(new_names))]
+    learnt: dict[int, FeatureKind] = {}
+    mismatches: dict[int, int] = {}
+    matrix = np.full((n, width), np.nan)
+
+    if uniform and n:
+        cols = [column_of(name) for name in first_keys]
+        values = [list(f.values()) for f in feature_dicts]
+        types = set(map(type, itertools.chain.from_iterable(values)))
+        if types <= {float, type(None)} and all(kinds[c] != "categorical" for c in cols):
+            block = np.array(values, dtype=np.float64).reshape(n, len(cols))
+            matrix[:, cols] = block
+            for j, c in enumerate(cols):
+                if kinds[c] is None and not np.isnan(block[:, j]).all():
+                    learnt[c] = "numeric"
+            return matrix, new_names, learnt, mismatches
+
+    # General path: mixed types, missing or reordered keys.
+    for i, feats in enumerate(feature_dicts):
+        for name, value in feats.items():
+            if value is None:
+                continue
+            c = column_of(name)
+            value_kind: FeatureKind = "categorical" if isinstance(value, str | bool) else "numeric"
+            kind = kinds[c]
+            if kind is None:
+                kinds[c] = kind = value_kind
+                learnt[c] = value_kind
+            if kind != value_kind:
+                mismatches[c] = mismatches.get(c, 0) + 1
+            elif value_kind == "numeric":
+                matrix[i, c] = value
+    return matrix, new_names, learnt, mismatches
+
+
+_KIND_NAMES: dict[ClassKind, str] = {"int": "int", "bool": "bool", "string": "string"}
+
+
+def encode_targets(
+    values: Sequence[WireValue],
+    *,
+    task: Task,
+    codec: ClassCodec,
+    kind: ClassKind | None,
+    new_classes: dict[ClassValue, int],
+    where: str,
+    model: str,
+) -> FloatArray | IntArray:
+    """Predictions or labels as class indices (classification) or floats (regression).
+
+    Unknown classes get the next free indices and are recorded in ``new_classes`` (the codec is
+    not modified). ``kind`` is the class kind the values must have (the codec's, or the one the
+    batch establishes). ``where`` formats the field path, e.g. ``"events[{}].label"``.
+    """
+    if task == "regression":
+        out = np.empty(len(values), dtype=np.float64)
+        for i, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise RejectedInput(
+                    Reason.TASK_MISMATCH,
+                    f"{where.format(i)}: {describe_value(v)} is {_type_name(v)}, but model "
+                    f"{model!r} is a regression model and needs numbers",
+                    events=len(values),
+                )
+            out[i] = v
+        return out
+    indices = np.empty(len(values), dtype=np.int64)
+    for i, v in enumerate(values):
+        vkind = class_kind_of(v)
+        if vkind is None or (kind is not None and vkind != kind):
+            raise RejectedInput(
+                Reason.TASK_MISMATCH,
+                f"{where.format(i)}: {describe_value(v)} is {_type_name(v)}, but model "
+                f"{model!r} is a {task} classifier with "
+                f"{_KIND_NAMES[kind] if kind else 'int, string or bool'} classes",
+                events=len(values),
+            )
+        # vkind is not None, so v is a bool, a string, an int or a float with an integer value.
+        key: ClassValue = v if isinstance(v, bool | str) else int(v or 0)
+        idx = codec.index.get(key)
+        if idx is None:
+            idx = new_classes.get(key)
+            if idx is None:
+                idx = len(codec.values) + len(new_classes)
+                new_classes[key] = idx
+        indices[i] = idx
+    return indices

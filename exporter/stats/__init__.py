@@ -1,0 +1,1 @@
+"""Pure statistics (numpy and scipy only): no HTTP, no Prometheus, no state."""

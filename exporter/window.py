@@ -1,0 +1,290 @@
+"""Sliding time windows with bounded memory.
+
+A window of duration ``W`` is a ring of ``B`` time buckets of width ``W / B``. At time ``now`` it
+covers the current (partial) bucket and the ``B - 1`` before it, so its oldest edge moves in steps
+of ``W / B``: with the default 60 buckets, a 1 h window covers between 59 and 60 minutes. Within
+that span, counts are exact at any event rate because each bucket keeps aggregates, not events.
+
+* :class:`QualityWindow` keeps per-bucket confusion counts (classification) or error sums
+  (regression): exact quality over the window in O(B x K^2) memory.
+* :class:`SampleWindow` keeps, per bucket, the exact event count and a uniform reservoir of
+  feature rows; :meth:`SampleWindow.sample` draws a uniform sample of the whole window from them.
+
+Pure numpy: this module knows nothing of HTTP or Prometheus.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+_NO_BUCKET = np.iinfo(np.int64).min
+
+
+class TimeBuckets:
+    """Which ring slot holds which time bucket; the bookkeeping shared by both windows."""
+
+    def __init__(self, duration: float, buckets: int) -> None:
+        if not duration > 0:
+            raise ValueError(f"window duration must be > 0 seconds, got {duration!r}")
+        if buckets < 1:
+            raise ValueError(f"buckets must be >= 1, got {buckets!r}")
+        self.duration = float(duration)
+        self.count = int(buckets)
+        self.width = self.duration / self.count
+        self.ids = np.full(self.count, _NO_BUCKET, dtype=np.int64)
+
+    def bucket_of(self, times: FloatArray) -> IntArray:
+        return np.floor_divide(times, self.width).astype(np.int64)
+
+    def current(self, now: float) -> int:
+        return math.floor(now / self.width)
+
+    def live(self, now: float) -> npt.NDArray[np.bool_]:
+        """Mask of slots whose bucket lies in the window ending at ``now``."""
+        cur = self.current(now)
+        return (self.ids > cur - self.count) & (self.ids <= cur)
+
+    def claim(self, bucket: int) -> tuple[int, bool]:
+        """Slot for ``bucket`` and whether it must be reset (it held an older bucket)."""
+        slot = bucket % self.count
+        fresh = bool(self.ids[slot] != bucket)
+        if fresh:
+            self.ids[slot] = bucket
+        return slot, fresh
+
+    def split(self, times: FloatArray, now: float) -> list[tuple[int, npt.NDArray[np.intp]]]:
+        """Group event indices by bucket, dropping events older than the window.
+
+        Times after ``now`` count as ``now``: a future bucket would share a slot with a live one.
+        """
+        cur = self.current(now)
+        buckets = np.minimum(self.bucket_of(times), cur)
+        keep = buckets > cur - self.count
+        if not keep.all():
+            buckets = np.where(keep, buckets, _NO_BUCKET)
+        first = int(buckets[0])
+        if (buckets == first).all():  # the common case: a batch lands in one bucket
+            if first == _NO_BUCKET:
+                return []
+            return [(first, np.arange(buckets.shape[0]))]
+        groups: list[tuple[int, npt.NDArray[np.intp]]] = []
+        for b in np.unique(buckets):
+            if b != _NO_BUCKET:
+                groups.append((int(b), np.flatnonzero(buckets == b)))
+        return groups
+
+
+class QualityWindow:
+    """Exact classification or regression aggregates over a sliding window.
+
+    Classification keeps a ``(B, K, K)`` confusion count per bucket (``K`` grows as classes
+    appear); regression keeps ``(count, sum |error|, sum error^2)`` per bucket.
+    """
+
+    def __init__(self, duration: float, buckets: int, *, regression: bool) -> None:
+        self.time = TimeBuckets(duration, buckets)
+        self.regression = regression
+        self._k = 0
+        self._confusion = np.zeros((buckets, 0, 0), dtype=np.int64)
+        self._errors = np.zeros((buckets, 3), dtype=np.float64)
+
+    def _grow(self, k: int) -> None:
+        if k <= self._k:
+            return
+        grown = np.zeros((self.time.count, k, k), dtype=np.int64)
+        grown[:, : self._k, : self._k] = self._confusion
+        self._confusion = grown
+        self._k = k
+
+    def add_outcomes(
+        self, times: FloatArray, actual: IntArray, predicted: IntArray, now: float
+    ) -> None:
+        """Count classification outcomes (class indices) at their label times."""
+        if times.shape[0] == 0:
+            return
+        self._grow(int(max(actual.max(), predicted.max())) + 1)
+        k = self._k
+        for bucket, idx in self.time.split(times, now):
+            slot, fresh = self.time.claim(bucket)
+            if fresh:
+                self._confusion[slot] = 0
+            flat = actual[idx] * k + predicted[idx]
+            self._confusion[slot] += np.bincount(flat, minlength=k * k).reshape(k, k)
+
+    def add_errors(self, times: FloatArray, errors: FloatArray, now: float) -> None:
+        """Accumulate regression errors (prediction - truth) at their label times."""
+        if times.shape[0] == 0:
+            return
+        for bucket, idx in self.time.split(times, now):
+            slot, fresh = self.time.claim(bucket)
+            if fresh:
+                self._errors[slot] = 0.0
+            e = errors[idx]
+            self._errors[slot, 0] += e.shape[0]
+            self._errors[slot, 1] += np.sum(np.abs(e))
+            self._errors[slot, 2] += np.sum(e * e)
+
+    def confusion(self, now: float) -> IntArray:
+        """Confusion counts summed over the live buckets (a fresh array)."""
+        out: IntArray = self._confusion[self.time.live(now)].sum(axis=0, dtype=np.int64)
+        if out.ndim != 2:  # no class seen yet
+            return np.zeros((0, 0), dtype=np.int64)
+        return out
+
+    def error_sums(self, now: float) -> tuple[int, float, float]:
+        live = self._errors[self.time.live(now)]
+        return int(live[:, 0].sum()), float(live[:, 1].sum()), float(live[:, 2].sum())
+
+    def samples(self, now: float) -> int:
+        if self.regression:
+            return self.error_sums(now)[0]
+        return int(self._confusion[self.time.live(now)].sum())
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSample:
+    """A uniform sample of the rows of a window.
+
+    ``rows`` is (n, F) with NaN for missing values; ``events`` is the exact number of events
+    in the window, of which ``rows`` is a uniform sample without replacement.
+    """
+
+    rows: FloatArray
+    events: int
+
+
+class SampleWindow:
+    """Exact event counts and a bounded uniform sample of feature rows over a sliding window.
+
+    Each bucket keeps a reservoir (Vitter's algorithm R) of at most ``ceil(2 * capacity / B)``
+    rows and its exact event count. :meth:`sample` allocates ``m <= capacity`` draws to the
+    buckets in proportion to their counts and subsamples each reservoir, which yields a uniform
+    sample of the window. When traffic is so uneven that one bucket's reservoir cannot supply its
+    share, ``m`` shrinks (the sample size is exported, never hidden).
+    """
+
+    def __init__(self, duration: float, buckets: int, capacity: int, *, seed: int = 0) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity!r}")
+        self.time = TimeBuckets(duration, buckets)
+        self.capacity = int(capacity)
+        self.bucket_capacity = max(1, math.ceil(2 * capacity / buckets))
+        self.features = 0
+        self._rng = np.random.default_rng(seed)
+        self._rows: list[FloatArray] = [np.empty((0, 0), dtype=np.float64) for _ in range(buckets)]
+        self._seen = np.zeros(buckets, dtype=np.int64)
+
+    def _reset(self, slot: int) -> None:
+        self._seen[slot] = 0
+        self._rows[slot] = np.empty((0, self.features), dtype=np.float64)
+
+    def grow_features(self, features: int) -> None:
+        """Widen every reservoir to ``features`` columns; old rows get NaN (not observed)."""
+        if features <= self.features:
+            return
+        for slot, rows in enumerate(self._rows):
+            grown = np.full((rows.shape[0], features), np.nan)
+            grown[:, : rows.shape[1]] = rows
+            self._rows[slot] = grown
+        self.features = features
+
+    def add(self, times: FloatArray, rows: FloatArray, now: float) -> None:
+        """Add feature rows (n, F) observed at ``times``."""
+        if rows.shape[0] == 0:
+            return
+        self.grow_features(rows.shape[1])
+        if rows.shape[1] < self.features:
+            padded = np.full((rows.shape[0], self.features), np.nan)
+            padded[:, : rows.shape[1]] = rows
+            rows = padded
+        for bucket, idx in self.time.split(times, now):
+            slot, fresh = self.time.claim(bucket)
+            if fresh:
+                self._reset(slot)
+            self._reservoir_add(slot, rows[idx])
+
+    def _reservoir_add(self, slot: int, batch: FloatArray) -> None:
+        cap = self.bucket_capacity
+        seen = int(self._seen[slot])
+        held = self._rows[slot]
+        n = batch.shape[0]
+        positions = seen + np.arange(n)
+        direct = positions < cap
+        if direct.any():
+            take = int(direct.sum())
+            held = np.concatenate([held, batch[:take]]) if held.shape[0] else batch[:take].copy()
+        if not direct.all():
+            rest = batch[~direct]
+            # Algorithm R: the j-th item (0-based) replaces a uniform slot in [0, j] if < cap.
+            draws = self._rng.integers(0, positions[~direct] + 1)
+            accept = draws < cap
+            targets = draws[accept]
+            chosen = rest[accept]
+            if targets.shape[0]:
+                # Later items overwrite earlier ones at the same slot, as in the sequential
+                # algorithm; numpy does not promise an order for repeated fancy indices.
+                rev_unique, rev_first = np.unique(targets[::-1], return_index=True)
+                last = targets.shape[0] - 1 - rev_first
+                held[rev_unique] = chosen[last]
+        self._rows[slot] = held
+        self._seen[slot] = seen + n
+
+    def events(self, now: float) -> int:
+        return int(self._seen[self.time.live(now)].sum())
+
+    def snapshot(self, now: float) -> tuple[list[FloatArray], IntArray]:
+        """Copies of the live reservoirs and their exact counts, for :func:`draw_sample`."""
+        live = np.flatnonzero(self.time.live(now))
+        return [self._rows[s].copy() for s in live], self._seen[live].copy()
+
+
+def draw_sample(
+    reservoirs: list[FloatArray], seen: IntArray, capacity: int, *, seed: int = 0
+) -> WindowSample:
+    """Uniform sample of at most ``capacity`` rows of a window from its bucket reservoirs.
+
+    Bucket ``i`` saw ``seen[i]`` events and kept ``reservoirs[i]``, a uniform sample of them.
+    Drawing from each bucket in proportion to ``seen`` gives a uniform sample of the window.
+
+    Examples
+    --------
+    >>> r = [np.array([[1.0], [2.0]]), np.array([[3.0]])]
+    >>> s = draw_sample(r, np.array([2, 1]), capacity=10)
+    >>> sorted(s.rows[:, 0].tolist()), s.events
+    ([1.0, 2.0, 3.0], 3)
+    """
+    total = int(seen.sum())
+    width = reservoirs[0].shape[1] if reservoirs else 0
+    if total == 0:
+        return WindowSample(rows=np.empty((0, width)), events=0)
+    held = np.array([r.shape[0] for r in reservoirs], dtype=np.int64)
+    m = min(capacity, total)
+    nonzero = seen > 0
+    # The largest m for which every bucket's proportional share fits in its reservoir.
+    m = min(m, int(np.floor(np.min(held[nonzero] * total / seen[nonzero]))))
+    share = m * seen / total
+    alloc = np.floor(share).astype(np.int64)
+    remainder = m - int(alloc.sum())
+    if remainder > 0:
+        order = np.argsort(-(share - alloc), kind="stable")
+        alloc[order[:remainder]] += 1
+    alloc = np.minimum(alloc, held)
+    rng = np.random.default_rng(seed)
+    parts: list[FloatArray] = []
+    for rows, k in zip(reservoirs, alloc, strict=True):
+        if k == 0:
+            continue
+        if k >= rows.shape[0]:
+            parts.append(rows)
+        else:
+            parts.append(rows[rng.choice(rows.shape[0], int(k), replace=False)])
+    if not parts:
+        return WindowSample(rows=np.empty((0, width)), events=total)
+    return WindowSample(rows=np.concatenate(parts), events=total)
