@@ -100,7 +100,7 @@ class QualitySettings(_Section):
 class DriftSettings(_Section):
     min_samples: int = Field(
         100,
-        ge=1,
+        ge=2,  # a KS p-value needs n1*n2/(n1+n2) >= 1
         description="values a feature needs in window and reference before drift is exported",
     )
     sample_size: int = Field(

@@ -2,12 +2,11 @@
 
 ::
 
-    ExporterError                 base of everything raised on purpose
-    ├── ConfigError               invalid configuration: names the key and the value; fails start-up
-    └── RejectedInput             a client's mistake: an HTTP 4xx with a fixed ``Reason``
-        ├── PayloadTooLarge       413 (body or batch over the configured limit)
-        ├── UnsupportedMediaType  415
-        └── UnknownModel          404
+    ExporterError      base of everything raised on purpose
+    ├── ConfigError    invalid configuration: names the key and the value; fails start-up
+    └── RejectedInput  a client's mistake: an HTTP 4xx whose status follows its ``Reason``
+                       (400 malformed, 404 unknown model, 413 too large, 415 media type,
+                       422 everything else)
 
 A ``RejectedInput`` is raised before any state changes, so a rejected request leaves the exporter
 exactly as it was; the HTTP layer answers it and counts it in
@@ -50,10 +49,19 @@ class ConfigError(ExporterError):
     """The configuration is invalid; the message names the key and the offending value."""
 
 
-class RejectedInput(ExporterError):
-    """Input refused before any state change; maps to an HTTP 4xx."""
+#: HTTP status of each rejection reason; any reason not listed is 422 Unprocessable Content.
+STATUS: dict[Reason, int] = {
+    Reason.MALFORMED_JSON: 400,
+    Reason.MALFORMED_CSV: 400,
+    Reason.UNKNOWN_MODEL: 404,
+    Reason.BODY_TOO_LARGE: 413,
+    Reason.BATCH_TOO_LARGE: 413,
+    Reason.UNSUPPORTED_MEDIA_TYPE: 415,
+}
 
-    status_code = 422
+
+class RejectedInput(ExporterError):
+    """Input refused before any state change; an HTTP 4xx whose status follows the reason."""
 
     def __init__(self, reason: Reason, message: str, *, events: int = 1) -> None:
         super().__init__(message)
@@ -62,14 +70,6 @@ class RejectedInput(ExporterError):
         #: How many events the rejected request carried (1 when it could not be parsed).
         self.events = max(1, events)
 
-
-class PayloadTooLarge(RejectedInput):
-    status_code = 413
-
-
-class UnsupportedMediaType(RejectedInput):
-    status_code = 415
-
-
-class UnknownModel(RejectedInput):
-    status_code = 404
+    @property
+    def status_code(self) -> int:
+        return STATUS.get(self.reason, 422)

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from exporter.config import ModelSpec, Settings
-from exporter.errors import Reason, RejectedInput, UnknownModel
+from exporter.errors import Reason, RejectedInput
 from exporter.join import PendingBuffer
 from exporter.reference import Reference, ReferenceBuilder
 from exporter.schema import (
@@ -544,7 +544,7 @@ class ModelState:
                     )
                 seen.add(ident)
         if self.task is None:  # registered by a reference upload, no prediction yet
-            raise UnknownModel(
+            raise RejectedInput(
                 Reason.UNKNOWN_MODEL,
                 f"model {self.name!r} has no predictions yet, so its labels cannot be joined",
                 events=n,
@@ -667,6 +667,20 @@ class ModelState:
 
     def set_reference(self, reference: Reference, version: str | None, now: float) -> None:
         """Replace the reference of one version, or of every version present and future."""
+        for name, kind in zip(self.features.names, self.features.kinds, strict=True):
+            ref_kind = (
+                "numeric"
+                if name in reference.numeric
+                else "categorical"
+                if name in reference.categorical
+                else None
+            )
+            if kind is not None and ref_kind is not None and ref_kind != kind:
+                raise RejectedInput(
+                    Reason.INVALID_REFERENCE,
+                    f"reference: feature {name!r} is {ref_kind} in the reference but {kind} in "
+                    f"the events of model {self.name!r}",
+                )
         if version is None:
             self.reference = reference
             for v in self.versions.values():
@@ -712,7 +726,7 @@ class Store:
         with self._lock:
             state = self._models.get(model)
         if state is None:
-            raise UnknownModel(
+            raise RejectedInput(
                 Reason.UNKNOWN_MODEL,
                 f"model {model!r} is unknown: no prediction has been received for it",
             )
@@ -721,7 +735,7 @@ class Store:
     def _new_model(self, model: str, now: float, events: int) -> ModelState:
         spec = self.settings.models.get(model)
         if spec is None and not self.settings.auto_register:
-            raise UnknownModel(
+            raise RejectedInput(
                 Reason.UNKNOWN_MODEL,
                 f"model {model!r} is not declared under 'models' in the config and "
                 "auto_register is off",

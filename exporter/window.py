@@ -8,7 +8,7 @@ that span, counts are exact at any event rate because each bucket keeps aggregat
 * :class:`QualityWindow` keeps per-bucket confusion counts (classification) or error sums
   (regression): exact quality over the window in O(B x K^2) memory.
 * :class:`SampleWindow` keeps, per bucket, the exact event count and a uniform reservoir of
-  feature rows; :meth:`SampleWindow.sample` draws a uniform sample of the whole window from them.
+  feature rows; :func:`draw_sample` draws a uniform sample of the whole window from them.
 
 Pure numpy: this module knows nothing of HTTP or Prometheus.
 """
@@ -163,26 +163,38 @@ class WindowSample:
 class SampleWindow:
     """Exact event counts and a bounded uniform sample of feature rows over a sliding window.
 
-    Each bucket keeps a reservoir (Vitter's algorithm R) of at most ``ceil(2 * capacity / B)``
-    rows and its exact event count. :meth:`sample` allocates ``m <= capacity`` draws to the
-    buckets in proportion to their counts and subsamples each reservoir, which yields a uniform
-    sample of the window. When traffic is so uneven that one bucket's reservoir cannot supply its
-    share, ``m`` shrinks (the sample size is exported, never hidden).
+    Each bucket keeps its exact event count and a reservoir (Vitter's algorithm R) of its rows.
+    The newest bucket may hold up to ``capacity`` rows. When the buckets together hold more than
+    ``3 * capacity`` rows, every older bucket is thinned to ``1.5 * capacity * n_i / N`` rows
+    (``n_i`` its events, ``N`` the window's): a uniform subsample of a uniform sample is uniform,
+    and algorithm R carries on correctly with the smaller capacity. Memory stays below
+    ``3 * capacity`` rows plus one batch, while every bucket keeps at least its proportional share
+    of a ``capacity``-row sample of the window.
+
+    :func:`draw_sample` then draws from each bucket in proportion to its count: a uniform sample
+    of the whole window. If the window shrinks a lot after thinning (old busy buckets expire), a
+    bucket may be short of its share and the sample is smaller; its size is exported.
     """
+
+    #: Thin older buckets when the window holds more than this many times ``capacity`` rows.
+    BUDGET = 3.0
+    #: ...down to this many times their proportional share of ``capacity``.
+    KEEP = 1.5
 
     def __init__(self, duration: float, buckets: int, capacity: int, *, seed: int = 0) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity!r}")
         self.time = TimeBuckets(duration, buckets)
         self.capacity = int(capacity)
-        self.bucket_capacity = max(1, math.ceil(2 * capacity / buckets))
         self.features = 0
         self._rng = np.random.default_rng(seed)
         self._rows: list[FloatArray] = [np.empty((0, 0), dtype=np.float64) for _ in range(buckets)]
         self._seen = np.zeros(buckets, dtype=np.int64)
+        self._cap = np.full(buckets, self.capacity, dtype=np.int64)
 
     def _reset(self, slot: int) -> None:
         self._seen[slot] = 0
+        self._cap[slot] = self.capacity
         self._rows[slot] = np.empty((0, self.features), dtype=np.float64)
 
     def grow_features(self, features: int) -> None:
@@ -209,9 +221,14 @@ class SampleWindow:
             if fresh:
                 self._reset(slot)
             self._reservoir_add(slot, rows[idx])
+        self._rebalance(now)
+
+    def held(self) -> int:
+        """Rows held in memory, over every slot."""
+        return sum(r.shape[0] for r in self._rows)
 
     def _reservoir_add(self, slot: int, batch: FloatArray) -> None:
-        cap = self.bucket_capacity
+        cap = int(self._cap[slot])
         seen = int(self._seen[slot])
         held = self._rows[slot]
         n = batch.shape[0]
@@ -235,6 +252,26 @@ class SampleWindow:
                 held[rev_unique] = chosen[last]
         self._rows[slot] = held
         self._seen[slot] = seen + n
+
+    def _rebalance(self, now: float) -> None:
+        live = self.time.live(now)
+        for dead in np.flatnonzero(~live).tolist():
+            if self._rows[dead].shape[0]:
+                self._reset(dead)  # expired: free its memory now
+        if self.held() <= self.BUDGET * self.capacity:
+            return
+        live_slots = np.flatnonzero(live)
+        total = int(self._seen[live_slots].sum())
+        newest = int(live_slots[np.argmax(self.time.ids[live_slots])])
+        for slot in live_slots.tolist():
+            if slot == newest:
+                continue
+            keep = math.ceil(self.KEEP * self.capacity * int(self._seen[slot]) / total)
+            rows = self._rows[slot]
+            if rows.shape[0] > keep:
+                pick = self._rng.choice(rows.shape[0], keep, replace=False)
+                self._rows[slot] = rows[np.sort(pick)]
+                self._cap[slot] = keep
 
     def events(self, now: float) -> int:
         return int(self._seen[self.time.live(now)].sum())

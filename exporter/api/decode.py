@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 
-from exporter.errors import PayloadTooLarge, Reason, RejectedInput, UnsupportedMediaType
+from exporter.errors import Reason, RejectedInput
 
 _AT = re.compile(r"^(?P<what>.*?) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
 _BYTE = re.compile(r"\(byte (\d+)\)")
@@ -25,7 +25,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
+        raise RejectedInput(
             Reason.BODY_TOO_LARGE,
             f"body: {int(declared)} bytes is over the limit of {limit} bytes "
             "(limits.max_body_bytes); send smaller batches",
@@ -35,7 +35,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(
+            raise RejectedInput(
                 Reason.BODY_TOO_LARGE,
                 f"body: over the limit of {limit} bytes (limits.max_body_bytes); "
                 "send smaller batches",
@@ -51,7 +51,7 @@ def media_type(request: Request) -> str:
 def require_json(request: Request) -> None:
     kind = media_type(request)
     if kind and kind != "application/json" and not kind.endswith("+json"):
-        raise UnsupportedMediaType(
+        raise RejectedInput(
             Reason.UNSUPPORTED_MEDIA_TYPE,
             f"Content-Type {kind!r} is not supported here; send JSON with "
             "'Content-Type: application/json'",

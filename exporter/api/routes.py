@@ -1,6 +1,8 @@
-"""HTTP routes of API v1, ``/metrics`` and the health endpoints."""
+"""HTTP routes of API v1, ``/metrics`` and the health endpoints.
 
-from __future__ import annotations
+(No ``from __future__ import annotations``: FastAPI must evaluate the route signatures, whose
+limits come from the settings in :func:`build_router`'s scope.)
+"""
 
 import gzip
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from exporter.analysis import ModelView, model_view
 from exporter.api.decode import decode, media_type, read_body, require_json
 from exporter.api.schemas import Decoders, openapi_body
 from exporter.config import Settings
-from exporter.errors import PayloadTooLarge, Reason, RejectedInput, UnsupportedMediaType
+from exporter.errors import Reason, RejectedInput
 from exporter.reference import (
     ReferenceError,
     parse_csv_columns,
@@ -78,7 +80,7 @@ def build_router(ctx: Context) -> APIRouter:
 
     def check_batch(count: int, what: str) -> None:
         if count > limits.max_batch_events:
-            raise PayloadTooLarge(
+            raise RejectedInput(
                 Reason.BATCH_TOO_LARGE,
                 f"{what}: {count} items in one batch is over limits.max_batch_events "
                 f"({limits.max_batch_events})",
@@ -175,7 +177,7 @@ def build_router(ctx: Context) -> APIRouter:
             elif not kind or kind == "application/json" or kind.endswith("+json"):
                 columns = decode(ctx.decoders.reference, body).features
             else:
-                raise UnsupportedMediaType(
+                raise RejectedInput(
                     Reason.UNSUPPORTED_MEDIA_TYPE,
                     f"Content-Type {kind!r} is not supported here; send application/json "
                     "or text/csv",

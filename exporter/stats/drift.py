@@ -53,8 +53,10 @@ def ks_statistic_sorted(reference: FloatArray, window: FloatArray) -> float:
 def ks_pvalue(statistic: float, n1: int, n2: int) -> float:
     """Two-sided asymptotic p-value, as ``scipy.stats.ks_2samp(method="asymp")``."""
     m, n = sorted([float(n1), float(n2)], reverse=True)
-    en = m * n / (m + n)
-    p = float(stats.kstwo.sf(statistic, np.round(en)))
+    en = np.round(m * n / (m + n))
+    if en < 1:
+        raise ValueError(f"samples of {n1} and {n2} values are too small for a KS p-value")
+    p = float(stats.kstwo.sf(statistic, en))
     return min(max(p, 0.0), 1.0)
 
 
@@ -90,7 +92,7 @@ def ks_columns(
     results: list[KSResult | None] = []
     for j, ref in enumerate(reference_sorted):
         n_window = int(counts[j])
-        if n_window < max(min_samples, 1) or ref.shape[0] < max(min_samples, 1):
+        if n_window < max(min_samples, 2) or ref.shape[0] < max(min_samples, 2):
             results.append(None)
             continue
         results.append(ks_2samp_sorted(ref, ordered[:n_window, j]))

@@ -1,0 +1,162 @@
+"""Windows: exact counts over the live buckets, uniform bounded samples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from exporter.window import QualityWindow, SampleWindow, TimeBuckets, draw_sample
+
+
+def test_time_buckets_cover_the_last_b_buckets() -> None:
+    tb = TimeBuckets(60.0, 6)  # 10 s buckets
+    assert tb.width == 10.0
+    for b in (0, 1, 2, 3, 4, 5, 6):
+        tb.claim(b)
+    # At t=65 the current bucket is 6; live buckets are 1..6 (bucket 0's slot now holds 6).
+    live = tb.ids[tb.live(65.0)]
+    assert sorted(live.tolist()) == [1, 2, 3, 4, 5, 6]
+    assert sorted(tb.ids[tb.live(95.0)].tolist()) == [4, 5, 6]
+
+
+def test_time_buckets_reject_bad_parameters() -> None:
+    with pytest.raises(ValueError, match="duration"):
+        TimeBuckets(0, 6)
+    with pytest.raises(ValueError, match="buckets"):
+        TimeBuckets(60, 0)
+
+
+def test_quality_window_equals_brute_force_over_time() -> None:
+    """Random outcomes over 3 windows' worth of time; at every step the window sum equals a
+    brute-force count of the outcomes whose bucket is live."""
+    rng = np.random.default_rng(3)
+    w = QualityWindow(600.0, 60, regression=False)  # 10 s buckets
+    log_t, log_a, log_p = [], [], []
+    now = 1_000_000.0
+    for _ in range(200):
+        now += float(rng.exponential(9.0))
+        n = int(rng.integers(1, 30))
+        # Outcomes stamped up to 5 minutes in the past, and a few "future" ones (clamped).
+        t = now - rng.uniform(-5, 300, n)
+        a = rng.integers(0, 4, n)
+        p = rng.integers(0, 4, n)
+        w.add_outcomes(t, a, p, now)
+        log_t.append(np.minimum(t, now))
+        log_a.append(a)
+        log_p.append(p)
+        all_t = np.concatenate(log_t)
+        bucket = np.floor_divide(all_t, 10.0)
+        cur = np.floor(now / 10.0)
+        live = bucket > cur - 60
+        # An outcome only counts if it was inside the window when it arrived; with 5-minute-old
+        # timestamps and a 10-minute window that is always true here.
+        expected = np.zeros((4, 4), dtype=np.int64)
+        np.add.at(expected, (np.concatenate(log_a)[live], np.concatenate(log_p)[live]), 1)
+        np.testing.assert_array_equal(w.confusion(now), expected)
+
+
+def test_quality_window_drops_outcomes_older_than_the_window() -> None:
+    w = QualityWindow(60.0, 6, regression=False)
+    now = 10_000.0
+    w.add_outcomes(np.array([now - 100.0, now - 1.0]), np.array([0, 1]), np.array([0, 1]), now)
+    assert w.confusion(now).sum() == 1
+    assert w.samples(now) == 1
+    assert w.samples(now + 61.0) == 0  # everything has left the window
+
+
+def test_quality_window_regression_sums() -> None:
+    w = QualityWindow(60.0, 6, regression=True)
+    e = np.array([1.0, -2.0, 3.0])
+    w.add_errors(np.array([0.0, 15.0, 30.0]) + 1000, e, 1030.0)
+    assert w.error_sums(1030.0) == (3, 6.0, 14.0)
+    assert w.error_sums(1075.0) == (1, 3.0, 9.0)  # buckets at 1000 and 1015 left
+    assert w.samples(1075.0) == 1
+
+
+def test_sample_window_keeps_everything_under_capacity() -> None:
+    w = SampleWindow(60.0, 6, capacity=1000)
+    rows = np.arange(200.0).reshape(100, 2)
+    times = np.linspace(1000.0, 1059.0, 100)
+    w.add(times, rows, 1059.0)
+    reservoirs, seen = w.snapshot(1059.0)
+    s = draw_sample(reservoirs, seen, 1000)
+    assert s.events == 100
+    np.testing.assert_array_equal(np.sort(s.rows[:, 0]), rows[:, 0])
+
+
+def test_sample_window_grows_features_with_nan() -> None:
+    w = SampleWindow(60.0, 6, capacity=100)
+    w.add(np.array([1000.0]), np.array([[1.0]]), 1000.0)
+    w.add(np.array([1001.0]), np.array([[2.0, 5.0]]), 1001.0)
+    reservoirs, seen = w.snapshot(1001.0)
+    s = draw_sample(reservoirs, seen, 100)
+    assert s.rows.shape == (2, 2)
+    assert np.isnan(s.rows[s.rows[:, 0] == 1.0, 1]).all()
+
+
+def test_sample_window_is_bounded_and_counts_exactly() -> None:
+    w = SampleWindow(600.0, 60, capacity=500)
+    now = 50_000.0
+    rng = np.random.default_rng(0)
+    total = 0
+    for _ in range(590):  # 590 s of traffic: all of it inside the (590..600 s) window
+        now += 1.0
+        n = int(rng.integers(50, 150))
+        w.add(np.full(n, now), rng.normal(size=(n, 3)), now)
+        total += n
+    assert w.held() <= 3 * 500 + 150  # the budget, plus at most one batch
+    assert w.events(now) == total  # exact, although only a sample of rows is held
+    s = draw_sample(*w.snapshot(now), 500)
+    assert s.rows.shape[0] == 500
+    assert s.events == total
+
+
+def test_sample_is_uniform_over_the_window() -> None:
+    """Each event's value is its arrival index; a uniform sample of the window has uniformly
+    distributed indices even though the reservoirs overflowed and the rate varied 20-fold."""
+    w = SampleWindow(600.0, 60, capacity=2000, seed=1)
+    now = 100_000.0
+    index = 0
+    rates = np.where(np.arange(590) < 300, 20, 400)  # a burst in the second half
+    for rate in rates:
+        now += 1.0
+        w.add(np.full(rate, now), np.arange(index, index + rate, dtype=float)[:, None], now)
+        index += rate
+    s = draw_sample(*w.snapshot(now), 2000, seed=5)
+    assert s.events == index
+    # Share of the sample from the quiet first half should match its share of events.
+    quiet = 300 * 20  # indices below this arrived in the quiet first half
+    observed = int((s.rows[:, 0] < quiet).sum())
+    expected_share = quiet / index
+    # Binomial 6-sigma band: deterministic (seeded) yet meaningful.
+    n = s.rows.shape[0]
+    sigma = np.sqrt(n * expected_share * (1 - expected_share))
+    assert abs(observed - n * expected_share) < 6 * sigma
+    # And within the busy half, the KS distance to uniform is small.
+    busy = s.rows[:, 0][s.rows[:, 0] >= quiet]
+    ks = stats.kstest(busy, stats.uniform(loc=quiet, scale=index - quiet).cdf)
+    assert ks.pvalue > 1e-4
+
+
+def test_one_burst_in_one_bucket_is_kept_whole_under_capacity() -> None:
+    w = SampleWindow(3600.0, 60, capacity=10_000)
+    w.add(np.full(1800, 5000.0), np.arange(1800.0)[:, None], 5000.0)
+    s = draw_sample(*w.snapshot(5000.0), 10_000)
+    assert s.rows.shape[0] == 1800
+
+
+def test_expired_buckets_free_their_memory() -> None:
+    w = SampleWindow(60.0, 6, capacity=100)
+    w.add(np.full(50, 1000.0), np.zeros((50, 1)), 1000.0)
+    w.add(np.full(5, 2000.0), np.zeros((5, 1)), 2000.0)
+    assert w.held() == 5
+
+
+def test_draw_sample_shrinks_when_one_bucket_cannot_supply_its_share() -> None:
+    reservoirs = [np.zeros((5, 1)), np.ones((5, 1))]
+    seen = np.array([1000, 5])  # the first bucket saw 1000 events but holds 5
+    s = draw_sample(reservoirs, seen, capacity=100)
+    # The first bucket holds 99.5 % of events but can supply only 5 rows: m = 5 / 0.995.
+    assert s.rows.shape[0] == 5
+    assert s.events == 1005
