@@ -80,7 +80,9 @@ def make_exporter() -> Iterator[Callable[..., Exporter]]:
     """``make_exporter(**settings)`` starts an app (lifespan included) with a fake clock."""
     clients: list[TestClient] = []
 
-    def make(*, clock: FakeClock | None = None, config: str | None = None, **overrides: Any) -> Exporter:
+    def make(
+        *, clock: FakeClock | None = None, config: str | None = None, **overrides: Any
+    ) -> Exporter:
         clock = clock or FakeClock()
         settings = load_settings(config, **overrides)
         app = create_app(settings, clock=clock, drift_worker=False)

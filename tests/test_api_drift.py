@@ -128,8 +128,10 @@ def test_first_events_become_the_reference(make_exporter) -> None:
     m = exp.metrics()
     key = {"model": "m", "model_version": "default", "window": "1h", "feature": "f"}
     assert_ks(m, key, values[:200], values)
-    assert sample(m, "model_reference_rows", model="m", model_version="default",
-                  source="first_events") == 200
+    assert (
+        sample(m, "model_reference_rows", model="m", model_version="default", source="first_events")
+        == 200
+    )
 
 
 def test_model_wide_upload_replaces_every_version_reference(make_exporter) -> None:
@@ -199,7 +201,9 @@ def test_drift_window_follows_prediction_time(make_exporter) -> None:
 def test_sample_capacity_bounds_the_values_used(make_exporter) -> None:
     exp = make_exporter(drift={"sample_size": 1000, "min_samples": 10})
     rng = np.random.default_rng(4)
-    exp.client.put("/v1/models/m/reference", json={"features": {"f": rng.normal(size=500).tolist()}})
+    exp.client.put(
+        "/v1/models/m/reference", json={"features": {"f": rng.normal(size=500).tolist()}}
+    )
     send(exp, "m", {"f": rng.normal(size=6000)})
     exp.refresh_drift()
     m = exp.metrics()
@@ -219,8 +223,10 @@ def test_categorical_and_missing_features_get_no_ks(make_exporter) -> None:
     )
     exp.predictions(
         "m",
-        [{"id": str(i), "features": {"x": float(i), "c": "a", "n": None}, "prediction": 1}
-         for i in range(5)],
+        [
+            {"id": str(i), "features": {"x": float(i), "c": "a", "n": None}, "prediction": 1}
+            for i in range(5)
+        ],
     )
     exp.refresh_drift()
     features = exp.status("m")["versions"]["default"]["windows"]["1h"]["drift"]["features"]

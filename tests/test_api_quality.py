@@ -155,8 +155,12 @@ def test_multiclass_string_classes_match_sklearn(make_exporter) -> None:
     exp = make_exporter(windows=["5m", "1h"], quality={"min_samples": 1})
     simulate(exp, "species", ["setosa", "versicolor", "virginica", "other"], seed=7)
     m = exp.metrics()
-    assert sample(m, "model_precision", model="species", model_version="v1", window="1h",
-                  average="binary") is None  # multiclass: no binary average
+    assert (
+        sample(
+            m, "model_precision", model="species", model_version="v1", window="1h", average="binary"
+        )
+        is None
+    )  # multiclass: no binary average
     assert exp.status("species")["task"] == "multiclass"
 
 

@@ -44,7 +44,11 @@ def test_identical_and_disjoint_samples() -> None:
 
 def test_columns_skip_nan_and_small_samples() -> None:
     rng = np.random.default_rng(7)
-    ref = [np.sort(rng.normal(size=500)), np.sort(rng.normal(size=500)), np.sort(rng.normal(size=50))]
+    ref = [
+        np.sort(rng.normal(size=500)),
+        np.sort(rng.normal(size=500)),
+        np.sort(rng.normal(size=50)),
+    ]
     window = rng.normal(0.2, 1, (400, 3))
     window[rng.random(400) < 0.3, 0] = np.nan  # missing values
     window[:, 1] = np.nan  # a column with nothing

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from exporter.errors import Reason, RejectedInput
 
 _AT = re.compile(r"^(?P<what>.*?) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
+_AT_KEY = re.compile(r"^(?P<what>.*?) - at `key` in `\$(?P<path>[^`]*)`$", re.DOTALL)
 _BYTE = re.compile(r"\(byte (\d+)\)")
 _STEP = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 
@@ -66,12 +67,23 @@ def decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
         raise _validation_error(str(exc), body) from None
     except msgspec.DecodeError as exc:
         raise _decode_error(str(exc), body) from None
+    except UnicodeDecodeError as exc:
+        raise RejectedInput(
+            Reason.MALFORMED_JSON,
+            f"body: not valid UTF-8 at byte {exc.start} ({exc.reason}); JSON must be UTF-8",
+        ) from None
 
 
 def _decode_error(text: str, body: bytes) -> RejectedInput:
     if not body.strip():
         return RejectedInput(Reason.MALFORMED_JSON, "body: empty; expected a JSON object")
     match = _BYTE.search(text)
+    if "truncated" in text:
+        return RejectedInput(
+            Reason.MALFORMED_JSON,
+            f"body: not valid JSON: it ends after {len(body)} bytes, in the middle of a value "
+            "(truncated?)",
+        )
     if match:
         pos = int(match.group(1))
         tail = body[pos : pos + 9].lstrip(b"-")
@@ -92,8 +104,11 @@ def _decode_error(text: str, body: bytes) -> RejectedInput:
 
 
 def _validation_error(text: str, body: bytes) -> RejectedInput:
-    match = _AT.match(text)
+    key_match = _AT_KEY.match(text)
+    match = key_match or _AT.match(text)
     what, path = (match.group("what"), match.group("path")) if match else (text, "")
+    if key_match:  # a map key failed (e.g. a feature name too long): find and name it
+        path += "[...]"
     path, value = _value_at(body, path, what)
     field = path.lstrip(".") or "body"
     shown = ""
@@ -111,7 +126,7 @@ def _validation_error(text: str, body: bytes) -> RejectedInput:
         what = "Number out of range of a 64-bit float (it would be Infinity)"
     else:
         reason = Reason.INVALID_FIELD
-    return RejectedInput(reason, f"{field}: {what}{shown}")
+    return RejectedInput(reason, f"{field}: {what}{shown}", events=_count_events(body))
 
 
 class _Missing:
@@ -169,3 +184,17 @@ def _offending_entry(mapping: dict[str, Any], what: str) -> tuple[str, Any] | No
         if isinstance(value, float) and not math.isfinite(value):
             return name, value
     return None
+
+
+def _count_events(body: bytes) -> int:
+    """Items in the request's ``events`` or ``labels`` array, if it parses at all (else 1)."""
+    try:
+        node = json.loads(body)
+    except (ValueError, RecursionError):
+        return 1
+    if isinstance(node, dict):
+        for key in ("events", "labels"):
+            items = node.get(key)
+            if isinstance(items, list):
+                return max(1, len(items))
+    return 1

@@ -20,6 +20,7 @@ from exporter.api.schemas import Decoders, openapi_body
 from exporter.config import Settings
 from exporter.errors import Reason, RejectedInput
 from exporter.reference import (
+    CSVFormatError,
     ReferenceError,
     parse_csv_columns,
     reference_from_columns,
@@ -189,7 +190,9 @@ def build_router(ctx: Context) -> APIRouter:
             )
         except ReferenceError as exc:
             reason = (
-                Reason.MALFORMED_CSV if str(exc).startswith("CSV") else Reason.INVALID_REFERENCE
+                Reason.MALFORMED_CSV
+                if isinstance(exc, CSVFormatError)
+                else Reason.INVALID_REFERENCE
             )
             raise RejectedInput(reason, f"reference: {exc}") from None
         ctx.store.set_reference(model, model_version, reference)

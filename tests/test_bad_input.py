@@ -1,0 +1,753 @@
+"""Bad input: a 4xx naming the field and value, counted by reason, and no state change."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import Exporter, parse_metrics
+
+LIMITS = {
+    "max_models": 2,
+    "max_versions_per_model": 2,
+    "max_features": 4,
+    "max_classes": 3,
+    "max_batch_events": 5,
+    "max_body_bytes": 4096,
+    "max_reference_bytes": 4096,
+    "max_name_length": 16,
+    "max_value_length": 24,
+}
+
+
+def ev(i: int | str, **kw: Any) -> dict[str, Any]:
+    return {"id": f"x{i}", "features": {"a": 1.0}, "prediction": 0, **kw}
+
+
+def body(model: str = "m", events: list[dict[str, Any]] | None = None, **kw: Any) -> bytes:
+    kw.setdefault("model_version", "v1")
+    return json.dumps({"model": model, "events": events or [ev(1)], **kw}).encode()
+
+
+J = {"Content-Type": "application/json"}
+
+# (id, method, path, raw body, headers, status, reason, fragments the message must contain, events)
+CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str, list[str], int]] = [
+    (
+        "malformed",
+        "POST",
+        "/v1/predictions",
+        b'{"model": "m", "events": [',
+        J,
+        400,
+        "malformed_json",
+        ["not valid JSON", "truncated"],
+        1,
+    ),
+    (
+        "bad_token",
+        "POST",
+        "/v1/predictions",
+        b'{"model": "m", "events": [}',
+        J,
+        400,
+        "malformed_json",
+        ["not valid JSON", "line 1, column 27"],
+        1,
+    ),
+    ("empty_body", "POST", "/v1/predictions", b"", J, 400, "malformed_json", ["empty"], 1),
+    (
+        "not_utf8",
+        "POST",
+        "/v1/predictions",
+        b'{"model": "\xff"}',
+        J,
+        400,
+        "malformed_json",
+        ["UTF-8"],
+        1,
+    ),
+    (
+        "nan_literal",
+        "POST",
+        "/v1/predictions",
+        b'{"model":"m","events":[{"id":"a","features":{"a":NaN},"prediction":0}]}',
+        J,
+        422,
+        "non_finite",
+        ["NaN"],
+        1,
+    ),
+    (
+        "infinity_literal",
+        "POST",
+        "/v1/predictions",
+        b'{"model":"m","events":[{"id":"a","features":{"a":-Infinity},"prediction":0}]}',
+        J,
+        422,
+        "non_finite",
+        ["Infinity"],
+        1,
+    ),
+    (
+        "overflow_number",
+        "POST",
+        "/v1/predictions",
+        b'{"model":"m","events":[{"id":"a","features":{"a":1e400},"prediction":0}]}',
+        J,
+        422,
+        "non_finite",
+        ["events[0].features.a", "inf"],
+        1,
+    ),
+    (
+        "top_level_array",
+        "POST",
+        "/v1/predictions",
+        b"[1, 2]",
+        J,
+        422,
+        "invalid_field",
+        ["body", "object"],
+        1,
+    ),
+    (
+        "features_not_object",
+        "POST",
+        "/v1/predictions",
+        body(events=[{"id": "a", "features": [1, 2], "prediction": 0}]),
+        J,
+        422,
+        "invalid_field",
+        ["events[0].features", "[1, 2]"],
+        1,
+    ),
+    (
+        "nested_feature_value",
+        "POST",
+        "/v1/predictions",
+        body(events=[{"id": "a", "features": {"a": 1.0, "b": {"c": 1}}, "prediction": 0}]),
+        J,
+        422,
+        "invalid_field",
+        ["events[0].features.b", "{'c': 1}"],
+        1,
+    ),
+    (
+        "missing_prediction",
+        "POST",
+        "/v1/predictions",
+        body(events=[ev(1), {"id": "a", "features": {}}]),
+        J,
+        422,
+        "invalid_field",
+        ["events[1]", "prediction"],
+        2,
+    ),
+    (
+        "missing_model",
+        "POST",
+        "/v1/predictions",
+        b'{"events": []}',
+        J,
+        422,
+        "invalid_field",
+        ["model"],
+        1,
+    ),
+    (
+        "unknown_field",
+        "POST",
+        "/v1/predictions",
+        body(events=[ev(1, lable=1)]),
+        J,
+        422,
+        "invalid_field",
+        ["events[0]", "lable"],
+        1,
+    ),
+    (
+        "prediction_is_list",
+        "POST",
+        "/v1/predictions",
+        body(events=[ev(1, prediction=[1])]),
+        J,
+        422,
+        "invalid_field",
+        ["events[0].prediction", "[1]"],
+        1,
+    ),
+    (
+        "id_too_long",
+        "POST",
+        "/v1/predictions",
+        body(events=[{**ev(1), "id": "i" * 30}]),
+        J,
+        422,
+        "string_too_long",
+        ["events[0].id", "24"],
+        1,
+    ),
+    (
+        "model_name_too_long",
+        "POST",
+        "/v1/predictions",
+        body(model="m" * 17),
+        J,
+        422,
+        "string_too_long",
+        ["model", "16"],
+        1,
+    ),
+    (
+        "empty_model_name",
+        "POST",
+        "/v1/predictions",
+        body(model=""),
+        J,
+        422,
+        "invalid_field",
+        ["model", "length >= 1"],
+        1,
+    ),
+    (
+        "feature_name_too_long",
+        "POST",
+        "/v1/predictions",
+        body(events=[{"id": "a", "features": {"f" * 20: 1.0}, "prediction": 0}]),
+        J,
+        422,
+        "string_too_long",
+        ["events[0].features." + "f" * 20],
+        1,
+    ),
+    (
+        "category_too_long",
+        "POST",
+        "/v1/predictions",
+        body(events=[{"id": "a", "features": {"c": "v" * 30}, "prediction": 0}]),
+        J,
+        422,
+        "string_too_long",
+        ["events[0].features.c"],
+        1,
+    ),
+    (
+        "body_too_large",
+        "POST",
+        "/v1/predictions",
+        body(
+            events=[{"id": "a", "features": {"a": 1.0, "pad": None}, "prediction": 0}],
+        )
+        + b" " * 5000,
+        J,
+        413,
+        "body_too_large",
+        ["4096"],
+        1,
+    ),
+    (
+        "batch_too_large",
+        "POST",
+        "/v1/predictions",
+        body(events=[ev(i) for i in range(6)]),
+        J,
+        413,
+        "batch_too_large",
+        ["6", "max_batch_events"],
+        6,
+    ),
+    (
+        "empty_batch",
+        "POST",
+        "/v1/predictions",
+        b'{"model":"m","events":[]}',
+        J,
+        422,
+        "invalid_field",
+        ["no events"],
+        1,
+    ),
+    (
+        "duplicate_id_in_batch",
+        "POST",
+        "/v1/predictions",
+        body(events=[ev(1), ev(2), ev(1)]),
+        J,
+        422,
+        "duplicate_id",
+        ["events[2].id", "'x1'"],
+        3,
+    ),
+    (
+        "too_many_models",
+        "POST",
+        "/v1/predictions",
+        body(model="third"),
+        J,
+        422,
+        "too_many_models",
+        ["'third'", "max_models"],
+        1,
+    ),
+    (
+        "too_many_versions",
+        "POST",
+        "/v1/predictions",
+        body(model_version="v3"),
+        J,
+        422,
+        "too_many_versions",
+        ["max_versions_per_model", "v1", "v2"],
+        1,
+    ),
+    (
+        "too_many_features",
+        "POST",
+        "/v1/predictions",
+        body(
+            events=[
+                {"id": "a", "features": {"a": 1.0, "b": 2, "c": 3, "d": 4, "e": 5}, "prediction": 0}
+            ]
+        ),
+        J,
+        422,
+        "too_many_features",
+        ["5 features", "max_features"],
+        1,
+    ),
+    (
+        "too_many_classes",
+        "POST",
+        "/v1/predictions",
+        body(events=[ev(1, prediction=5), ev(2, prediction=6)]),
+        J,
+        422,
+        "too_many_classes",
+        ["4 classes", "max_classes"],
+        2,
+    ),
+    (
+        "prediction_type_mismatch",
+        "POST",
+        "/v1/predictions",
+        body(events=[ev(1), ev(2, prediction="cat")]),
+        J,
+        422,
+        "task_mismatch",
+        ["events[1].prediction", "'cat'", "int classes"],
+        2,
+    ),
+    (
+        "non_integer_class",
+        "POST",
+        "/v1/predictions",
+        body(events=[ev(1, prediction=0.5)]),
+        J,
+        422,
+        "task_mismatch",
+        ["events[0].prediction", "0.5"],
+        1,
+    ),
+    (
+        "inline_label_mismatch",
+        "POST",
+        "/v1/predictions",
+        body(events=[ev(1), ev(2, label=1), ev(3, label="yes")]),
+        J,
+        422,
+        "task_mismatch",
+        ["events[2].label", "'yes'"],
+        3,
+    ),
+    (
+        "regression_gets_string",
+        "POST",
+        "/v1/predictions",
+        body(model="reg", events=[ev(1, prediction="high")]),
+        J,
+        422,
+        "task_mismatch",
+        ["regression", "'high'"],
+        1,
+    ),
+    (
+        "naive_timestamp",
+        "POST",
+        "/v1/predictions",
+        body(events=[ev(1, timestamp="2027-01-01T00:00:00")]),
+        J,
+        422,
+        "invalid_timestamp",
+        ["events[0].timestamp", "UTC offset"],
+        1,
+    ),
+    (
+        "future_timestamp",
+        "POST",
+        "/v1/predictions",
+        body(events=[ev(1, timestamp="2030-01-01T00:00:00Z")]),
+        J,
+        422,
+        "invalid_timestamp",
+        ["events[0].timestamp", "future"],
+        1,
+    ),
+    (
+        "millisecond_timestamp",
+        "POST",
+        "/v1/predictions",
+        body(events=[ev(1, timestamp=1_800_000_000_000)]),
+        J,
+        422,
+        "invalid_timestamp",
+        ["milliseconds"],
+        1,
+    ),
+    (
+        "negative_timestamp",
+        "POST",
+        "/v1/predictions",
+        body(events=[ev(1, timestamp=-5)]),
+        J,
+        422,
+        "invalid_timestamp",
+        ["events[0].timestamp", "-5"],
+        1,
+    ),
+    (
+        "garbage_timestamp",
+        "POST",
+        "/v1/predictions",
+        body(events=[ev(1, timestamp="yesterday")]),
+        J,
+        422,
+        "invalid_field",
+        ["events[0].timestamp"],
+        1,
+    ),
+    (
+        "wrong_content_type",
+        "POST",
+        "/v1/predictions",
+        body(),
+        {"Content-Type": "text/plain"},
+        415,
+        "unsupported_media_type",
+        ["text/plain", "application/json"],
+        1,
+    ),
+    (
+        "form_content_type",
+        "POST",
+        "/v1/predictions",
+        body(),
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        415,
+        "unsupported_media_type",
+        ["application/json"],
+        1,
+    ),
+    # labels
+    (
+        "labels_unknown_model",
+        "POST",
+        "/v1/labels",
+        b'{"model":"nope","labels":[{"id":"x1","label":1}]}',
+        J,
+        404,
+        "unknown_model",
+        ["'nope'"],
+        1,
+    ),
+    (
+        "labels_type_mismatch",
+        "POST",
+        "/v1/labels",
+        b'{"model":"m","labels":[{"id":"p1","label":1},{"id":"p2","label":"cat"}]}',
+        J,
+        422,
+        "task_mismatch",
+        ["labels[1].label", "'cat'"],
+        2,
+    ),
+    (
+        "labels_duplicate_id",
+        "POST",
+        "/v1/labels",
+        b'{"model":"m","labels":[{"id":"p1","label":1},{"id":"p1","label":0}]}',
+        J,
+        422,
+        "duplicate_id",
+        ["labels[1].id", "'p1'"],
+        2,
+    ),
+    (
+        "labels_too_many_classes",
+        "POST",
+        "/v1/labels",
+        b'{"model":"m","labels":[{"id":"p1","label":7},{"id":"p2","label":8}]}',
+        J,
+        422,
+        "too_many_classes",
+        ["max_classes"],
+        2,
+    ),
+    (
+        "labels_missing_label",
+        "POST",
+        "/v1/labels",
+        b'{"model":"m","labels":[{"id":"p1"}]}',
+        J,
+        422,
+        "invalid_field",
+        ["labels[0]", "label"],
+        1,
+    ),
+    (
+        "labels_too_many",
+        "POST",
+        "/v1/labels",
+        json.dumps(
+            {"model": "m", "labels": [{"id": f"p{i}", "label": 0} for i in range(6)]}
+        ).encode(),
+        J,
+        413,
+        "batch_too_large",
+        ["max_batch_events"],
+        6,
+    ),
+    # reference
+    (
+        "reference_empty",
+        "PUT",
+        "/v1/models/m/reference",
+        b'{"features": {}}',
+        J,
+        422,
+        "invalid_reference",
+        ["no features"],
+        1,
+    ),
+    (
+        "reference_all_null",
+        "PUT",
+        "/v1/models/m/reference",
+        b'{"features": {"a": [null]}}',
+        J,
+        422,
+        "invalid_reference",
+        ["'a'", "no values"],
+        1,
+    ),
+    (
+        "reference_mixed_column",
+        "PUT",
+        "/v1/models/m/reference",
+        b'{"features": {"a": [1.0, "x"]}}',
+        J,
+        422,
+        "invalid_reference",
+        ["'a'", "mixes"],
+        1,
+    ),
+    (
+        "reference_kind_conflict",
+        "PUT",
+        "/v1/models/m/reference",
+        b'{"features": {"a": ["x", "y"]}}',
+        J,
+        422,
+        "invalid_reference",
+        ["'a'", "categorical in the reference", "numeric"],
+        1,
+    ),
+    (
+        "reference_nan_literal",
+        "PUT",
+        "/v1/models/m/reference",
+        b'{"features": {"a": [NaN]}}',
+        J,
+        422,
+        "non_finite",
+        ["NaN"],
+        1,
+    ),
+    (
+        "reference_csv_ragged",
+        "PUT",
+        "/v1/models/m/reference",
+        b"a,b\n1,2\n3\n",
+        {"Content-Type": "text/csv"},
+        400,
+        "malformed_csv",
+        ["line 3", "1 cells"],
+        1,
+    ),
+    (
+        "reference_csv_inf",
+        "PUT",
+        "/v1/models/m/reference",
+        b"a\n1\ninf\n",
+        {"Content-Type": "text/csv"},
+        400,
+        "malformed_csv",
+        ["line 3", "non-finite"],
+        1,
+    ),
+    (
+        "reference_csv_empty",
+        "PUT",
+        "/v1/models/m/reference",
+        b"",
+        {"Content-Type": "text/csv"},
+        400,
+        "malformed_csv",
+        ["empty"],
+        1,
+    ),
+    (
+        "reference_csv_duplicate_header",
+        "PUT",
+        "/v1/models/m/reference",
+        b"a,a\n1,2\n",
+        {"Content-Type": "text/csv"},
+        400,
+        "malformed_csv",
+        ["'a' twice"],
+        1,
+    ),
+    (
+        "reference_bad_media",
+        "PUT",
+        "/v1/models/m/reference",
+        b"a",
+        {"Content-Type": "image/png"},
+        415,
+        "unsupported_media_type",
+        ["image/png"],
+        1,
+    ),
+    (
+        "reference_too_large",
+        "PUT",
+        "/v1/models/m/reference",
+        b'{"features": {"a": [' + b"1.0," * 2000 + b"1.0]}}",
+        J,
+        413,
+        "body_too_large",
+        ["4096"],
+        1,
+    ),
+    (
+        "reference_model_name_too_long",
+        "PUT",
+        "/v1/models/" + "m" * 17 + "/reference",
+        b'{"features": {"a": [1.0]}}',
+        J,
+        422,
+        "string_too_long",
+        ["model", "16"],
+        1,
+    ),
+    (
+        "reference_version_too_many",
+        "PUT",
+        "/v1/models/m/reference?model_version=v9",
+        b'{"features": {"a": [1.0]}}',
+        J,
+        422,
+        "too_many_versions",
+        ["max_versions_per_model"],
+        1,
+    ),
+]
+
+
+def baseline(make_exporter) -> Exporter:
+    exp = make_exporter(limits=LIMITS, quality={"min_samples": 1}, drift={"min_samples": 2})
+    exp.predictions(
+        "m", [ev(i) | {"id": f"p{i}", "prediction": i % 2} for i in range(4)], model_version="v1"
+    )
+    exp.predictions("m", [ev(i) | {"id": f"q{i}"} for i in range(3)], model_version="v2")
+    exp.predictions("reg", [ev(i) | {"prediction": 1.5} for i in range(3)])
+    exp.labels("m", [{"id": "p0", "label": 0}, {"id": "q1", "label": 1}])
+    exp.refresh_drift()
+    return exp
+
+
+def state_of(exp: Exporter) -> Any:
+    """Everything a client can observe, minus the exporter's own counters and timings."""
+    models = exp.client.get("/v1/models").json()
+    statuses = {m["model"]: exp.status(m["model"]) for m in models["models"]}
+    metrics = {
+        k: v
+        for k, v in parse_metrics(exp.metrics_text()).items()
+        if k[0].startswith("model_") and not k[0].startswith("model_exporter_")
+    }
+    return models, statuses, metrics
+
+
+def rejected(exp: Exporter) -> dict[str, float]:
+    return {
+        dict(labels)["reason"]: value
+        for (name, labels), value in exp.metrics().items()
+        if name == "model_exporter_events_rejected_total"
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw", "headers", "status", "reason", "fragments", "events"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_bad_input_is_refused_counted_and_harmless(
+    make_exporter, method, path, raw, headers, status, reason, fragments, events
+) -> None:
+    exp = baseline(make_exporter)
+    before = state_of(exp)
+    counts = rejected(exp)
+    r = exp.client.request(method, path, content=raw, headers=headers)
+    assert r.status_code == status, r.text
+    payload = r.json()
+    assert payload["reason"] == reason
+    for fragment in fragments:
+        assert fragment in payload["detail"], (fragment, payload["detail"])
+    after_counts = rejected(exp)
+    assert after_counts[reason] == counts[reason] + events
+    assert {k: v for k, v in after_counts.items() if k != reason} == {
+        k: v for k, v in counts.items() if k != reason
+    }
+    exp.refresh_drift()
+    assert state_of(exp) == before
+
+
+def test_every_reason_is_exported_from_the_start(make_exporter) -> None:
+    from exporter.errors import Reason
+
+    exp = make_exporter()
+    assert set(rejected(exp)) == {r.value for r in Reason}
+    assert all(v == 0 for v in rejected(exp).values())
+
+
+def test_unknown_id_is_rejected_when_labels_cannot_wait(make_exporter) -> None:
+    exp = make_exporter(join={"label_ttl": 0})
+    exp.predictions("m", [ev(1)])
+    before = state_of(exp)
+    r = exp.client.post(
+        "/v1/labels",
+        json={"model": "m", "labels": [{"id": "x1", "label": 1}, {"id": "never", "label": 0}]},
+    )
+    assert r.status_code == 422
+    assert r.json()["reason"] == "unknown_id"
+    assert "labels[1].id" in r.json()["detail"] and "'never'" in r.json()["detail"]
+    assert state_of(exp) == before
+
+
+def test_invalid_query_parameter_on_status_is_a_4xx_not_a_crash(make_exporter) -> None:
+    exp = make_exporter()
+    assert exp.client.get("/v1/models/unknown").status_code == 404
+    assert exp.client.get("/v1/models/unknown").json()["reason"] == "unknown_model"
+    assert exp.client.post("/metrics").status_code == 405
