@@ -1,4 +1,4 @@
-"""Through the HTTP API, KS drift equals scipy.stats.ks_2samp(method="asymp") on the same samples."""
+"""Through the HTTP API, KS drift equals scipy.stats.ks_2samp(method="asymp") on the samples."""
 
 from __future__ import annotations
 

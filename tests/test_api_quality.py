@@ -197,7 +197,7 @@ def test_regression_errors_match_sklearn(make_exporter) -> None:
     pending: list[tuple[float, str, float]] = []
     preds_by_id: dict[str, float] = {}
     n = 0
-    for step in range(80):
+    for _ in range(80):
         exp.clock.advance(60.0)
         now = exp.clock.now
         due = [p for p in pending if p[0] <= now]
