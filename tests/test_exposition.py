@@ -1,0 +1,222 @@
+"""/metrics: lint-clean for promtool, right content type, no *_created, never blocked."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+
+import numpy as np
+import pytest
+
+import exporter.analysis as analysis
+from tests.conftest import Exporter, parse_metrics
+from tests.helpers import promtool_check_metrics
+
+
+def populated(make_exporter) -> Exporter:
+    """Every kind of model and series: binary, multiclass, regression, drift, rejections."""
+    exp = make_exporter(
+        windows=["5m", "1h"],
+        quality={"min_samples": 1},
+        drift={"min_samples": 5, "reference_size": 20},
+    )
+    rng = np.random.default_rng(0)
+    exp.predictions(
+        "fraud",
+        [
+            {
+                "id": f"f{i}",
+                "features": {"amount": float(rng.gamma(2)), "country": "DE"},
+                "prediction": int(rng.integers(2)),
+                "label": int(rng.integers(2)),
+            }
+            for i in range(50)
+        ],
+        model_version="v1",
+    )
+    exp.predictions(
+        "iris",
+        [
+            {"id": f"i{i}", "features": {"petal": float(i)}, "prediction": ["a", "b", "c"][i % 3]}
+            for i in range(30)
+        ],
+    )
+    exp.labels("iris", [{"id": f"i{i}", "label": ["a", "b", "c"][i % 2]} for i in range(30)])
+    exp.predictions(
+        'we"ird\\model\nname',
+        [{"id": "r1", "features": {"x": 1.0}, "prediction": 1.5, "label": 2.0}],
+    )
+    exp.client.post("/v1/predictions", content=b"{", headers={"Content-Type": "application/json"})
+    exp.refresh_drift()
+    return exp
+
+
+def test_promtool_check_metrics_is_clean(make_exporter) -> None:
+    text = populated(make_exporter).metrics_text()
+    result = promtool_check_metrics(text)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "" and result.stderr.strip() == ""
+    # The check really ran on the interesting series.
+    for name in (
+        "model_accuracy",
+        "model_feature_drift_ks_pvalue",
+        "model_outcomes_total",
+        "model_mean_absolute_error",
+        "model_label_delay_seconds_bucket",
+    ):
+        assert f"\n{name}{{" in text
+
+
+def test_promtool_catches_a_broken_exposition() -> None:
+    bad = '# HELP x_total A counter without TYPE.\nx_total 1\n# TYPE y gauge\ny{a="1"} 1\n'
+    assert promtool_check_metrics(bad + "not a metric line\n").returncode != 0
+
+
+def test_label_values_are_escaped_and_round_trip(make_exporter) -> None:
+    metrics = populated(make_exporter).metrics()
+    names = {dict(labels).get("model") for _, labels in metrics}
+    assert 'we"ird\\model\nname' in names
+
+
+def test_text_format_by_default(make_exporter) -> None:
+    exp = make_exporter()
+    r = exp.client.get("/metrics")
+    assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert "# HELP model_exporter_build_info" in r.text
+
+
+def test_openmetrics_when_asked_and_no_created_series(make_exporter) -> None:
+    exp = populated(make_exporter)
+    accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    r = exp.client.get("/metrics", headers={"Accept": accept})
+    assert r.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert r.text.endswith("# EOF\n")
+    assert "_created" not in r.text
+    assert "_created" not in exp.metrics_text()
+    assert "model_predictions_total{" in r.text
+
+
+def test_gzip_when_accepted(make_exporter) -> None:
+    exp = populated(make_exporter)
+    r = exp.client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    assert r.headers.get("content-encoding") == "gzip"
+    # httpx decodes transparently; compare with an uncompressed scrape's series names.
+    plain = exp.client.get("/metrics", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert set(parse_metrics(r.text)) == set(parse_metrics(plain.text))
+    assert gzip.decompress(gzip.compress(b"x")) == b"x"
+
+
+def test_every_metric_has_help_and_our_namespace(make_exporter) -> None:
+    text = populated(make_exporter).metrics_text()
+    helps = {line.split()[2] for line in text.splitlines() if line.startswith("# HELP")}
+    types = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
+    assert helps == types
+    for name in helps:
+        assert name.startswith(("model_", "process_", "python_")), name
+
+
+def test_a_failing_collector_part_does_not_blank_the_others(make_exporter, monkeypatch) -> None:
+    exp = populated(make_exporter)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("exporter.collectors.quality.model_view", broken)
+    metrics = exp.metrics()
+    assert metrics[("model_exporter_collector_success", frozenset({("collector", "quality")}))] == 0
+    assert metrics[("model_exporter_collector_success", frozenset({("collector", "drift")}))] == 1
+    assert any(name == "model_feature_drift_ks_pvalue" for name, _ in metrics)
+    assert not any(name == "model_accuracy" for name, _ in metrics)
+
+
+def test_drift_computation_never_holds_up_ingest_or_scrapes(make_exporter, monkeypatch) -> None:
+    """The drift worker computes outside the model lock: while a computation is stuck, ingest
+    and /metrics still answer (they would deadlock if the lock were held)."""
+    exp = populated(make_exporter)
+    entered, release = threading.Event(), threading.Event()
+    real = analysis.ks_columns
+
+    def stuck(*args, **kwargs):
+        entered.set()
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "ks_columns", stuck)
+    exp.predictions(
+        "fraud", [{"id": "new1", "features": {"amount": 1.0}, "prediction": 1}], model_version="v1"
+    )
+    worker = threading.Thread(target=exp.refresh_drift)
+    worker.start()
+    try:
+        assert entered.wait(10)
+        done = threading.Event()
+
+        def client_work() -> None:
+            exp.predictions(
+                "fraud",
+                [{"id": "new2", "features": {"amount": 2.0}, "prediction": 0}],
+                model_version="v1",
+            )
+            exp.labels("fraud", [{"id": "new1", "label": 1}])
+            exp.metrics_text()
+            done.set()
+
+        other = threading.Thread(target=client_work)
+        other.start()
+        assert done.wait(10), "ingest or scrape waited for the drift computation"
+        other.join()
+    finally:
+        release.set()
+        worker.join(30)
+
+
+def test_scrape_computation_never_holds_up_ingest(make_exporter, monkeypatch) -> None:
+    """Quality scores are computed after the model lock is released."""
+    exp = populated(make_exporter)
+    entered, release = threading.Event(), threading.Event()
+    real = analysis.classification_scores
+
+    def stuck(*args, **kwargs):
+        entered.set()
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "classification_scores", stuck)
+    scrape = threading.Thread(target=exp.metrics_text)
+    scrape.start()
+    try:
+        assert entered.wait(10)
+        result = {}
+
+        def ingest() -> None:
+            result["r"] = exp.predictions(
+                "fraud",
+                [{"id": "z1", "features": {"amount": 1.0}, "prediction": 1}],
+                model_version="v1",
+            )
+
+        t = threading.Thread(target=ingest)
+        t.start()
+        t.join(10)
+        assert result.get("r") == {"accepted": 1, "duplicates": 0, "joined": 0, "pending": 1}
+    finally:
+        release.set()
+        scrape.join(30)
+
+
+@pytest.mark.parametrize("path", ["/", "/-/healthy", "/-/ready", "/docs", "/openapi.json"])
+def test_service_pages(make_exporter, path: str) -> None:
+    r = make_exporter().client.get(path)
+    assert r.status_code == 200
+
+
+def test_openapi_documents_the_ingest_bodies(make_exporter) -> None:
+    spec = make_exporter().client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/predictions"]["post"]["requestBody"]["content"]["application/json"]
+    event = body["schema"]["properties"]["events"]["items"]
+    assert set(event["required"]) == {"id", "features", "prediction"}
+    assert "timestamp" in event["properties"] and "label" in event["properties"]
+    ref = spec["paths"]["/v1/models/{model}/reference"]["put"]["requestBody"]["content"]
+    assert set(ref) == {"application/json", "text/csv"}
+    assert "/v1/labels" in spec["paths"]

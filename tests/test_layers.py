@@ -1,0 +1,32 @@
+"""Imports only point down: the pure layers know nothing of HTTP or Prometheus."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+PURE = [
+    "exporter.stats.performance",
+    "exporter.stats.drift",
+    "exporter.window",
+    "exporter.join",
+    "exporter.reference",
+    "exporter.schema",
+    "exporter.store",
+    "exporter.analysis",
+]
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_modules_import_neither_http_nor_prometheus(module: str) -> None:
+    code = (
+        f"import sys, {module}\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'fastapi', 'starlette', 'uvicorn', 'prometheus_client', 'msgspec'})\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"{module} pulls in {out.stdout.strip()}"
