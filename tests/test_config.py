@@ -44,7 +44,7 @@ def test_example_config_in_readme_is_valid_and_complete(tmp_path: Path) -> None:
 
     def keys(model: object, prefix: str = "") -> set[str]:
         out = set()
-        for name, field in type(model).model_fields.items():
+        for name in type(model).model_fields:
             value = getattr(model, name)
             if hasattr(type(value), "model_fields") and name != "models":
                 out |= keys(value, f"{prefix}{name}.")
