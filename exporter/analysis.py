@@ -192,8 +192,9 @@ class DriftRefreshStats:
 def refresh_drift(store: Store, *, force: bool = False) -> DriftRefreshStats:
     """Recompute drift for every window whose sample or reference changed since the last run.
 
-    A window also changes when time moves it into a new bucket, so the key is
-    ``(generation, current bucket)``.
+    A window's sample changes when events arrive (the version's ``generation``) or when a bucket
+    holding events leaves the window (its event count drops), so the key is
+    ``(generation, events in the window)``: a quiet window is not recomputed every bucket.
     """
     started = time.perf_counter()
     stats = DriftRefreshStats()
@@ -207,7 +208,7 @@ def refresh_drift(store: Store, *, force: bool = False) -> DriftRefreshStats:
             for version in state.versions.values():
                 info = reference_info(state, version)
                 for label, window in version.samples.items():
-                    key = (version.generation, window.time.current(now))
+                    key = (version.generation, window.events(now))
                     if not force and version.drift_key.get(label) == key:
                         continue
                     reservoirs, seen = window.snapshot(now)

@@ -82,21 +82,14 @@ class LabelLike(Protocol):
     timestamp: float | datetime | None
 
 
-@dataclass(slots=True)
-class Pending:
-    """A prediction waiting for its label."""
-
-    version: VersionState
-    target: float  # class index, or the predicted value for regression
-    time: float
-
-
-@dataclass(slots=True)
-class EarlyLabel:
-    """A label waiting for its prediction."""
-
-    target: float
-    time: float
+#: A prediction waiting for its label: (version uid, class index or predicted value, prediction
+#: time). Plain tuples of numbers, deliberately: they are the cheapest to create, and CPython's
+#: garbage collector stops tracking tuples of atomic values, so a full join buffer (100k+
+#: entries) adds nothing to the cost of a GC pass. Holding the VersionState itself would keep
+#: every entry tracked: one full collection then took ~70 ms, stalling ingest and scrapes.
+Pending = tuple[int, float, float]
+#: A label waiting for its prediction: (class index or true value, label time).
+EarlyLabel = tuple[float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +116,7 @@ class DriftResult:
 class VersionState:
     """Windows, reference and counters of one model version."""
 
+    uid: int  # unique within the model; what the join buffer refers to
     name: str
     quality: dict[str, QualityWindow]
     samples: dict[str, SampleWindow]
@@ -208,6 +202,8 @@ class ModelState:
         self.positive_value: ClassValue | None = positive
         self.features = FeatureSchema()
         self.versions: dict[str, VersionState] = {}
+        self._by_uid: dict[int, VersionState] = {}
+        self._next_uid = 0
         join = settings.join
         self.pending: PendingBuffer[Pending] = PendingBuffer(
             join.prediction_ttl, join.max_pending_predictions
@@ -254,9 +250,11 @@ class ModelState:
 
     def expire(self, now: float) -> None:
         """Drop join entries past their TTL and count them."""
-        for entry in self.pending.expire(now):
-            entry.version.pending -= 1
-            entry.version.expired["ttl"] += 1
+        for uid, _, _ in self.pending.expire(now):
+            version = self._by_uid.get(uid)
+            if version is not None:
+                version.pending -= 1
+                version.expired["ttl"] += 1
         self.joined.expire(now)
         if self.early is not None:
             self.labels_expired["ttl"] += len(self.early.expire(now))
@@ -265,7 +263,9 @@ class ModelState:
         s = self.settings
         labels = s.window_labels
         regression = self.task == "regression"
-        return VersionState(
+        self._next_uid += 1
+        version = VersionState(
+            uid=self._next_uid,
             name=name,
             quality={
                 lbl: QualityWindow(w, s.window_buckets, regression=regression)
@@ -279,6 +279,14 @@ class ModelState:
             created=now,
             last_activity=now,
         )
+        self.versions[name] = version
+        self._by_uid[version.uid] = version
+        return version
+
+    def _retire_version(self, name: str) -> None:
+        """Forget a version; its predictions still waiting in the join buffer are then ignored."""
+        version = self.versions.pop(name)
+        del self._by_uid[version.uid]
 
     def _version_slot(self, version: str, now: float) -> tuple[bool, str | None]:
         """Whether ``version`` is new, and which idle version it would evict to fit."""
@@ -446,68 +454,80 @@ class ModelState:
             fname = self.features.names[col]
             self.type_mismatches[fname] = self.type_mismatches.get(fname, 0) + count
         if p.evict_version is not None:
-            del self.versions[p.evict_version]
+            self._retire_version(p.evict_version)
         version = self.versions.get(p.version)
         if version is None:
-            version = self.versions[p.version] = self._new_version(p.version, now)
+            version = self._new_version(p.version, now)
 
         # Ids seen before (a retried batch, or a prediction sent twice) are not counted again.
         pending, joined_ids = self.pending, self.joined
-        keep = [not (i in pending or i in joined_ids) for i in p.ids]
-        duplicates = len(keep) - sum(keep)
+        seen_before = pending.known(p.ids) | joined_ids.known(p.ids)
+        duplicates = len(seen_before)
         ids, times, targets, rows = p.ids, p.times, p.targets, p.rows
         labels, has_label = p.labels, p.has_label
         if duplicates:
             self.duplicate_predictions_total += duplicates
+            keep = [i not in seen_before for i in ids]
             mask = np.array(keep)
             ids = [i for i, k in zip(ids, keep, strict=True) if k]
             times, targets, rows = times[mask], targets[mask], rows[mask]
             if has_label is not None and labels is not None:
-                label_mask = mask[has_label]
-                labels = labels[label_mask]
+                labels = labels[mask[has_label]]
                 has_label = has_label[mask]
         n = len(ids)
         version.last_activity = now
         if n == 0:
             return IngestResult(accepted=0, duplicates=duplicates, joined=0, pending=0)
 
-        # Join: inline labels first, then labels that arrived before their prediction.
-        join_pred: list[int] = []
+        # Join: inline labels first, then labels that arrived before their prediction; the
+        # rest waits. Without either (the common case) the whole batch waits, in bulk.
+        targets_list = targets.tolist()
+        times_list = times.tolist()
+        early = self.early if self.early is not None and len(self.early) else None
+        join_index: list[int] = []
         join_label: list[float] = []
         join_time: list[float] = []
-        label_iter = iter(labels.tolist()) if labels is not None else iter(())
-        label_flags = has_label.tolist() if has_label is not None else [False] * n
-        early = self.early
-        waiting = 0
-        for i, (ident, flagged) in enumerate(zip(ids, label_flags, strict=True)):
-            if flagged:
-                join_pred.append(i)
-                join_label.append(next(label_iter))
-                join_time.append(float(times[i]))
-                self.joined.add(ident, now, None)
-                continue
-            if early is not None:
-                label = early.pop(ident)
-                if label is not None:
-                    join_pred.append(i)
-                    join_label.append(label.target)
-                    join_time.append(label.time)
-                    self.joined.add(ident, now, None)
+        wait: list[int] | range
+        if has_label is None and early is None:
+            wait = range(n)
+        else:
+            wait = []
+            label_iter = iter(labels.tolist() if labels is not None else ())
+            flags = has_label.tolist() if has_label is not None else [False] * n
+            for i, (ident, flagged) in enumerate(zip(ids, flags, strict=True)):
+                if flagged:
+                    join_index.append(i)
+                    join_label.append(next(label_iter))
+                    join_time.append(times_list[i])
                     continue
-            for evicted in pending.add(
-                ident, now, Pending(version, float(targets[i]), float(times[i]))
-            ):
-                evicted.version.pending -= 1
-                evicted.version.expired["capacity"] += 1
-            waiting += 1
-        version.pending += waiting
-        if join_pred:
-            idx = np.array(join_pred)
+                early_label = early.pop(ident) if early is not None else None
+                if early_label is not None:
+                    join_index.append(i)
+                    join_label.append(early_label[0])
+                    join_time.append(early_label[1])
+                    continue
+                wait.append(i)
+        if len(wait) == n:
+            wait_ids = ids
+            uid = version.uid
+            payloads = [(uid, t, ts) for t, ts in zip(targets_list, times_list, strict=True)]
+        else:
+            wait_ids = [ids[i] for i in wait]
+            payloads = [(version.uid, targets_list[i], times_list[i]) for i in wait]
+        for evicted_uid, _, _ in pending.add_many(wait_ids, now, payloads):
+            evicted_version = self._by_uid.get(evicted_uid)
+            if evicted_version is not None:
+                evicted_version.pending -= 1
+                evicted_version.expired["capacity"] += 1
+        version.pending += len(wait_ids)
+        if join_index:
+            joined_ids.add_many([ids[i] for i in join_index], now, [None] * len(join_index))
+            idx = np.array(join_index)
             self._record_outcomes(
                 version,
                 label_times=np.array(join_time),
                 prediction_times=times[idx],
-                actual=np.array(join_label),
+                actual=np.array(join_label, dtype=np.float64),
                 predicted=targets[idx].astype(np.float64),
                 now=now,
             )
@@ -523,7 +543,7 @@ class ModelState:
         version.predictions_total += n
         version.generation += 1
         return IngestResult(
-            accepted=n, duplicates=duplicates, joined=len(join_pred), pending=waiting
+            accepted=n, duplicates=duplicates, joined=len(join_index), pending=len(wait_ids)
         )
 
     # -- labels ------------------------------------------------------------------------------
@@ -597,24 +617,27 @@ class ModelState:
         for i, ident in enumerate(p.ids):
             entry = self.pending.pop(ident)
             if entry is not None:
-                entry.version.pending -= 1
-                group = by_version.setdefault(entry.version.name, (entry.version, [], [], []))
+                uid, target, prediction_time = entry
+                found = self._by_uid.get(uid)
+                if found is None:
+                    continue  # its version was retired while it waited
+                version = found
+                version.pending -= 1
+                group = by_version.setdefault(version.name, (version, [], [], []))
                 group[1].append(i)
-                group[2].append(entry.target)
-                group[3].append(entry.time)
+                group[2].append(target)
+                group[3].append(prediction_time)
                 self.joined.add(ident, now, None)
                 joined += 1
             elif ident in self.joined or (early is not None and ident in early):
                 duplicates += 1
             elif early is not None:
                 self.labels_expired["capacity"] += len(
-                    early.add(ident, now, EarlyLabel(targets[i], times[i]))
+                    early.add(ident, now, (targets[i], times[i]))
                 )
                 waiting += 1
         self.duplicate_labels_total += duplicates
         for version, rows, predicted, pred_times in by_version.values():
-            if version is not self.versions.get(version.name):
-                continue  # the version was retired while its predictions waited
             idx = np.array(rows)
             self._record_outcomes(
                 version,
@@ -690,9 +713,9 @@ class ModelState:
             return
         new_version, evict = self._version_slot(version, now)
         if evict is not None:
-            del self.versions[evict]
+            self._retire_version(evict)
         if new_version:
-            self.versions[version] = self._new_version(version, now)
+            self._new_version(version, now)
         v_state = self.versions[version]
         v_state.reference = reference
         v_state.reference_uploaded = True

@@ -30,7 +30,7 @@ def _structs(limits: LimitSettings) -> dict[str, Any]:
     label_value = int | float | value | bool
     when = float | datetime | None
 
-    class PredictionEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    class PredictionEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
         """One prediction. ``label`` is optional inline ground truth."""
 
         id: ident
@@ -39,23 +39,23 @@ def _structs(limits: LimitSettings) -> dict[str, Any]:
         timestamp: when = None
         label: label_value | None = None
 
-    class PredictionBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    class PredictionBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
         model: name
         model_version: name | None = None
         events: list[PredictionEvent]
 
-    class Label(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    class Label(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
         """Ground truth for the prediction with this id. ``timestamp`` defaults to arrival."""
 
         id: ident
         label: label_value
         timestamp: when = None
 
-    class LabelBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    class LabelBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
         model: name
         labels: list[Label]
 
-    class ReferenceBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    class ReferenceBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
         """Columnar reference data: one list of values per feature."""
 
         features: dict[name, list[feature_value]]
