@@ -235,3 +235,86 @@ def test_regression_errors_match_sklearn(make_exporter) -> None:
             skm.root_mean_squared_error(y_true, y_pred), rel=TOL
         )
         assert sample(m, "model_accuracy", **key) is None
+
+
+def test_outcome_counters_match_every_join(make_exporter) -> None:
+    """The summable counters hold every join ever made, by (actual, predicted)."""
+    exp = make_exporter(windows=["5m", "1h"], quality={"min_samples": 1})
+    oracle = simulate(exp, "fraud", [0, 1], seed=3, positive=1)
+    m = exp.metrics()
+    pairs: dict[tuple[str, str], int] = {}
+    for _, y, p in oracle.joins:
+        pairs[(str(y), str(p))] = pairs.get((str(y), str(p)), 0) + 1
+    for (a, p), count in pairs.items():
+        labels = {
+            "model": "fraud",
+            "model_version": "v1",
+            "actual": a,
+            "predicted": p,
+            "correct": str(a == p).lower(),
+        }
+        assert sample(m, "model_outcomes_total", **labels) == count
+    assert sample(m, "model_labels_total", model="fraud", model_version="v1") == len(oracle.joins)
+    correct = sum(v for (a, p), v in pairs.items() if a == p)
+    y_true = [y for _, y, _ in oracle.joins]
+    y_pred = [p for _, _, p in oracle.joins]
+    assert correct / len(oracle.joins) == pytest.approx(skm.accuracy_score(y_true, y_pred), abs=TOL)
+
+
+def test_label_delay_histogram(make_exporter) -> None:
+    exp = make_exporter(quality={"min_samples": 1})
+    exp.predictions("m", [{"id": str(i), "features": {}, "prediction": 1} for i in range(4)])
+    exp.clock.advance(30)
+    exp.labels("m", [{"id": "0", "label": 1}, {"id": "1", "label": 0}])
+    exp.clock.advance(3600)
+    exp.labels("m", [{"id": "2", "label": 1}])
+    m = exp.metrics()
+    key = {"model": "m", "model_version": "default"}
+    assert sample(m, "model_label_delay_seconds_bucket", **key, le="15") == 0
+    assert sample(m, "model_label_delay_seconds_bucket", **key, le="30") == 2
+    assert sample(m, "model_label_delay_seconds_bucket", **key, le="3600") == 2
+    assert sample(m, "model_label_delay_seconds_bucket", **key, le="7200") == 3
+    assert sample(m, "model_label_delay_seconds_bucket", **key, le="+Inf") == 3
+    assert sample(m, "model_label_delay_seconds_count", **key) == 3
+    assert sample(m, "model_label_delay_seconds_sum", **key) == 30 + 30 + 3630
+    assert sample(m, "model_pending_predictions", **key) == 1
+
+
+def test_predictions_without_labels_expire_and_are_counted(make_exporter) -> None:
+    exp = make_exporter(
+        join={"prediction_ttl": "1h", "max_pending_predictions": 3, "label_ttl": "1m"}
+    )
+    exp.predictions("m", [{"id": str(i), "features": {}, "prediction": 1} for i in range(5)])
+    key = {"model": "m", "model_version": "default"}
+    m = exp.metrics()
+    assert sample(m, "model_predictions_expired_total", **key, reason="capacity") == 2
+    assert sample(m, "model_pending_predictions", **key) == 3
+    exp.labels("m", [{"id": "early-1", "label": 0}])  # its prediction never comes
+    exp.clock.advance(3601)
+    m = exp.metrics()
+    assert sample(m, "model_predictions_expired_total", **key, reason="ttl") == 3
+    assert sample(m, "model_pending_predictions", **key) == 0
+    assert sample(m, "model_labels_expired_total", model="m", reason="ttl") == 1
+    assert sample(m, "model_pending_labels", model="m") == 0
+    # A label for an expired prediction now waits as an early label (and will expire too).
+    assert exp.labels("m", [{"id": "4", "label": 1}])["pending"] == 1
+
+
+def test_duplicates_are_ignored_and_counted(make_exporter) -> None:
+    exp = make_exporter(quality={"min_samples": 1})
+    batch = [{"id": str(i), "features": {"x": 1.0}, "prediction": i % 2} for i in range(10)]
+    assert exp.predictions("m", batch)["accepted"] == 10
+    assert exp.predictions("m", batch) == {
+        "accepted": 0,
+        "duplicates": 10,
+        "joined": 0,
+        "pending": 0,
+    }
+    exp.labels("m", [{"id": "3", "label": 1}])
+    assert exp.labels("m", [{"id": "3", "label": 0}])["duplicates"] == 1
+    m = exp.metrics()
+    key = {"model": "m", "model_version": "default"}
+    assert sample(m, "model_predictions_total", **key) == 10
+    assert sample(m, "model_duplicate_events_total", model="m", kind="prediction") == 10
+    assert sample(m, "model_duplicate_events_total", model="m", kind="label") == 1
+    assert sample(m, "model_accuracy", **key, window="1h") == 1.0  # the first label counted

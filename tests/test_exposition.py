@@ -46,6 +46,12 @@ def populated(make_exporter) -> Exporter:
         'we"ird\\model\nname',
         [{"id": "r1", "features": {"x": 1.0}, "prediction": 1.5, "label": 2.0}],
     )
+    # A string where a number is expected: counted as a type mismatch, stored as missing.
+    exp.predictions(
+        "fraud",
+        [{"id": "odd", "features": {"amount": "high"}, "prediction": 1}],
+        model_version="v1",
+    )
     exp.client.post("/v1/predictions", content=b"{", headers={"Content-Type": "application/json"})
     exp.refresh_drift()
     return exp

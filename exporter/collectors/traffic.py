@@ -42,9 +42,10 @@ def traffic_families(store: Store, errors: list[str]) -> Iterator[Metric]:
     )
     outcomes = CounterMetricFamily(
         "model_outcomes",
-        "Joined predictions by true (actual) and predicted class: sum over replicas and "
-        "take increase() for fleet-wide accuracy, precision and recall.",
-        labels=[*MV, "actual", "predicted"],
+        "Joined predictions by true (actual) and predicted class; correct is true when they "
+        "are equal. Sum over replicas and take increase() for fleet-wide accuracy, precision "
+        "and recall.",
+        labels=[*MV, "actual", "predicted", "correct"],
     )
     abs_error = SummaryMetricFamily(
         "model_absolute_error",
@@ -124,7 +125,10 @@ def traffic_families(store: Store, errors: list[str]) -> Iterator[Metric]:
                 for p in range(k):
                     count = int(v.outcomes[a, p])
                     if count:
-                        outcomes.add_metric([*key, view.classes[a], view.classes[p]], count)
+                        correct = "true" if a == p else "false"
+                        outcomes.add_metric(
+                            [*key, view.classes[a], view.classes[p], correct], count
+                        )
     yield from (
         info,
         predictions,

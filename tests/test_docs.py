@@ -1,0 +1,43 @@
+"""The README's metric reference matches what /metrics really exports."""
+
+from __future__ import annotations
+
+import re
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import ROOT
+from tests.test_exposition import populated
+
+ROW = re.compile(r"^\| `(model_[a-z0-9_]+)` \| ([a-z]+)[^|]*\|([^|]*)\|")
+
+
+def documented() -> dict[str, tuple[str, frozenset[str]]]:
+    out = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        match = ROW.match(line)
+        if match:
+            name, kind, labels = match.groups()
+            out[name] = (kind, frozenset(x.strip() for x in labels.split(",") if x.strip()))
+    return out
+
+
+def test_metric_reference_matches_the_exposition(make_exporter) -> None:
+    text = populated(make_exporter).metrics_text()
+    exported = {}
+    for family in text_string_to_metric_families(text):
+        if not family.name.startswith("model_"):
+            continue
+        keys = {
+            frozenset(k for k in s.labels if k not in ("le", "quantile")) for s in family.samples
+        }
+        assert len(keys) == 1, f"{family.name} has samples with different label sets: {keys}"
+        name = family.name + ("_total" if family.type == "counter" else "")
+        exported[name] = (family.type, keys.pop())
+    docs = documented()
+    assert set(exported) == set(docs), (
+        f"exported but not documented: {sorted(set(exported) - set(docs))}; "
+        f"documented but not exported: {sorted(set(docs) - set(exported))}"
+    )
+    for name, (kind, labels) in exported.items():
+        assert docs[name] == (kind, labels), (name, docs[name], (kind, labels))
