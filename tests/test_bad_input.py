@@ -424,8 +424,8 @@ CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str, list[str], int
         body(events=[ev(1, timestamp="yesterday")]),
         J,
         422,
-        "invalid_field",
-        ["events[0].timestamp"],
+        "invalid_timestamp",
+        ["events[0].timestamp", "'yesterday'", "RFC 3339"],
         1,
     ),
     (

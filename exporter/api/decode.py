@@ -121,6 +121,9 @@ def _validation_error(text: str, body: bytes) -> RejectedInput:
         shown = f", got {rendered}"
     if "of length <=" in what:
         reason = Reason.STRING_TOO_LONG
+    elif field.endswith(".timestamp"):
+        reason = Reason.INVALID_TIMESTAMP
+        what = "expected RFC 3339 text with a UTC offset or epoch seconds"
     elif "out of range" in what:
         reason = Reason.NON_FINITE
         what = "Number out of range of a 64-bit float (it would be Infinity)"
