@@ -11,25 +11,35 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from dataclasses import dataclass, field
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
 
-from exporter.reference import Reference
-from exporter.stats.drift import ks_columns
+from exporter.config import DriftSettings
+from exporter.reference import (
+    CategoricalReference,
+    Reference,
+    TargetReference,
+    reference_from_rows,
+    target_from_column,
+)
+from exporter.results import DriftResult, FeatureDrift, TargetDrift
+from exporter.stats.drift import categorical_drift, numeric_drift, significant
 from exporter.stats.performance import (
     ClassificationScores,
     RegressionScores,
     classification_scores,
     regression_scores,
 )
-from exporter.store import DriftResult, FeatureDrift, ModelState, Store, VersionState
+from exporter.store import ModelState, Store, VersionState
 from exporter.window import draw_sample
 
 log = logging.getLogger("exporter.analysis")
 
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -83,16 +93,21 @@ class ModelView:
     duplicate_predictions_total: int
     duplicate_labels_total: int
     type_mismatches: dict[str, int] = field(default_factory=dict)
+    categories_pooled: dict[str, int] = field(default_factory=dict)
 
 
 def reference_info(state: ModelState, version: VersionState) -> ReferenceInfo:
+    """Which reference a version's drift uses: its own upload, the model's (uploaded or from a
+    file named in the config), the previous window (rolling), or its first predictions."""
     target = version.builder.size
     if version.reference is not None and version.reference_uploaded:
         ref = version.reference
-        return ReferenceInfo("upload", "version", ref.rows, ref.rows, ref)
+        return ReferenceInfo(ref.source, "version", ref.rows, ref.rows, ref)
     if state.reference is not None:
         ref = state.reference
-        return ReferenceInfo("upload", "model", ref.rows, ref.rows, ref)
+        return ReferenceInfo(ref.source, "model", ref.rows, ref.rows, ref)
+    if state.rolling:
+        return ReferenceInfo("previous_window", "version", 0, 0, None)
     if version.reference is not None:
         ref = version.reference
         return ReferenceInfo("first_events", "version", ref.rows, target, ref)
@@ -150,6 +165,7 @@ def model_view(
             duplicate_predictions_total=state.duplicate_predictions_total,
             duplicate_labels_total=state.duplicate_labels_total,
             type_mismatches=dict(state.type_mismatches),
+            categories_pooled=dict(state.categories_pooled),
         )
 
     for shell, windows in copied:
@@ -170,16 +186,24 @@ def model_view(
 
 @dataclass(frozen=True)
 class _DriftJob:
+    """What one window's drift computation needs, copied under the model's lock."""
+
     state: ModelState
     version: VersionState
     window: str
     key: tuple[int, int]
-    reservoirs: list[npt.NDArray[np.float64]]
+    reservoirs: list[FloatArray]
     seen: IntArray
+    label_reservoirs: list[FloatArray]
+    label_seen: IntArray
     reference: Reference | None
     reference_source: str | None
+    label_reference: TargetReference | None
+    rolling: tuple[list[FloatArray], IntArray, list[FloatArray], IntArray] | None
     names: list[str]
-    numeric: list[bool]
+    kinds: list[str | None]
+    category_labels: list[list[str]]
+    class_labels: list[str] | None
 
 
 @dataclass
@@ -189,29 +213,53 @@ class DriftRefreshStats:
     seconds: float = 0.0
 
 
-def refresh_drift(store: Store, *, force: bool = False) -> DriftRefreshStats:
+def _label_reference(state: ModelState, version: VersionState) -> TargetReference | None:
+    ref = state.version_reference(version)
+    if ref is not None and ref.labels is not None:
+        return ref.labels
+    builder = version.label_builder
+    if builder.complete:
+        d = state.settings.drift
+        column = builder.matrix(1)[:, 0]
+        return target_from_column(column, state.class_labels(), d.bins, d.max_categories)
+    return None
+
+
+def refresh_drift(
+    store: Store, *, force: bool = False, executor: Executor | None = None
+) -> DriftRefreshStats:
     """Recompute drift for every window whose sample or reference changed since the last run.
 
-    A window's sample changes when events arrive (the version's ``generation``) or when a bucket
-    holding events leaves the window (its event count drops), so the key is
+    A window's sample changes when events or labels arrive (the version's ``generation``) or
+    when a bucket holding events leaves the window (its event count drops), so the key is
     ``(generation, events in the window)``: a quiet window is not recomputed every bucket.
     """
     started = time.perf_counter()
     stats = DriftRefreshStats()
-    settings = store.settings
     now = store.clock()
     jobs: list[_DriftJob] = []
     for state in store.models():
         with state.lock:
             names = list(state.features.names)
-            numeric = state.features.numeric_mask()
+            kinds: list[str | None] = list(state.features.kinds)
+            category_labels = [list(labels) for labels in state.features.labels]
+            class_labels = state.class_labels()
             for version in state.versions.values():
                 info = reference_info(state, version)
+                label_ref = _label_reference(state, version)
                 for label, window in version.samples.items():
-                    key = (version.generation, window.events(now))
+                    labels_window = version.label_samples[label]
+                    key = (version.generation, window.events(now) + labels_window.events(now))
                     if not force and version.drift_key.get(label) == key:
                         continue
                     reservoirs, seen = window.snapshot(now)
+                    label_reservoirs, label_seen = labels_window.snapshot(now)
+                    rolling = None
+                    if info.source == "previous_window":
+                        rolling = (
+                            *window.snapshot(now, windows_back=1),
+                            *labels_window.snapshot(now, windows_back=1),
+                        )
                     jobs.append(
                         _DriftJob(
                             state,
@@ -220,17 +268,21 @@ def refresh_drift(store: Store, *, force: bool = False) -> DriftRefreshStats:
                             key,
                             reservoirs,
                             seen,
+                            label_reservoirs,
+                            label_seen,
                             info.reference,
-                            info.source if info.reference is not None else None,
+                            info.source if info.reference is not None or rolling else None,
+                            label_ref,
+                            rolling,
                             names,
-                            numeric,
+                            kinds,
+                            category_labels,
+                            class_labels,
                         )
                     )
     for job in jobs:
         try:
-            result = _compute_drift(
-                job, settings.drift.sample_size, settings.drift.min_samples, now
-            )
+            result = _compute_drift(job, store.settings.drift, now, executor)
         except Exception:  # one bad window must not stop the others
             log.exception(
                 "drift computation failed for model=%s version=%s window=%s",
@@ -248,39 +300,178 @@ def refresh_drift(store: Store, *, force: bool = False) -> DriftRefreshStats:
     return stats
 
 
-def _compute_drift(job: _DriftJob, capacity: int, min_samples: int, now: float) -> DriftResult:
+def _sample(
+    reservoirs: list[FloatArray], seen: IntArray, capacity: int, seed: int, width: int
+) -> tuple[FloatArray, int]:
+    if not reservoirs:
+        return np.empty((0, width)), 0
+    drawn = draw_sample(reservoirs, seen, capacity, seed=seed)
+    rows = drawn.rows
+    if rows.shape[1] < width:  # features added after these rows: missing
+        grown = np.full((rows.shape[0], width), np.nan)
+        grown[:, : rows.shape[1]] = rows
+        rows = grown
+    return rows, drawn.events
+
+
+def _compute_drift(
+    job: _DriftJob, settings: DriftSettings, now: float, executor: Executor | None
+) -> DriftResult:
     # A seed from the window's key makes the sample, and so the exported value, reproducible
     # (crc32, not hash(): str hashes change from one process to the next).
     seed = zlib.crc32(repr((job.key, job.window)).encode())
-    if not job.reservoirs:
-        sample_rows = np.empty((0, len(job.names)))
-        events = 0
-    else:
-        sample = draw_sample(job.reservoirs, job.seen, capacity, seed=seed)
-        sample_rows, events = sample.rows, sample.events
+    width = len(job.names) + 1
+    rows, events = _sample(job.reservoirs, job.seen, settings.sample_size, seed, width)
+    label_rows, _ = _sample(job.label_reservoirs, job.label_seen, settings.sample_size, seed, 1)
+    reference, label_reference = job.reference, job.label_reference
+    if job.rolling is not None:
+        prev_rows, _ = _sample(job.rolling[0], job.rolling[1], settings.sample_size, seed, width)
+        prev_labels, _ = _sample(job.rolling[2], job.rolling[3], settings.sample_size, seed, 1)
+        reference = (
+            reference_from_rows(
+                prev_rows,
+                names=job.names,
+                kinds=job.kinds,
+                category_labels=job.category_labels,
+                target_labels=job.class_labels,
+                source="previous_window",
+                created=now,
+                bins=settings.bins,
+                max_categories=settings.max_categories,
+            )
+            if prev_rows.shape[0]
+            else None
+        )
+        label_reference = (
+            target_from_column(
+                prev_labels[:, 0], job.class_labels, settings.bins, settings.max_categories
+            )
+            if prev_labels.shape[0]
+            else None
+        )
+    need = max(settings.min_samples, 2)
     features: dict[str, FeatureDrift] = {}
-    ref = job.reference
-    if ref is not None:
-        cols = [
-            j
-            for j, name in enumerate(job.names)
-            if job.numeric[j] and name in ref.numeric and j < sample_rows.shape[1]
-        ]
-        if cols:
-            window = sample_rows[:, cols]
-            counts = np.count_nonzero(~np.isnan(window), axis=0)
-            references = [ref.numeric[job.names[j]] for j in cols]
-            results = ks_columns(references, window, min_samples)
-            for j, n_window, reference, res in zip(cols, counts, references, results, strict=True):
-                features[job.names[j]] = FeatureDrift(
-                    window_values=int(n_window),
-                    reference_values=int(reference.shape[0]),
-                    ks=res,
-                )
+    n_rows = rows.shape[0]
+    missing = np.count_nonzero(np.isnan(rows[:, 1:]), axis=0) / n_rows if n_rows else np.zeros(0)
+    numeric_cols = [j for j, k in enumerate(job.kinds) if k == "numeric"]
+    numeric_refs = [
+        reference.numeric.get(job.names[j]) if reference is not None else None for j in numeric_cols
+    ]
+    numeric = (
+        numeric_drift(
+            numeric_refs,
+            rows[:, [j + 1 for j in numeric_cols]],
+            min_samples=need,
+            executor=executor,
+            chunks=settings.threads,
+        )
+        if numeric_cols and n_rows
+        else [None] * len(numeric_cols)
+    )
+    for j, ref, result in zip(numeric_cols, numeric_refs, numeric, strict=True):
+        if n_rows == 0:
+            continue
+        values = int(n_rows - round(missing[j] * n_rows))
+        features[job.names[j]] = FeatureDrift(
+            kind="numeric",
+            window_values=values,
+            reference_values=ref.size if ref is not None else 0,
+            missing=float(missing[j]),
+            numeric=result,
+        )
+    for j, kind in enumerate(job.kinds):
+        if kind != "categorical" or n_rows == 0:
+            continue
+        name = job.names[j]
+        cat_ref = reference.categorical.get(name) if reference is not None else None
+        codes = rows[:, j + 1]
+        codes = codes[~np.isnan(codes)]
+        result_c = None
+        if cat_ref is not None and codes.shape[0] >= need and cat_ref.size >= need:
+            counts, other = _bin_codes(codes, job.category_labels[j], cat_ref)
+            result_c = categorical_drift(cat_ref.counts, cat_ref.pooled, counts, other)
+        features[name] = FeatureDrift(
+            kind="categorical",
+            window_values=int(codes.shape[0]),
+            reference_values=cat_ref.size if cat_ref is not None else 0,
+            missing=float(missing[j]),
+            categorical=result_c,
+        )
+    features = _verdicts(features, settings)
+    predictions = labels = None
+    if reference is not None and reference.predictions is not None and n_rows:
+        predictions = _target_drift(rows[:, 0], reference.predictions, job.class_labels, settings)
+    if label_reference is not None and label_rows.shape[0]:
+        labels = _target_drift(label_rows[:, 0], label_reference, job.class_labels, settings)
     return DriftResult(
         computed_at=now,
         window_events=events,
-        window_sample=int(sample_rows.shape[0]),
-        features=features,
+        window_sample=n_rows,
         reference_source=job.reference_source,
+        correction=settings.correction,
+        alpha=settings.alpha,
+        features=features,
+        predictions=predictions,
+        labels=labels,
+        label_sample=int(label_rows.shape[0]),
     )
+
+
+def _bin_codes(
+    codes: FloatArray, labels: list[str], reference: CategoricalReference
+) -> tuple[IntArray, int]:
+    """Window category codes as counts over the reference's categories, plus the rest."""
+    index = reference.index()
+    mapping = np.array([index.get(label, -1) for label in labels], dtype=np.int64)
+    ints = codes.astype(np.int64)
+    known = ints >= 0
+    bins = np.full(ints.shape[0], -1, dtype=np.int64)
+    if mapping.shape[0]:
+        bins[known] = mapping[ints[known]]
+    counts = np.bincount(bins[bins >= 0], minlength=len(reference.categories))
+    return counts.astype(np.int64), int(np.count_nonzero(bins < 0))
+
+
+def _verdicts(
+    features: dict[str, FeatureDrift], settings: DriftSettings
+) -> dict[str, FeatureDrift]:
+    """Which features drifted: significant after the correction, and material."""
+    tested = [name for name, f in features.items() if f.pvalue is not None]
+    pvalues = np.array([features[name].pvalue for name in tested], dtype=np.float64)
+    rejected = significant(pvalues, settings.alpha, settings.correction)
+    out = dict(features)
+    for name, reject in zip(tested, rejected.tolist(), strict=True):
+        f = features[name]
+        if f.numeric is not None:
+            material = f.numeric.ks_statistic >= settings.min_ks_statistic
+        else:
+            material = f.categorical is not None and f.categorical.psi >= settings.min_psi
+        out[name] = replace(f, drifted=bool(reject and material))
+    return out
+
+
+def _target_drift(
+    column: FloatArray,
+    reference: TargetReference,
+    class_labels: list[str] | None,
+    settings: DriftSettings,
+) -> TargetDrift | None:
+    values = column[~np.isnan(column)]
+    need = max(settings.min_samples, 2)
+    if values.shape[0] < need:
+        return None
+    if class_labels is None:  # regression: compare the values
+        if reference.numeric is None or reference.numeric.size < need:
+            return None
+        [num] = numeric_drift([reference.numeric], values.reshape(-1, 1), min_samples=need)
+        if num is None:
+            return None
+        drifted = num.ks_pvalue <= settings.alpha and num.ks_statistic >= settings.min_ks_statistic
+        return TargetDrift(num, None, drifted)
+    cats = reference.categories
+    if cats.size < need:
+        return None
+    counts, other = _bin_codes(values, class_labels, cats)
+    cat = categorical_drift(cats.counts, cats.pooled, counts, other)
+    drifted = cat.chi2_pvalue <= settings.alpha and cat.psi >= settings.min_psi
+    return TargetDrift(None, cat, drifted)

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -19,7 +20,8 @@ from exporter.api.routes import Context, build_router
 from exporter.api.schemas import build_decoders
 from exporter.collectors import build_registry
 from exporter.config import Settings
-from exporter.errors import Reason, RejectedInput
+from exporter.errors import ConfigError, Reason, RejectedInput
+from exporter.reference import ReferenceError, read_reference_file, reference_for_model
 from exporter.store import Store
 from exporter.telemetry import Telemetry
 
@@ -30,21 +32,33 @@ MIN_REFRESH_SECONDS = 0.05
 
 
 class DriftWorker:
-    """Background thread: recomputes drift of changed windows and expires join buffers."""
+    """Background thread: recomputes drift of changed windows and expires join buffers.
 
-    def __init__(self, store: Store, telemetry: Telemetry, interval: float) -> None:
+    With ``drift.threads`` above 1 a small pool shares each computation: numpy's sorts release
+    the GIL, so two threads cut a 50-feature window from ~35 to ~22 ms (bench/drift.py).
+    """
+
+    def __init__(
+        self, store: Store, telemetry: Telemetry, interval: float, threads: int = 1
+    ) -> None:
         self._store = store
         self._telemetry = telemetry
         self._interval = max(interval, MIN_REFRESH_SECONDS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="drift-worker", daemon=True)
+        self._pool = (
+            ThreadPoolExecutor(threads, thread_name_prefix="drift") if threads > 1 else None
+        )
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     @property
     def alive(self) -> bool:
@@ -52,7 +66,7 @@ class DriftWorker:
 
     def run_once(self) -> None:
         self._store.expire_all()
-        stats = refresh_drift(self._store)
+        stats = refresh_drift(self._store, executor=self._pool)
         self._telemetry.count_drift_run(stats.computed, stats.failed, stats.seconds)
 
     def _run(self) -> None:
@@ -64,6 +78,41 @@ class DriftWorker:
                 log.exception("drift worker run failed")
                 self._telemetry.count_drift_run(0, 1, time.monotonic() - started)
             self._stop.wait(max(0.0, self._interval - (time.monotonic() - started)))
+
+
+def load_reference_files(settings: Settings, store: Store) -> None:
+    """Load every ``models.<name>.reference_file`` as that model's reference.
+
+    Raises :class:`ConfigError` naming the key when a file cannot be read or used.
+    """
+    for model, spec in settings.models.items():
+        if spec.reference_file is None:
+            continue
+        key = f"models.{model}.reference_file"
+        try:
+            columns = read_reference_file(
+                spec.reference_file, max_name_length=settings.limits.max_name_length
+            )
+            reference = reference_for_model(
+                columns,
+                categorical=spec.categorical,
+                prediction_column=spec.reference_prediction_column,
+                label_column=spec.reference_label_column,
+                predictions=None,
+                labels=None,
+                created=store.clock(),
+                max_values=settings.drift.reference_max_values,
+                bins=settings.drift.bins,
+                max_categories=settings.drift.max_categories,
+                source="file",
+            )
+            store.set_reference(model, None, reference)
+        except (ReferenceError, RejectedInput) as exc:
+            detail = exc.message if isinstance(exc, RejectedInput) else str(exc)
+            raise ConfigError(
+                f"config key '{key}': {detail} (got {str(spec.reference_file)!r})"
+            ) from None
+        log.info("loaded reference of model %s from %s", model, spec.reference_file)
 
 
 def create_app(
@@ -97,7 +146,8 @@ def create_app(
         registry=registry,
         decoders=build_decoders(settings.limits),
     )
-    worker = DriftWorker(store, telemetry, settings.drift.refresh_interval)
+    load_reference_files(settings, store)
+    worker = DriftWorker(store, telemetry, settings.drift.refresh_interval, settings.drift.threads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

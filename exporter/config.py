@@ -121,6 +121,34 @@ class DriftSettings(_Section):
     refresh_interval: Duration = Field(
         5.0, ge=0, description="drift is recomputed at most this often, off the request path"
     )
+    reference: Literal["first_events", "previous_window"] = Field(
+        "first_events",
+        description="without an uploaded reference: the first N predictions of each version, "
+        "or the window before the current one (a rolling reference)",
+    )
+    bins: int = Field(
+        10, ge=2, le=100, description="PSI and Jensen-Shannon bins (reference quantiles)"
+    )
+    max_categories: int = Field(
+        100, ge=2, le=10_000, description="categories tracked per feature; the rest are pooled"
+    )
+    correction: Literal["bh", "bonferroni", "none"] = Field(
+        "bh", description="multiple-testing correction across a window's features"
+    )
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance level after correction")
+    min_ks_statistic: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="a numeric feature drifts only if its KS statistic is this large",
+    )
+    min_psi: float = Field(
+        0.1,
+        ge=0,
+        description="a categorical feature (or the predictions, or the labels) drifts "
+        "only if its PSI is this large",
+    )
+    threads: int = Field(2, ge=1, le=32, description="threads sharing one drift computation")
 
 
 class JoinSettings(_Section):
@@ -156,6 +184,21 @@ class ModelSpec(_Section):
     task: Literal["binary", "multiclass", "regression"]
     positive_class: ClassValue | None = Field(
         None, description="binary only; default 1 for int classes, true for bool classes"
+    )
+    categorical: list[str] = Field(
+        default_factory=list, description="features whose numbers are categories (e.g. zip codes)"
+    )
+    reference: Literal["first_events", "previous_window"] | None = Field(
+        None, description="overrides drift.reference for this model"
+    )
+    reference_file: Path | None = Field(
+        None, description="CSV or Parquet file loaded at start as the reference of every version"
+    )
+    reference_prediction_column: str | None = Field(
+        None, description="column of reference_file (or of an uploaded CSV) holding predictions"
+    )
+    reference_label_column: str | None = Field(
+        None, description="column of reference_file (or of an uploaded CSV) holding labels"
     )
 
     @model_validator(mode="after")

@@ -117,17 +117,61 @@ class ClassCodec:
 
 @dataclass
 class FeatureSchema:
-    """Feature names in order of first appearance and their kind (None until a value is seen)."""
+    """Feature names in order of first appearance, their kind (None until a value is seen) and,
+    for categorical features, the code of each category (bounded; the rest pooled as -1)."""
 
     names: list[str] = field(default_factory=list)
     index: dict[str, int] = field(default_factory=dict)
     kinds: list[FeatureKind | None] = field(default_factory=list)
+    codes: list[dict[str, int]] = field(default_factory=list)
+    labels: list[list[str]] = field(default_factory=list)
+    declared_categorical: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.names)
 
     def numeric_mask(self) -> list[bool]:
         return [k == "numeric" for k in self.kinds]
+
+    def commit(self, batch: FeatureBatch) -> None:
+        """Register what a validated batch introduced: names, kinds and categories."""
+        for name in batch.new_names:
+            self.index[name] = len(self.names)
+            self.names.append(name)
+            self.kinds.append("categorical" if name in self.declared_categorical else None)
+            self.codes.append({})
+            self.labels.append([])
+        for col, kind in batch.learnt.items():
+            self.kinds[col] = kind
+        for col, new in batch.new_categories.items():
+            for label, code in new.items():
+                self.codes[col][label] = code
+                self.labels[col].append(label)
+
+
+@dataclass
+class FeatureBatch:
+    """A batch's features as a matrix, and what it would add to the schema."""
+
+    matrix: FloatArray  # (events, features); NaN missing; categorical columns hold codes
+    new_names: list[str]
+    learnt: dict[int, FeatureKind]  # column -> kind learnt from this batch
+    mismatches: dict[int, int]  # column -> values of the wrong type (stored as missing)
+    new_categories: dict[int, dict[str, int]]  # column -> categories new in this batch -> code
+    pooled: dict[int, int]  # column -> values in categories beyond the limit (code -1)
+
+
+def category_label(value: object) -> str:
+    """The canonical name of a category value (also the ``class`` label of class values).
+
+    >>> [category_label(v) for v in (True, 3, 3.0, 2.5, "a")]
+    ['true', '3', '3', '2.5', 'a']
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def to_epoch(value: float | datetime | None, now: float, max_skew: float, where: str) -> float:
@@ -175,13 +219,13 @@ def feature_matrix(
     schema: FeatureSchema,
     max_features: int,
     model: str,
-) -> tuple[FloatArray, list[str], dict[int, FeatureKind], dict[int, int]]:
-    """Numeric feature values as an (events, features) matrix in the schema's column order.
+    max_categories: int = 100,
+) -> FeatureBatch:
+    """Feature values as an (events, features) matrix in the schema's column order.
 
-    Returns the matrix (NaN where a value is missing, categorical or of the wrong kind), the new
-    feature names (appended after the known ones), the kinds learnt in this batch
-    (column -> kind) and per-column counts of values whose type contradicts the feature's kind.
-    The schema itself is not modified.
+    Numeric values are stored as they are; categories as their code (a float), with codes beyond
+    ``max_categories`` per feature pooled as -1. Missing values, and values whose type contradicts
+    the feature's kind (counted), are NaN. The schema itself is not modified.
     """
     n = len(feature_dicts)
     known = len(schema.names)
@@ -209,10 +253,12 @@ def feature_matrix(
         idx = schema.index.get(name)
         return new_index[name] if idx is None else idx
 
-    kinds: list[FeatureKind | None] = [*schema.kinds, *([None] * len(new_names))]
-    learnt: dict[int, FeatureKind] = {}
-    mismatches: dict[int, int] = {}
-    matrix = np.full((n, width), np.nan)
+    declared = schema.declared_categorical
+    kinds: list[FeatureKind | None] = [
+        *schema.kinds,
+        *("categorical" if name in declared else None for name in new_names),
+    ]
+    batch = FeatureBatch(np.full((n, width), np.nan), new_names, {}, {}, {}, {})
 
     if uniform and n:
         # Fast path (every event has the same keys in the same order, all numbers or null):
@@ -226,28 +272,62 @@ def feature_matrix(
             else:  # None becomes NaN (missing)
                 block = np.array([list(f.values()) for f in feature_dicts], dtype=np.float64)
             block = block.reshape(n, len(cols))
-            matrix[:, cols] = block
+            batch.matrix[:, cols] = block
             for j, c in enumerate(cols):
                 if kinds[c] is None and not np.isnan(block[:, j]).all():
-                    learnt[c] = "numeric"
-            return matrix, new_names, learnt, mismatches
+                    batch.learnt[c] = "numeric"
+            return batch
 
-    # General path: mixed types, missing or reordered keys.
+    # General path: categories, mixed types, missing or reordered keys.
+    # A feature's kind is learnt from the majority of this batch's values, so that one odd
+    # first value (a stray string in a numeric column) does not decide it.
+    votes: dict[int, list[int]] = {}
+    for feats in feature_dicts:
+        for name, value in feats.items():
+            if value is None:
+                continue
+            c = column_of(name)
+            if kinds[c] is None:
+                tally = votes.setdefault(c, [0, 0])
+                tally[isinstance(value, str | bool)] += 1
+    for c, (numbers, categories) in votes.items():
+        kinds[c] = batch.learnt[c] = "numeric" if numbers >= categories else "categorical"
+    matrix = batch.matrix
     for i, feats in enumerate(feature_dicts):
         for name, value in feats.items():
             if value is None:
                 continue
             c = column_of(name)
-            value_kind: FeatureKind = "categorical" if isinstance(value, str | bool) else "numeric"
-            kind = kinds[c]
-            if kind is None:
-                kinds[c] = kind = value_kind
-                learnt[c] = value_kind
-            if kind != value_kind:
-                mismatches[c] = mismatches.get(c, 0) + 1
-            elif value_kind == "numeric":
-                matrix[i, c] = value
-    return matrix, new_names, learnt, mismatches
+            is_category = isinstance(value, str | bool)
+            if kinds[c] == "numeric":
+                if is_category:
+                    batch.mismatches[c] = batch.mismatches.get(c, 0) + 1
+                else:
+                    matrix[i, c] = value
+                continue
+            if not is_category and name not in declared:
+                batch.mismatches[c] = batch.mismatches.get(c, 0) + 1
+                continue
+            matrix[i, c] = _category_code(batch, schema, c, category_label(value), max_categories)
+    return batch
+
+
+def _category_code(
+    batch: FeatureBatch, schema: FeatureSchema, col: int, label: str, limit: int
+) -> float:
+    codes = schema.codes[col] if col < len(schema.codes) else {}
+    code = codes.get(label)
+    if code is not None:
+        return float(code)
+    pending = batch.new_categories.setdefault(col, {})
+    code = pending.get(label)
+    if code is not None:
+        return float(code)
+    if len(codes) + len(pending) >= limit:
+        batch.pooled[col] = batch.pooled.get(col, 0) + 1
+        return -1.0
+    code = pending[label] = len(codes) + len(pending)
+    return float(code)
 
 
 _KIND_NAMES: dict[ClassKind, str] = {"int": "int", "bool": "bool", "string": "string"}

@@ -26,11 +26,13 @@ import numpy.typing as npt
 from exporter.config import ModelSpec, Settings
 from exporter.errors import Reason, RejectedInput
 from exporter.join import PendingBuffer
-from exporter.reference import Reference, ReferenceBuilder
+from exporter.reference import Reference, ReferenceBuilder, reference_from_rows
+from exporter.results import DriftResult
 from exporter.schema import (
     ClassCodec,
     ClassKind,
     ClassValue,
+    FeatureBatch,
     FeatureKind,
     FeatureSchema,
     Task,
@@ -41,7 +43,6 @@ from exporter.schema import (
     infer_task,
     timestamps,
 )
-from exporter.stats.drift import KSResult
 from exporter.window import QualityWindow, SampleWindow
 
 FloatArray = npt.NDArray[np.float64]
@@ -92,26 +93,6 @@ Pending = tuple[int, float, float]
 EarlyLabel = tuple[float, float]
 
 
-@dataclass(frozen=True, slots=True)
-class FeatureDrift:
-    """Drift of one feature: how many values each side had, and the test (None if too few)."""
-
-    window_values: int
-    reference_values: int
-    ks: KSResult | None
-
-
-@dataclass(frozen=True, slots=True)
-class DriftResult:
-    """Drift of one window against the reference, as computed by the drift worker."""
-
-    computed_at: float
-    window_events: int  # exact events in the window when computed
-    window_sample: int  # rows of the uniform sample the tests used
-    features: dict[str, FeatureDrift]
-    reference_source: str | None
-
-
 @dataclass
 class VersionState:
     """Windows, reference and counters of one model version."""
@@ -120,7 +101,9 @@ class VersionState:
     name: str
     quality: dict[str, QualityWindow]
     samples: dict[str, SampleWindow]
-    builder: ReferenceBuilder
+    builder: ReferenceBuilder  # first N prediction rows (column 0: the prediction)
+    label_samples: dict[str, SampleWindow]  # joined labels by label time (class index or value)
+    label_builder: ReferenceBuilder  # first N joined labels
     created: float
     last_activity: float
     reference: Reference | None = None  # uploaded for this version, or built from first events
@@ -166,15 +149,12 @@ class _PreparedPredictions:
     task: Task
     class_kind: ClassKind | None
     new_classes: dict[ClassValue, int]
-    new_features: list[str]
-    learnt_kinds: dict[int, FeatureKind]
-    mismatches: dict[int, int]
+    features: FeatureBatch
     ids: list[str]
     times: FloatArray
     targets: FloatArray | IntArray
     labels: FloatArray | IntArray | None  # inline labels, aligned with ids where has_label
     has_label: npt.NDArray[np.bool_] | None
-    rows: FloatArray
 
 
 @dataclass
@@ -220,6 +200,13 @@ class ModelState:
         self.duplicate_predictions_total = 0
         self.duplicate_labels_total = 0
         self.type_mismatches: dict[str, int] = {}
+        self.categories_pooled: dict[str, int] = {}
+        self.features.declared_categorical = frozenset(spec.categorical) if spec else frozenset()
+        self.rolling = (
+            spec.reference
+            if spec is not None and spec.reference is not None
+            else settings.drift.reference
+        ) == "previous_window"
         self.created = now
 
     # -- helpers -----------------------------------------------------------------------------
@@ -272,10 +259,27 @@ class ModelState:
                 for lbl, w in zip(labels, s.windows, strict=True)
             },
             samples={
-                lbl: SampleWindow(w, s.window_buckets, s.drift.sample_size, seed=i)
+                lbl: SampleWindow(
+                    w,
+                    s.window_buckets,
+                    s.drift.sample_size,
+                    seed=i,
+                    history=2 if self.rolling else 1,
+                )
                 for i, (lbl, w) in enumerate(zip(labels, s.windows, strict=True))
             },
             builder=ReferenceBuilder(s.drift.reference_size),
+            label_samples={
+                lbl: SampleWindow(
+                    w,
+                    s.window_buckets,
+                    s.drift.sample_size,
+                    seed=100 + i,
+                    history=2 if self.rolling else 1,
+                )
+                for i, (lbl, w) in enumerate(zip(labels, s.windows, strict=True))
+            },
+            label_builder=ReferenceBuilder(s.drift.reference_size),
             created=now,
             last_activity=now,
         )
@@ -421,8 +425,12 @@ class ModelState:
                 # Report the event's own index, not the index among labelled events.
                 raise _reindex(exc, positions, "events[{}].label") from None
         task = self._check_classes(task, new_classes, n)
-        rows, new_features, learnt, mismatches = feature_matrix(
-            [e.features for e in events], self.features, limits.max_features, self.name
+        features = feature_matrix(
+            [e.features for e in events],
+            self.features,
+            limits.max_features,
+            self.name,
+            self.settings.drift.max_categories,
         )
         return _PreparedPredictions(
             version=version,
@@ -431,28 +439,24 @@ class ModelState:
             task=task,
             class_kind=class_kind,
             new_classes=new_classes,
-            new_features=new_features,
-            learnt_kinds=learnt,
-            mismatches=mismatches,
+            features=features,
             ids=ids,
             times=times,
             targets=targets,
             labels=labels,
             has_label=has_label,
-            rows=rows,
         )
 
     def commit_predictions(self, p: _PreparedPredictions, now: float) -> IngestResult:
         self._commit_schema(p.task, p.class_kind, p.new_classes)
-        for name in p.new_features:
-            self.features.index[name] = len(self.features.names)
-            self.features.names.append(name)
-            self.features.kinds.append(None)
-        for col, kind in p.learnt_kinds.items():
-            self.features.kinds[col] = kind
-        for col, count in p.mismatches.items():
+        batch = p.features
+        self.features.commit(batch)
+        for col, count in batch.mismatches.items():
             fname = self.features.names[col]
             self.type_mismatches[fname] = self.type_mismatches.get(fname, 0) + count
+        for col, count in batch.pooled.items():
+            fname = self.features.names[col]
+            self.categories_pooled[fname] = self.categories_pooled.get(fname, 0) + count
         if p.evict_version is not None:
             self._retire_version(p.evict_version)
         version = self.versions.get(p.version)
@@ -463,7 +467,9 @@ class ModelState:
         pending, joined_ids = self.pending, self.joined
         seen_before = pending.known(p.ids) | joined_ids.known(p.ids)
         duplicates = len(seen_before)
-        ids, times, targets, rows = p.ids, p.times, p.targets, p.rows
+        ids, times, targets = p.ids, p.times, p.targets
+        # Column 0 holds the prediction (class index or value), then the features.
+        rows = np.column_stack([targets.astype(np.float64), batch.matrix])
         labels, has_label = p.labels, p.has_label
         if duplicates:
             self.duplicate_predictions_total += duplicates
@@ -534,12 +540,10 @@ class ModelState:
 
         for window in version.samples.values():
             window.add(times, rows, now)
-        if version.reference is None and self.reference is None:
+        if version.reference is None and self.reference is None and not self.rolling:
             version.builder.add(rows)
             if version.builder.complete:
-                version.reference = version.builder.build(
-                    self.features.names, self.features.numeric_mask(), created=now
-                )
+                version.reference = self.reference_from_builder(version, now)
         version.predictions_total += n
         version.generation += 1
         return IngestResult(
@@ -652,6 +656,26 @@ class ModelState:
             accepted=len(p.ids), duplicates=duplicates, joined=joined, pending=waiting
         )
 
+    def class_labels(self) -> list[str] | None:
+        """Labels of the class indices stored for a classifier; None for regression."""
+        if self.task == "regression":
+            return None
+        return [self.codec.label(i) for i in range(len(self.codec))]
+
+    def reference_from_builder(self, version: VersionState, now: float) -> Reference:
+        d = self.settings.drift
+        return reference_from_rows(
+            version.builder.matrix(len(self.features) + 1),
+            names=self.features.names,
+            kinds=self.features.kinds,
+            category_labels=self.features.labels,
+            target_labels=self.class_labels(),
+            source="first_events",
+            created=now,
+            bins=d.bins,
+            max_categories=d.max_categories,
+        )
+
     def _record_outcomes(
         self,
         version: VersionState,
@@ -664,6 +688,11 @@ class ModelState:
     ) -> None:
         """Count joined (truth, prediction) pairs in the quality windows and the counters."""
         version.labels_total += actual.shape[0]
+        truth = actual.reshape(-1, 1)
+        for sample in version.label_samples.values():
+            sample.add(label_times, truth, now)
+        version.label_builder.add(truth)
+        version.generation += 1
         delays = np.maximum(label_times - prediction_times, 0.0)
         version.delay_counts += np.bincount(
             np.searchsorted(LABEL_DELAY_BUCKETS, delays, side="left"),
@@ -688,8 +717,37 @@ class ModelState:
 
     # -- reference ---------------------------------------------------------------------------
 
+    def _adopt_reference_schema(self, reference: Reference) -> None:
+        """Features the reference knows and the events have not shown yet take the
+        reference's kind: a reference uploaded first declares the schema."""
+        new = sorted(reference.features - set(self.features.names))
+        limit = self.settings.limits.max_features
+        if len(self.features) + len(new) > limit:
+            raise RejectedInput(
+                Reason.TOO_MANY_FEATURES,
+                f"reference: model {self.name!r} would have {len(self.features) + len(new)} "
+                f"features; limits.max_features is {limit}",
+            )
+        batch = FeatureBatch(np.empty((0, 0)), new, {}, {}, {}, {})
+        self.features.commit(batch)
+        for name in reference.features:
+            col = self.features.index[name]
+            if self.features.kinds[col] is None:
+                kind: FeatureKind = "numeric" if name in reference.numeric else "categorical"
+                self.features.kinds[col] = kind
+
     def set_reference(self, reference: Reference, version: str | None, now: float) -> None:
-        """Replace the reference of one version, or of every version present and future."""
+        """Replace the reference of one version, or of every version present and future.
+
+        Refused when it shares no feature with the model's (a reference for another model, or
+        misspelt names), or gives a feature another kind than the events do."""
+        known = set(self.features.names)
+        if known and reference.features and not known & reference.features:
+            raise RejectedInput(
+                Reason.INVALID_REFERENCE,
+                f"reference: none of its features ({', '.join(sorted(reference.features)[:8])}) "
+                f"is a feature of model {self.name!r} ({', '.join(sorted(known)[:8])})",
+            )
         for name, kind in zip(self.features.names, self.features.kinds, strict=True):
             ref_kind = (
                 "numeric"
@@ -704,6 +762,7 @@ class ModelState:
                     f"reference: feature {name!r} is {ref_kind} in the reference but {kind} in "
                     f"the events of model {self.name!r}",
                 )
+        self._adopt_reference_schema(reference)
         if version is None:
             self.reference = reference
             for v in self.versions.values():
@@ -802,9 +861,10 @@ class Store:
             prepared = state.prepare_labels(labels, now)
             return state.commit_labels(prepared, now)
 
-    def set_reference(self, model: str, version: str | None, reference: Reference) -> None:
+    def set_reference(self, model: str, version: str | None, reference: Reference) -> list[str]:
         """Replace a reference; registers the model (and version) when it is new, so that a
-        reference can be uploaded before the first prediction."""
+        reference can be uploaded before the first prediction. Returns the features the model knew
+        before."""
         now = self.clock()
         with self._lock:
             state = self._models.get(model)
@@ -813,9 +873,11 @@ class Store:
                 with state.lock:
                     state.set_reference(reference, version, now)
                 self._models[model] = state
-                return
+                return []
         with state.lock:
+            known = list(state.features.names)  # before the reference adds its own
             state.set_reference(reference, version, now)
+            return known
 
     def expire_all(self) -> None:
         now = self.clock()

@@ -28,17 +28,24 @@ _NO_BUCKET = np.iinfo(np.int64).min
 
 
 class TimeBuckets:
-    """Which ring slot holds which time bucket; the bookkeeping shared by both windows."""
+    """Which ring slot holds which time bucket; the bookkeeping shared by both windows.
 
-    def __init__(self, duration: float, buckets: int) -> None:
+    The ring holds ``history`` windows' worth of buckets (2 for a rolling reference: the current
+    window and the one before it); :meth:`live` selects one window of them.
+    """
+
+    def __init__(self, duration: float, buckets: int, history: int = 1) -> None:
         if not duration > 0:
             raise ValueError(f"window duration must be > 0 seconds, got {duration!r}")
         if buckets < 1:
             raise ValueError(f"buckets must be >= 1, got {buckets!r}")
+        if history < 1:
+            raise ValueError(f"history must be >= 1, got {history!r}")
         self.duration = float(duration)
-        self.count = int(buckets)
+        self.count = int(buckets)  # buckets per window
+        self.ring = self.count * int(history)  # slots kept
         self.width = self.duration / self.count
-        self.ids = np.full(self.count, _NO_BUCKET, dtype=np.int64)
+        self.ids = np.full(self.ring, _NO_BUCKET, dtype=np.int64)
 
     def bucket_of(self, times: FloatArray) -> IntArray:
         return np.floor_divide(times, self.width).astype(np.int64)
@@ -46,14 +53,20 @@ class TimeBuckets:
     def current(self, now: float) -> int:
         return math.floor(now / self.width)
 
-    def live(self, now: float) -> npt.NDArray[np.bool_]:
-        """Mask of slots whose bucket lies in the window ending at ``now``."""
-        cur = self.current(now)
+    def live(self, now: float, windows_back: int = 0) -> npt.NDArray[np.bool_]:
+        """Mask of slots whose bucket lies in the window ending at ``now`` (or, with
+        ``windows_back=1``, in the window before it)."""
+        cur = self.current(now) - windows_back * self.count
         return (self.ids > cur - self.count) & (self.ids <= cur)
+
+    def kept(self, now: float) -> npt.NDArray[np.bool_]:
+        """Mask of slots still within the kept history."""
+        cur = self.current(now)
+        return (self.ids > cur - self.ring) & (self.ids <= cur)
 
     def claim(self, bucket: int) -> tuple[int, bool]:
         """Slot for ``bucket`` and whether it must be reset (it held an older bucket)."""
-        slot = bucket % self.count
+        slot = bucket % self.ring
         fresh = bool(self.ids[slot] != bucket)
         if fresh:
             self.ids[slot] = bucket
@@ -66,7 +79,7 @@ class TimeBuckets:
         """
         cur = self.current(now)
         buckets = np.minimum(self.bucket_of(times), cur)
-        keep = buckets > cur - self.count
+        keep = buckets > cur - self.ring
         if not keep.all():
             buckets = np.where(keep, buckets, _NO_BUCKET)
         first = int(buckets[0])
@@ -181,16 +194,20 @@ class SampleWindow:
     #: ...down to this many times their proportional share of ``capacity``.
     KEEP = 1.5
 
-    def __init__(self, duration: float, buckets: int, capacity: int, *, seed: int = 0) -> None:
+    def __init__(
+        self, duration: float, buckets: int, capacity: int, *, seed: int = 0, history: int = 1
+    ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity!r}")
-        self.time = TimeBuckets(duration, buckets)
+        self.time = TimeBuckets(duration, buckets, history)
         self.capacity = int(capacity)
+        self.history = int(history)
         self.features = 0
+        ring = self.time.ring
         self._rng = np.random.default_rng(seed)
-        self._rows: list[FloatArray] = [np.empty((0, 0), dtype=np.float64) for _ in range(buckets)]
-        self._seen = np.zeros(buckets, dtype=np.int64)
-        self._cap = np.full(buckets, self.capacity, dtype=np.int64)
+        self._rows: list[FloatArray] = [np.empty((0, 0), dtype=np.float64) for _ in range(ring)]
+        self._seen = np.zeros(ring, dtype=np.int64)
+        self._cap = np.full(ring, self.capacity, dtype=np.int64)
 
     def _reset(self, slot: int) -> None:
         self._seen[slot] = 0
@@ -254,11 +271,11 @@ class SampleWindow:
         self._seen[slot] = seen + n
 
     def _rebalance(self, now: float) -> None:
-        live = self.time.live(now)
+        live = self.time.kept(now)
         for dead in np.flatnonzero(~live).tolist():
             if self._rows[dead].shape[0]:
                 self._reset(dead)  # expired: free its memory now
-        if self.held() <= self.BUDGET * self.capacity:
+        if self.held() <= self.BUDGET * self.capacity * self.history:
             return
         live_slots = np.flatnonzero(live)
         total = int(self._seen[live_slots].sum())
@@ -266,7 +283,8 @@ class SampleWindow:
         for slot in live_slots.tolist():
             if slot == newest:
                 continue
-            keep = math.ceil(self.KEEP * self.capacity * int(self._seen[slot]) / total)
+            share = self.KEEP * self.capacity * self.history * int(self._seen[slot]) / total
+            keep = math.ceil(share)
             rows = self._rows[slot]
             if rows.shape[0] > keep:
                 pick = self._rng.choice(rows.shape[0], keep, replace=False)
@@ -276,9 +294,10 @@ class SampleWindow:
     def events(self, now: float) -> int:
         return int(self._seen[self.time.live(now)].sum())
 
-    def snapshot(self, now: float) -> tuple[list[FloatArray], IntArray]:
-        """Copies of the live reservoirs and their exact counts, for :func:`draw_sample`."""
-        live = np.flatnonzero(self.time.live(now))
+    def snapshot(self, now: float, windows_back: int = 0) -> tuple[list[FloatArray], IntArray]:
+        """Copies of the live reservoirs and their exact counts, for :func:`draw_sample`
+        (``windows_back=1``: those of the previous window, kept when ``history`` is 2)."""
+        live = np.flatnonzero(self.time.live(now, windows_back))
         return [self._rows[s].copy() for s in live], self._seen[live].copy()
 
 

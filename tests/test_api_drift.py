@@ -82,7 +82,9 @@ def test_uploaded_csv_reference_for_one_version(make_exporter) -> None:
         headers={"Content-Type": "text/csv"},
     )
     assert r.status_code == 200, r.text
-    assert r.json()["features"]["colour"] == {"kind": "categorical", "values": 400}
+    colour = r.json()["features"]["colour"]
+    assert colour["kind"] == "categorical" and colour["values"] == 400
+    assert colour["shares"] == {"blue": 0.5, "red": 0.5}
     win = rng.uniform(0.1, 1.1, 300)
     send(exp, "m", {"x": win}, start=1000, model_version="a")
     exp.refresh_drift()
@@ -230,4 +232,6 @@ def test_categorical_and_missing_features_get_no_ks(make_exporter) -> None:
     )
     exp.refresh_drift()
     features = exp.status("m")["versions"]["default"]["windows"]["1h"]["drift"]["features"]
-    assert set(features) == {"x"}
+    assert set(features) == {"x", "c"}  # "n" was never seen with a value: no kind yet
+    assert "ks_statistic" in features["x"] and "chi2_statistic" not in features["x"]
+    assert "chi2_statistic" in features["c"] and "ks_statistic" not in features["c"]

@@ -18,7 +18,7 @@ def populated(make_exporter) -> Exporter:
     exp = make_exporter(
         windows=["5m", "1h"],
         quality={"min_samples": 1},
-        drift={"min_samples": 5, "reference_size": 20},
+        drift={"min_samples": 5, "reference_size": 20, "max_categories": 3},
     )
     rng = np.random.default_rng(0)
     exp.predictions(
@@ -37,11 +37,27 @@ def populated(make_exporter) -> Exporter:
     exp.predictions(
         "iris",
         [
-            {"id": f"i{i}", "features": {"petal": float(i)}, "prediction": ["a", "b", "c"][i % 3]}
+            {
+                "id": f"i{i}",
+                "features": {"petal": float(i), "colour": f"c{i % 5}"},
+                "prediction": ["a", "b", "c"][i % 3],
+            }
             for i in range(30)
         ],
     )
     exp.labels("iris", [{"id": f"i{i}", "label": ["a", "b", "c"][i % 2]} for i in range(30)])
+    exp.predictions(
+        "price",
+        [
+            {
+                "id": f"p{i}",
+                "features": {"rooms": float(rng.integers(1, 6))},
+                "prediction": float(rng.normal(100, 10)),
+                "label": float(rng.normal(100, 12)),
+            }
+            for i in range(40)
+        ],
+    )
     exp.predictions(
         'we"ird\\model\nname',
         [{"id": "r1", "features": {"x": 1.0}, "prediction": 1.5, "label": 2.0}],
@@ -141,14 +157,14 @@ def test_drift_computation_never_holds_up_ingest_or_scrapes(make_exporter, monke
     and /metrics still answer (they would deadlock if the lock were held)."""
     exp = populated(make_exporter)
     entered, release = threading.Event(), threading.Event()
-    real = analysis.ks_columns
+    real = analysis.numeric_drift
 
     def stuck(*args, **kwargs):
         entered.set()
         assert release.wait(30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(analysis, "ks_columns", stuck)
+    monkeypatch.setattr(analysis, "numeric_drift", stuck)
     exp.predictions(
         "fraud", [{"id": "new1", "features": {"amount": 1.0}, "prediction": 1}], model_version="v1"
     )

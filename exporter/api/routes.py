@@ -5,7 +5,7 @@ limits come from the settings in :func:`build_router`'s scope.)
 """
 
 import gzip
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -23,8 +23,9 @@ from exporter.reference import (
     CSVFormatError,
     ReferenceError,
     parse_csv_columns,
-    reference_from_columns,
+    reference_for_model,
 )
+from exporter.results import DriftResult, TargetDrift
 from exporter.stats.performance import ClassificationScores, RegressionScores
 from exporter.store import Store
 from exporter.telemetry import Telemetry
@@ -159,13 +160,23 @@ def build_router(ctx: Context) -> APIRouter:
         model_version: Annotated[
             str | None, Query(min_length=1, max_length=limits.max_name_length)
         ] = None,
+        prediction_column: Annotated[
+            str | None, Query(min_length=1, max_length=limits.max_name_length)
+        ] = None,
+        label_column: Annotated[
+            str | None, Query(min_length=1, max_length=limits.max_name_length)
+        ] = None,
     ) -> dict[str, Any]:
-        """Columnar JSON ``{"features": {name: [values]}}`` or CSV (``Content-Type: text/csv``,
-        a header row of feature names). Without ``model_version`` the reference applies to every
+        """Columnar JSON ``{"features": {name: [values]}, "predictions"?: [...], "labels"?:
+        [...]}`` or CSV (``Content-Type: text/csv``, a header row of column names;
+        ``prediction_column`` and ``label_column`` name the CSV columns holding reference
+        predictions and labels). Without ``model_version`` the reference applies to every
         version of the model, present and future. Without any upload, the first
         ``drift.reference_size`` predictions of each version become its reference."""
         kind = media_type(request)
         body = await read_body(request, limits.max_reference_bytes)
+        spec = settings.models.get(model)
+        predictions = labels = None
         try:
             if kind in ("text/csv", "application/csv"):
                 try:
@@ -175,33 +186,46 @@ def build_router(ctx: Context) -> APIRouter:
                         Reason.MALFORMED_CSV, f"body: not UTF-8 text ({exc.reason})"
                     ) from None
                 columns = parse_csv_columns(text, max_name_length=limits.max_name_length)
+                prediction_column = prediction_column or (
+                    spec.reference_prediction_column if spec else None
+                )
+                label_column = label_column or (spec.reference_label_column if spec else None)
             elif not kind or kind == "application/json" or kind.endswith("+json"):
-                columns = decode(ctx.decoders.reference, body).features
+                parsed = decode(ctx.decoders.reference, body)
+                columns, predictions, labels = parsed.features, parsed.predictions, parsed.labels
+                prediction_column = label_column = None
             else:
                 raise RejectedInput(
                     Reason.UNSUPPORTED_MEDIA_TYPE,
                     f"Content-Type {kind!r} is not supported here; send application/json "
                     "or text/csv",
                 )
-            reference = reference_from_columns(
+            reference = reference_for_model(
                 columns,
+                categorical=spec.categorical if spec else (),
+                prediction_column=prediction_column,
+                label_column=label_column,
+                predictions=predictions,
+                labels=labels,
                 created=ctx.store.clock(),
                 max_values=settings.drift.reference_max_values,
+                bins=settings.drift.bins,
+                max_categories=settings.drift.max_categories,
+                source="upload",
             )
         except ReferenceError as exc:
-            reason = (
-                Reason.MALFORMED_CSV
-                if isinstance(exc, CSVFormatError)
-                else Reason.INVALID_REFERENCE
-            )
+            malformed = isinstance(exc, CSVFormatError)
+            reason = Reason.MALFORMED_CSV if malformed else Reason.INVALID_REFERENCE
             raise RejectedInput(reason, f"reference: {exc}") from None
-        ctx.store.set_reference(model, model_version, reference)
+        known = ctx.store.set_reference(model, model_version, reference)
         ctx.telemetry.count_received("reference", 1)
         return {
             "model": model,
             "model_version": model_version,
             "scope": "version" if model_version else "model",
             **reference.summary(),
+            "unknown_features": sorted(reference.features - set(known)) if known else [],
+            "missing_features": sorted(set(known) - reference.features),
         }
 
     @router.get("/v1/models", tags=["status"], summary="All monitored models")
@@ -280,6 +304,41 @@ def _scores_json(scores: ClassificationScores | RegressionScores | None, classes
     }
 
 
+def _drift_json(drift: DriftResult) -> dict[str, Any]:
+    def target(t: TargetDrift | None) -> Any:
+        if t is None:
+            return None
+        tests = asdict(t.numeric) if t.numeric is not None else {}
+        if t.categorical is not None:
+            tests = asdict(t.categorical)
+        return {**tests, "drifted": t.drifted}
+
+    return {
+        "computed_at": drift.computed_at,
+        "window_predictions": drift.window_events,
+        "sample_predictions": drift.window_sample,
+        "reference_source": drift.reference_source,
+        "correction": drift.correction,
+        "alpha": drift.alpha,
+        "features_tested": drift.tested,
+        "features_drifted": drift.drifted,
+        "features": {
+            name: {
+                "kind": f.kind,
+                "window_values": f.window_values,
+                "reference_values": f.reference_values,
+                "missing_ratio": f.missing,
+                "drifted": f.drifted,
+                **(asdict(f.numeric) if f.numeric is not None else {}),
+                **(asdict(f.categorical) if f.categorical is not None else {}),
+            }
+            for name, f in drift.features.items()
+        },
+        "predictions": target(drift.predictions),
+        "labels": target(drift.labels),
+    }
+
+
 def _model_json(view: ModelView, settings: Settings) -> dict[str, Any]:
     versions: dict[str, Any] = {}
     for v in view.versions:
@@ -301,22 +360,7 @@ def _model_json(view: ModelView, settings: Settings) -> dict[str, Any]:
                 "predictions": w.predictions,
                 "labeled_predictions": w.labeled,
                 "quality": _scores_json(w.scores, view.classes),
-                "drift": None
-                if drift is None
-                else {
-                    "computed_at": drift.computed_at,
-                    "window_predictions": drift.window_events,
-                    "sample_predictions": drift.window_sample,
-                    "features": {
-                        name: {
-                            "window_values": f.window_values,
-                            "reference_values": f.reference_values,
-                            "ks_statistic": None if f.ks is None else f.ks.statistic,
-                            "ks_pvalue": None if f.ks is None else f.ks.pvalue,
-                        }
-                        for name, f in drift.features.items()
-                    },
-                },
+                "drift": None if drift is None else _drift_json(drift),
             }
         versions[v.name] = {
             "predictions_total": v.predictions_total,
@@ -341,6 +385,7 @@ def _model_json(view: ModelView, settings: Settings) -> dict[str, Any]:
             "label": view.duplicate_labels_total,
         },
         "feature_type_mismatches": view.type_mismatches,
+        "feature_categories_pooled": view.categories_pooled,
         "min_samples": {
             "quality": settings.quality.min_samples,
             "drift": settings.drift.min_samples,

@@ -56,9 +56,12 @@ def _structs(limits: LimitSettings) -> dict[str, Any]:
         labels: list[Label]
 
     class ReferenceBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
-        """Columnar reference data: one list of values per feature."""
+        """Columnar reference data: one list of values per feature, and optionally the
+        reference predictions and labels (for prediction and label drift)."""
 
         features: dict[name, list[feature_value]]
+        predictions: list[label_value | None] | None = None
+        labels: list[label_value | None] | None = None
 
     return {
         "PredictionEvent": PredictionEvent,

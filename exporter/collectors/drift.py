@@ -1,4 +1,4 @@
-"""Per-feature drift, read from the results the drift worker cached (never computed here)."""
+"""Drift, read from the results the drift worker cached (never computed here)."""
 
 from __future__ import annotations
 
@@ -8,55 +8,271 @@ from collections.abc import Iterator
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from exporter.analysis import reference_info
+from exporter.results import DriftResult, TargetDrift
 from exporter.store import Store
 
 log = logging.getLogger("exporter.collectors")
 
-LABELS = ["model", "model_version", "window", "feature"]
+W = ["model", "model_version", "window"]
+WF = [*W, "feature"]
 _CACHED = (
-    " Recomputed by a background worker at most every drift.refresh_interval when the window "
-    "changed; absent while window or reference holds fewer than drift.min_samples values."
+    " Cached: recomputed by a background worker at most every drift.refresh_interval, when "
+    "the window changed."
 )
+_GUARD = " Absent while window or reference holds fewer than drift.min_samples values."
+
+
+def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=labels)
+
+
+class _Families:
+    """Every drift family, built once per scrape."""
+
+    def __init__(self) -> None:
+        g = _gauge
+        f = "model_feature_drift_"
+        self.ks_stat = g(
+            f + "ks_statistic",
+            "Two-sample Kolmogorov-Smirnov statistic D of a "
+            "numeric feature, window sample vs reference (0..1)." + _GUARD + _CACHED,
+            WF,
+        )
+        self.ks_p = g(
+            f + "ks_pvalue",
+            "Two-sided KS p-value (scipy.stats.ks_2samp "
+            "method='asymp') of a numeric feature; uncorrected." + _GUARD + _CACHED,
+            WF,
+        )
+        self.chi2_stat = g(
+            f + "chi2_statistic",
+            "Pearson chi-squared statistic of a "
+            "categorical feature's category counts, window vs reference (unseen "
+            "categories pooled in one bin)." + _GUARD + _CACHED,
+            WF,
+        )
+        self.chi2_p = g(
+            f + "chi2_pvalue",
+            "Chi-squared test of homogeneity p-value of a "
+            "categorical feature; uncorrected." + _GUARD + _CACHED,
+            WF,
+        )
+        self.psi = g(
+            f + "psi",
+            "Population stability index of a feature (numeric: bins at "
+            "the reference deciles; categorical: categories)." + _GUARD + _CACHED,
+            WF,
+        )
+        self.js = g(
+            f + "jensen_shannon_distance",
+            "Jensen-Shannon distance (base 2, 0..1) "
+            "of a feature over the same bins as the PSI." + _GUARD + _CACHED,
+            WF,
+        )
+        self.wasserstein = g(
+            f + "wasserstein_distance",
+            "Wasserstein-1 distance of a numeric "
+            "feature, in the feature's unit." + _GUARD + _CACHED,
+            WF,
+        )
+        self.detected = g(
+            f + "detected",
+            "1 if the feature drifted: significant after the "
+            "drift.correction at drift.alpha and at least the effect-size floor "
+            "(KS statistic or PSI); 0 if tested and not." + _CACHED,
+            WF,
+        )
+        self.window_values = g(
+            f + "window_values",
+            "Non-missing values of the feature in the window sample the drift tests used.",
+            WF,
+        )
+        self.reference_values = g(
+            f + "reference_values",
+            "Values of the feature in the reference the drift tests used.",
+            WF,
+        )
+        self.missing = g(
+            "model_feature_missing_ratio",
+            "Share of the window sample's rows "
+            "where the feature is absent, null or of the wrong type." + _CACHED,
+            WF,
+        )
+        self.out_of_range = g(
+            "model_feature_out_of_range_ratio",
+            "Share of a numeric "
+            "feature's window values outside the reference's [min, max]." + _GUARD + _CACHED,
+            WF,
+        )
+        self.unseen = g(
+            "model_feature_unseen_category_ratio",
+            "Share of a categorical "
+            "feature's window values in categories the reference does not track."
+            + _GUARD
+            + _CACHED,
+            WF,
+        )
+        self.tested = g(
+            "model_drift_features_tested",
+            "Features with a drift test in the window (enough values on both sides).",
+            W,
+        )
+        self.drifted = g(
+            "model_drift_features_drifted",
+            "Features that drifted: significant "
+            "after the multiple-testing correction and material (effect-size "
+            "floor)." + _CACHED,
+            W,
+        )
+        self.alpha = g(
+            "model_drift_alpha",
+            "Significance level used for the drift verdicts; "
+            "correction is bh (Benjamini-Hochberg), bonferroni or none.",
+            [*W, "correction"],
+        )
+        self.sample_rows = g(
+            "model_drift_window_sample_predictions",
+            "Predictions in the "
+            "uniform window sample the drift tests used (at most "
+            "drift.sample_size).",
+            W,
+        )
+        self.computed = g(
+            "model_drift_last_computed_timestamp_seconds",
+            "When the cached drift values of the window were computed (Unix time).",
+            W,
+        )
+        self.targets = {kind: self._target_families(kind) for kind in ("prediction", "label")}
+
+    def _target_families(self, kind: str) -> dict[str, GaugeMetricFamily]:
+        what = "model outputs" if kind == "prediction" else "ground-truth labels"
+        p = f"model_{kind}_drift_"
+        return {
+            "ks_statistic": _gauge(
+                p + "ks_statistic",
+                f"KS statistic of the {what} of a regression model, window vs reference." + _GUARD,
+                W,
+            ),
+            "ks_pvalue": _gauge(
+                p + "ks_pvalue", f"KS p-value of the {what} of a regression model." + _GUARD, W
+            ),
+            "chi2_statistic": _gauge(
+                p + "chi2_statistic",
+                f"Chi-squared statistic of the "
+                f"class shares of the {what} of a classifier." + _GUARD,
+                W,
+            ),
+            "chi2_pvalue": _gauge(
+                p + "chi2_pvalue",
+                f"Chi-squared p-value of the class shares of the {what} of a classifier." + _GUARD,
+                W,
+            ),
+            "psi": _gauge(p + "psi", f"Population stability index of the {what}." + _GUARD, W),
+            "jensen_shannon_distance": _gauge(
+                p + "jensen_shannon_distance",
+                f"Jensen-Shannon distance (base 2) of the {what}." + _GUARD,
+                W,
+            ),
+            "wasserstein_distance": _gauge(
+                p + "wasserstein_distance",
+                f"Wasserstein-1 distance of the {what} of a regression model." + _GUARD,
+                W,
+            ),
+            "detected": _gauge(
+                p + "detected",
+                f"1 if the {what} drifted (p-value <= "
+                "drift.alpha and the effect-size floor met), else 0." + _GUARD,
+                W,
+            ),
+            "window_values": _gauge(
+                p + "window_values", f"Values of the {what} in the window sample the test used.", W
+            ),
+        }
+
+    def add_result(self, wk: list[str], r: DriftResult) -> None:
+        self.computed.add_metric(wk, r.computed_at)
+        self.sample_rows.add_metric(wk, r.window_sample)
+        self.tested.add_metric(wk, r.tested)
+        self.drifted.add_metric(wk, r.drifted)
+        self.alpha.add_metric([*wk, r.correction], r.alpha)
+        for feature, d in r.features.items():
+            key = [*wk, feature]
+            self.window_values.add_metric(key, d.window_values)
+            self.reference_values.add_metric(key, d.reference_values)
+            self.missing.add_metric(key, d.missing)
+            if d.drifted is not None:
+                self.detected.add_metric(key, 1.0 if d.drifted else 0.0)
+            if d.numeric is not None:
+                n = d.numeric
+                self.ks_stat.add_metric(key, n.ks_statistic)
+                self.ks_p.add_metric(key, n.ks_pvalue)
+                self.psi.add_metric(key, n.psi)
+                self.js.add_metric(key, n.jensen_shannon)
+                self.wasserstein.add_metric(key, n.wasserstein)
+                self.out_of_range.add_metric(key, n.out_of_range)
+            if d.categorical is not None:
+                c = d.categorical
+                self.chi2_stat.add_metric(key, c.chi2_statistic)
+                self.chi2_p.add_metric(key, c.chi2_pvalue)
+                self.psi.add_metric(key, c.psi)
+                self.js.add_metric(key, c.jensen_shannon)
+                self.unseen.add_metric(key, c.unseen)
+        for kind, target in (("prediction", r.predictions), ("label", r.labels)):
+            if target is not None:
+                self._add_target(self.targets[kind], wk, target)
+
+    @staticmethod
+    def _add_target(fam: dict[str, GaugeMetricFamily], wk: list[str], t: TargetDrift) -> None:
+        fam["detected"].add_metric(wk, 1.0 if t.drifted else 0.0)
+        if t.numeric is not None:
+            n = t.numeric
+            fam["window_values"].add_metric(wk, n.window_values)
+            fam["ks_statistic"].add_metric(wk, n.ks_statistic)
+            fam["ks_pvalue"].add_metric(wk, n.ks_pvalue)
+            fam["psi"].add_metric(wk, n.psi)
+            fam["jensen_shannon_distance"].add_metric(wk, n.jensen_shannon)
+            fam["wasserstein_distance"].add_metric(wk, n.wasserstein)
+        if t.categorical is not None:
+            c = t.categorical
+            fam["window_values"].add_metric(wk, c.window_values)
+            fam["chi2_statistic"].add_metric(wk, c.chi2_statistic)
+            fam["chi2_pvalue"].add_metric(wk, c.chi2_pvalue)
+            fam["psi"].add_metric(wk, c.psi)
+            fam["jensen_shannon_distance"].add_metric(wk, c.jensen_shannon)
+
+    def all(self) -> list[GaugeMetricFamily]:
+        out = [
+            self.ks_stat,
+            self.ks_p,
+            self.chi2_stat,
+            self.chi2_p,
+            self.psi,
+            self.js,
+            self.wasserstein,
+            self.detected,
+            self.window_values,
+            self.reference_values,
+            self.missing,
+            self.out_of_range,
+            self.unseen,
+            self.tested,
+            self.drifted,
+            self.alpha,
+            self.sample_rows,
+            self.computed,
+        ]
+        for fams in self.targets.values():
+            out.extend(fams.values())
+        return out
 
 
 def drift_families(store: Store, errors: list[str]) -> Iterator[Metric]:
-    ks_stat = GaugeMetricFamily(
-        "model_feature_drift_ks_statistic",
-        "Two-sample Kolmogorov-Smirnov statistic D of a numeric feature, window sample vs "
-        "reference (0..1)." + _CACHED,
-        labels=LABELS,
-    )
-    ks_p = GaugeMetricFamily(
-        "model_feature_drift_ks_pvalue",
-        "Two-sided KS p-value (scipy.stats.ks_2samp method='asymp') of a numeric feature, "
-        "window sample vs reference. Small means the distributions differ." + _CACHED,
-        labels=LABELS,
-    )
-    window_values = GaugeMetricFamily(
-        "model_feature_drift_window_values",
-        "Non-missing values of the feature in the window sample that the drift tests used.",
-        labels=LABELS,
-    )
-    reference_values = GaugeMetricFamily(
-        "model_feature_drift_reference_values",
-        "Non-missing values of the feature in the reference that the drift tests used.",
-        labels=LABELS,
-    )
-    sample_rows = GaugeMetricFamily(
-        "model_drift_window_sample_predictions",
-        "Predictions in the uniform window sample the drift tests used "
-        "(at most drift.sample_size).",
-        labels=["model", "model_version", "window"],
-    )
-    computed = GaugeMetricFamily(
-        "model_drift_last_computed_timestamp_seconds",
-        "When the cached drift values of the window were computed (Unix time).",
-        labels=["model", "model_version", "window"],
-    )
+    fams = _Families()
     reference_rows = GaugeMetricFamily(
         "model_reference_rows",
-        "Rows in the drift reference of the version; source is upload or first_events, or "
-        "collecting while the first drift.reference_size predictions are gathered.",
+        "Rows in the drift reference of the version. source: upload, file, first_events, "
+        "previous_window (rolling), or collecting while the first drift.reference_size "
+        "predictions are gathered.",
         labels=["model", "model_version", "source"],
     )
     for state in store.models():
@@ -71,24 +287,9 @@ def drift_families(store: Store, errors: list[str]) -> Iterator[Metric]:
             errors.append(f"model {state.name}: drift read failed")
             continue
         for version_name, results, source, ref_rows in rows:
-            reference_rows.add_metric([state.name, version_name, source], ref_rows)
+            if source != "previous_window":
+                reference_rows.add_metric([state.name, version_name, source], ref_rows)
             for window, result in results.items():
-                wk = [state.name, version_name, window]
-                computed.add_metric(wk, result.computed_at)
-                sample_rows.add_metric(wk, result.window_sample)
-                for feature, drift in result.features.items():
-                    key = [*wk, feature]
-                    window_values.add_metric(key, drift.window_values)
-                    reference_values.add_metric(key, drift.reference_values)
-                    if drift.ks is not None:
-                        ks_stat.add_metric(key, drift.ks.statistic)
-                        ks_p.add_metric(key, drift.ks.pvalue)
-    yield from (
-        ks_stat,
-        ks_p,
-        window_values,
-        reference_values,
-        sample_rows,
-        computed,
-        reference_rows,
-    )
+                fams.add_result([state.name, version_name, window], result)
+    yield from fams.all()
+    yield reference_rows

@@ -96,6 +96,12 @@ def traffic_families(store: Store, errors: list[str]) -> Iterator[Metric]:
         "feature); they are treated as missing.",
         labels=["model", "feature"],
     )
+    pooled = CounterMetricFamily(
+        "model_feature_categories_pooled",
+        "Categorical values pooled into one bin because the feature already tracks "
+        "drift.max_categories categories.",
+        labels=["model", "feature"],
+    )
     bounds = [*(f"{b:g}" for b in LABEL_DELAY_BUCKETS), "+Inf"]
     for view in views(store, errors, scores=False):
         info.add_metric([view.name, view.task or "unknown"], 1.0)
@@ -107,6 +113,8 @@ def traffic_families(store: Store, errors: list[str]) -> Iterator[Metric]:
         duplicates.add_metric([view.name, "label"], view.duplicate_labels_total)
         for feature, count in view.type_mismatches.items():
             mismatches.add_metric([view.name, feature], count)
+        for feature, count in view.categories_pooled.items():
+            pooled.add_metric([view.name, feature], count)
         for v in view.versions:
             key = [view.name, v.name]
             predictions.add_metric(key, v.predictions_total)
@@ -144,4 +152,5 @@ def traffic_families(store: Store, errors: list[str]) -> Iterator[Metric]:
         labels_expired,
         duplicates,
         mismatches,
+        pooled,
     )
