@@ -1,0 +1,76 @@
+"""A minimal keep-alive HTTP/1.1 transport on the standard library (no third-party client)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+class TransportError(Exception):
+    """The request did not complete (connection refused, timeout, reset)."""
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    retry_after: float | None
+
+    def detail(self) -> str:
+        try:
+            return str(json.loads(self.body).get("detail", ""))[:500]
+        except (ValueError, AttributeError):
+            return self.body[:200].decode("utf-8", "replace")
+
+
+class Transport:
+    """One persistent connection, reopened after any error. Not thread-safe: one per thread."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url must look like http://host:port, got {url!r}")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._prefix = parts.path.rstrip("/")
+        self._timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._conn = cls(self._host, self._port, timeout=self._timeout)
+        return self._conn
+
+    def request(self, method: str, path: str, body: bytes) -> Response:
+        conn = self._connection()
+        try:
+            conn.request(
+                method,
+                self._prefix + path,
+                body=body,
+                headers={"Content-Type": "application/json", "Connection": "keep-alive"},
+            )
+            raw = conn.getresponse()
+            data = raw.read()
+            retry_after = raw.getheader("Retry-After")
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise TransportError(f"{type(exc).__name__}: {exc}") from None
+        if raw.getheader("Connection", "").lower() == "close":
+            self.close()
+        delay = None
+        if retry_after is not None:
+            try:
+                delay = max(0.0, float(retry_after))
+            except ValueError:
+                delay = None
+        return Response(raw.status, data, delay)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
