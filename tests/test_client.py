@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -116,8 +117,8 @@ def test_exporter_down_bounded_memory_counted_drops_caller_never_blocked() -> No
 class Flaky(BaseHTTPRequestHandler):
     """Answers 503, then 429 with Retry-After, then 200; or stalls; counts what it received."""
 
-    script: list[str] = []
-    received: list[dict] = []
+    script: ClassVar[list[str]] = []
+    received: ClassVar[list[dict[str, Any]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -219,9 +220,11 @@ def test_async_client(server: ExporterProcess) -> None:
 
 
 def test_set_reference_errors_are_raised(server: ExporterProcess) -> None:
-    with MonitorClient(server.url, model="refs", flush_on_exit=False) as client:
-        with pytest.raises(MonitorError, match="refused.*no values"):
-            client.set_reference({"x": [None, None]})
+    with (
+        MonitorClient(server.url, model="refs", flush_on_exit=False) as client,
+        pytest.raises(MonitorError, match=r"refused.*no values"),
+    ):
+        client.set_reference({"x": [None, None]})
     with (
         MonitorClient(f"http://127.0.0.1:{free_port()}", model="m", flush_on_exit=False) as client,
         pytest.raises(MonitorError, match="reach"),
@@ -242,6 +245,7 @@ def test_sklearn_wrapper_reports_rows_and_labels(server: ExporterProcess) -> Non
         assert len(set(ids)) == X.shape[0] - 400 and wrapped.last_ids == ids
         proba, more = wrapped.predict_proba(X[:5], return_ids=True)
         np.testing.assert_allclose(proba, fitted.predict_proba(X[:5]))
+        assert len(more) == 5 and not set(more) & set(ids)
         wrapped.log_labels(ids, y[400:])
         assert wrapped.score(X[400:], y[400:]) == fitted.score(X[400:], y[400:])  # delegated
         assert client.flush(30)
