@@ -1,6 +1,12 @@
-"""Command line: ``model-exporter serve [--config FILE] [--host H] [--port P]``.
+"""Command line.
 
-``python -m exporter`` is the same program. Without a sub-command, ``serve`` runs.
+::
+
+    model-exporter serve [--config FILE] [--host H] [--port P]   the exporter (the default)
+    model-exporter demo [--rate N] [--drift-after S]             exporter + simulated model server
+    model-exporter replay FILE --model M [--url U] [...]         send a log of predictions
+
+``python -m exporter`` is the same program.
 """
 
 from __future__ import annotations
@@ -24,6 +30,22 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the exporter (the default)")
     _serve_arguments(serve)
+    from exporter import demo, replay
+
+    demo.add_arguments(
+        commands.add_parser(
+            "demo",
+            help="run the exporter with a simulated model server (drift after 3 minutes)",
+            description=(demo.__doc__ or "").split("\n\n")[0],
+        )
+    )
+    replay.add_arguments(
+        commands.add_parser(
+            "replay",
+            help="send a CSV, Parquet or JSONL log of predictions to a running exporter",
+            description=(replay.__doc__ or "").split("\n\n")[0],
+        )
+    )
     return parser
 
 
@@ -87,6 +109,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "demo":
+        from exporter import demo
+
+        try:
+            return demo.run(args)
+        except KeyboardInterrupt:
+            return 0
+    if args.command == "replay":
+        from exporter import replay
+
+        return replay.run(args)
     _parser().print_help()  # pragma: no cover - every command is handled above
     return 2
 
