@@ -257,3 +257,37 @@ def test_sklearn_wrapper_reports_rows_and_labels(server: ExporterProcess) -> Non
     )
     status = server.client.get("/v1/models/cancer").json()
     assert [f["name"] for f in status["features"]] == list(data.feature_names)
+
+
+class _Frame:
+    """Just enough of a DataFrame: ``columns`` and ``to_numpy`` (pandas is not a dependency)."""
+
+    def __init__(self, values: np.ndarray, columns: list[str]) -> None:
+        self.values, self.columns = values, columns
+
+    def to_numpy(self) -> np.ndarray:
+        return self.values
+
+
+class _Recorder(MonitorClient):
+    def __init__(self) -> None:
+        super().__init__("http://127.0.0.1:9", flush_on_exit=False, max_retries=0)
+        self.seen: list[tuple[str, dict[str, Any], Any]] = []
+
+    def log_prediction(self, id, features, prediction, **kw):  # type: ignore[override]
+        self.seen.append((id, dict(features), prediction))
+        return True
+
+
+def test_wrapper_takes_feature_names_from_the_frame_or_numbers_them() -> None:
+    X = np.array([[1.0, 2.0], [3.0, 4.0]])
+    fitted = LogisticRegression().fit(X, [0, 1])
+    recorder = _Recorder()
+    try:
+        MonitoredEstimator(fitted, recorder).predict(_Frame(X, ["age", "income"]))
+        MonitoredEstimator(fitted, recorder).predict(X)
+    finally:
+        recorder.close(timeout=0.1)
+    assert recorder.seen[0][1] == {"age": 1.0, "income": 2.0}
+    assert recorder.seen[2][1] == {"x0": 1.0, "x1": 2.0}
+    assert recorder.seen[0][2] in (0, 1) and isinstance(recorder.seen[0][2], int)
