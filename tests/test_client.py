@@ -268,6 +268,9 @@ class _Frame:
     def to_numpy(self) -> np.ndarray:
         return self.values
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.values
+
 
 class _Recorder(MonitorClient):
     def __init__(self) -> None:
