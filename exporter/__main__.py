@@ -5,6 +5,7 @@
     model-exporter serve [--config FILE] [--host H] [--port P]   the exporter (the default)
     model-exporter demo [--rate N] [--drift-after S]             exporter + simulated model server
     model-exporter replay FILE --model M [--url U] [...]         send a log of predictions
+    model-exporter generate [--thresholds FILE] [--check]        alert rules and dashboards
 
 ``python -m exporter`` is the same program.
 """
@@ -44,6 +45,15 @@ def _parser() -> argparse.ArgumentParser:
             "replay",
             help="send a CSV, Parquet or JSONL log of predictions to a running exporter",
             description=(replay.__doc__ or "").split("\n\n")[0],
+        )
+    )
+    from exporter.monitoring import generate
+
+    generate.add_arguments(
+        commands.add_parser(
+            "generate",
+            help="render the alert rules and Grafana dashboards into deploy/",
+            description=(generate.__doc__ or "").strip(),
         )
     )
     return parser
@@ -120,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from exporter import replay
 
         return replay.run(args)
+    if args.command == "generate":
+        from exporter.monitoring import generate
+
+        return generate.run(args)
     _parser().print_help()  # pragma: no cover - every command is handled above
     return 2
 

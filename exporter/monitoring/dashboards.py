@@ -1,0 +1,573 @@
+"""Grafana dashboards as code: a fleet overview and a model detail board.
+
+Stable uids, a ``datasource`` variable (never ``__inputs``, which file provisioning does not
+resolve), ``model`` / ``model_version`` / ``window`` variables from ``label_values`` and
+``$__rate_interval`` in every rate. ``tests/test_deploy.py`` parses every query and checks that
+each metric it names exists in a golden exposition; the end-to-end test runs every query against
+a real Prometheus scraping a real exporter.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+DS = {"type": "prometheus", "uid": "${datasource}"}
+OVERVIEW_UID = "model-exporter-overview"
+MODEL_UID = "model-exporter-model"
+
+Panel = dict[str, Any]
+
+
+def _variables(model_multi: bool) -> list[dict[str, Any]]:
+    def query(name: str, expr: str, multi: bool, label: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "label": label,
+            "type": "query",
+            "datasource": DS,
+            "query": {"query": expr, "refId": f"{name}-values"},
+            "definition": expr,
+            "refresh": 2,
+            "sort": 1,
+            "multi": multi,
+            "includeAll": multi,
+            "current": {},
+            "options": [],
+        }
+
+    return [
+        {
+            "name": "datasource",
+            "label": "Data source",
+            "type": "datasource",
+            "query": "prometheus",
+            "current": {},
+            "options": [],
+            "refresh": 1,
+        },
+        query("model", "label_values(model_info, model)", model_multi, "Model"),
+        query(
+            "model_version",
+            'label_values(model_predictions_total{model=~"$model"}, model_version)',
+            True,
+            "Version",
+        ),
+        query("window", "label_values(model_window_predictions, window)", False, "Window"),
+    ]
+
+
+class _Board:
+    def __init__(self) -> None:
+        self.panels: list[Panel] = []
+        self._y = 0
+        self._x = 0
+        self._row_h = 0
+
+    def add(
+        self,
+        kind: str,
+        title: str,
+        targets: list[tuple[str, str]],
+        *,
+        w: int = 12,
+        h: int = 8,
+        unit: str | None = None,
+        description: str = "",
+        instant: bool = False,
+        options: dict[str, Any] | None = None,
+        field_config: dict[str, Any] | None = None,
+        transformations: list[dict[str, Any]] | None = None,
+    ) -> None:
+        if self._x + w > 24:
+            self._x, self._y = 0, self._y + self._row_h
+            self._row_h = 0
+        defaults: dict[str, Any] = {}
+        if unit:
+            defaults["unit"] = unit
+        if field_config:
+            defaults.update(field_config)
+        panel: Panel = {
+            "id": len(self.panels) + 1,
+            "type": kind,
+            "title": title,
+            "description": description,
+            "datasource": DS,
+            "gridPos": {"x": self._x, "y": self._y, "w": w, "h": h},
+            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "options": options or {},
+            "targets": [
+                {
+                    "refId": chr(ord("A") + i),
+                    "datasource": DS,
+                    "expr": expr,
+                    "legendFormat": legend,
+                    "instant": instant,
+                    "range": not instant,
+                    **({"format": "table"} if instant else {}),
+                    **({"format": "heatmap"} if kind == "heatmap" else {}),
+                }
+                for i, (expr, legend) in enumerate(targets)
+            ],
+        }
+        if transformations:
+            panel["transformations"] = transformations
+        self.panels.append(panel)
+        self._x += w
+        self._row_h = max(self._row_h, h)
+
+    def row(self, title: str) -> None:
+        if self._x:
+            self._x, self._y = 0, self._y + self._row_h
+            self._row_h = 0
+        self.panels.append(
+            {
+                "id": len(self.panels) + 1,
+                "type": "row",
+                "title": title,
+                "collapsed": False,
+                "gridPos": {"x": 0, "y": self._y, "w": 24, "h": 1},
+                "panels": [],
+            }
+        )
+        self._y += 1
+
+
+def _threshold_line(value: float) -> dict[str, Any]:
+    return {
+        "min": 0,
+        "max": 1,
+        "custom": {"thresholdsStyle": {"mode": "line+area"}},
+        "thresholds": {
+            "mode": "absolute",
+            "steps": [{"color": "red", "value": None}, {"color": "transparent", "value": value}],
+        },
+    }
+
+
+def _dashboard(
+    uid: str, title: str, description: str, board: _Board, multi: bool
+) -> dict[str, Any]:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["model-exporter", "ml"],
+        "timezone": "browser",
+        "editable": True,
+        "schemaVersion": 39,
+        "version": 1,
+        "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": _variables(model_multi=multi)},
+        "annotations": {
+            "list": [
+                {
+                    "name": "Model alerts",
+                    "datasource": DS,
+                    "enable": True,
+                    "iconColor": "red",
+                    "expr": 'ALERTS{alertstate="firing", alertname=~"Model.*", model=~"$model"}',
+                    "titleFormat": "{{ alertname }}",
+                    "textFormat": "{{ model }} {{ model_version }}",
+                }
+            ]
+        },
+        "links": [
+            {"title": "Overview", "type": "link", "url": f"/d/{OVERVIEW_UID}"},
+            {"title": "Model detail", "type": "link", "url": f"/d/{MODEL_UID}"},
+        ],
+        "panels": board.panels,
+    }
+
+
+SEL = 'model=~"$model", model_version=~"$model_version"'
+WSEL = f'{SEL}, window="$window"'
+
+
+MSEL = 'model=~"$model"'
+
+
+def _rate(metric: str, selector: str = SEL) -> str:
+    return f"rate({metric}{{{selector}}}[$__rate_interval])"
+
+
+def _delay_quantile(q: float) -> str:
+    bucket = _rate("model_label_delay_seconds_bucket")
+    return f"histogram_quantile({q}, sum by (model, le) ({bucket}))"
+
+
+def overview() -> dict[str, Any]:
+    b = _Board()
+    b.row("Quality")
+    b.add(
+        "timeseries",
+        "Accuracy by model (0.9 = alert threshold)",
+        [(f"model_accuracy{{{WSEL}}}", "{{model}} {{model_version}}")],
+        unit="percentunit",
+        field_config=_threshold_line(0.9),
+        description="Rolling accuracy over the selected window; absent below "
+        "quality.min_samples labeled predictions. ModelAccuracyDrop fires below 0.9 for 1h.",
+    )
+    b.add(
+        "timeseries",
+        "F1 by model (binary: positive class; multiclass: macro)",
+        [
+            (
+                f'model_f1_score{{{WSEL}, average="binary"}} or (model_f1_score{{{WSEL}, '
+                f'average="macro"}} unless on (model, model_version, window) '
+                f'model_f1_score{{{WSEL}, average="binary"}})',
+                "{{model}} {{model_version}} {{average}}",
+            )
+        ],
+        unit="percentunit",
+        field_config=_threshold_line(0.8),
+    )
+    b.add(
+        "timeseries",
+        "Fleet accuracy and macro F1, last hour, all replicas",
+        [
+            (
+                f"model_version:model_accuracy:ratio1h{{{SEL}}}",
+                "accuracy {{model}} {{model_version}}",
+            ),
+            (
+                f"model_version:model_f1_score:macro1h{{{SEL}}}",
+                "macro F1 {{model}} {{model_version}}",
+            ),
+        ],
+        unit="percentunit",
+        w=12,
+        description="From the recording rules over model_outcomes_total summed across replicas.",
+    )
+    b.add(
+        "timeseries",
+        "Labeled predictions in the window",
+        [(f"model_window_labeled_predictions{{{WSEL}}}", "{{model}} {{model_version}}")],
+        description="Quality values need quality.min_samples of them.",
+    )
+    b.row("Traffic and labels")
+    b.add(
+        "timeseries",
+        "Predictions per second",
+        [
+            (
+                f"sum by (model, model_version) ({_rate('model_predictions_total')})",
+                "{{model}} {{model_version}}",
+            )
+        ],
+        unit="reqps",
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        "Labels joined per second",
+        [
+            (
+                f"sum by (model, model_version) ({_rate('model_labels_total')})",
+                "{{model}} {{model_version}}",
+            )
+        ],
+        unit="reqps",
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        "Label delay (median and p90)",
+        [
+            (
+                _delay_quantile(0.5),
+                "p50 {{model}}",
+            ),
+            (
+                _delay_quantile(0.9),
+                "p90 {{model}}",
+            ),
+        ],
+        unit="s",
+        w=8,
+    )
+    b.row("Drift and alerts")
+    b.add(
+        "timeseries",
+        "Drifted features (after correction and effect-size floor)",
+        [(f"model_drift_features_drifted{{{WSEL}}}", "{{model}} {{model_version}}")],
+        w=8,
+        field_config={"min": 0, "decimals": 0},
+    )
+    b.add(
+        "timeseries",
+        "Prediction drift (PSI of the outputs)",
+        [(f"model_prediction_drift_psi{{{WSEL}}}", "{{model}} {{model_version}}")],
+        w=8,
+    )
+    b.add(
+        "table",
+        "Firing model alerts",
+        [('ALERTS{alertstate="firing", alertname=~"Model.*"}', "")],
+        w=8,
+        instant=True,
+        transformations=[
+            {
+                "id": "organize",
+                "options": {"excludeByName": {"Time": True, "Value": True, "__name__": True}},
+            }
+        ],
+    )
+    b.row("Exporter health")
+    b.add(
+        "timeseries",
+        "Rejected events per second by reason",
+        [
+            (
+                "sum by (reason) (rate(model_exporter_events_rejected_total[$__rate_interval]))",
+                "{{reason}}",
+            )
+        ],
+        unit="reqps",
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        "Pending joins",
+        [
+            (f"model_pending_predictions{{{SEL}}}", "predictions {{model}} {{model_version}}"),
+            ('model_pending_labels{model=~"$model"}', "early labels {{model}}"),
+        ],
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        "Collector duration",
+        [("model_exporter_collector_duration_seconds", "{{instance}} {{collector}}")],
+        unit="s",
+        w=8,
+    )
+    return _dashboard(
+        OVERVIEW_UID,
+        "Model exporter / Fleet overview",
+        "Every monitored model: quality, traffic, label delay, drift and firing alerts.",
+        b,
+        True,
+    )
+
+
+def model_detail() -> dict[str, Any]:
+    b = _Board()
+    b.row("Quality over time")
+    b.add(
+        "timeseries",
+        "Accuracy (red below the 0.9 alert threshold)",
+        [(f"model_accuracy{{{WSEL}}}", "{{model_version}}")],
+        unit="percentunit",
+        field_config=_threshold_line(0.9),
+        w=12,
+    )
+    b.add(
+        "timeseries",
+        "Precision, recall and F1",
+        [
+            (f"model_precision{{{WSEL}}}", "precision {{average}} {{model_version}}"),
+            (f"model_recall{{{WSEL}}}", "recall {{average}} {{model_version}}"),
+            (f"model_f1_score{{{WSEL}}}", "F1 {{average}} {{model_version}}"),
+        ],
+        unit="percentunit",
+        w=12,
+    )
+    b.add(
+        "timeseries",
+        "F1 per class",
+        [(f"model_class_f1_score{{{WSEL}}}", "{{class}} {{model_version}}")],
+        unit="percentunit",
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        "Recall per class",
+        [(f"model_class_recall{{{WSEL}}}", "{{class}} {{model_version}}")],
+        unit="percentunit",
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        "Regression errors (MAE, RMSE)",
+        [
+            (f"model_mean_absolute_error{{{WSEL}}}", "MAE {{model_version}}"),
+            (f"model_root_mean_squared_error{{{WSEL}}}", "RMSE {{model_version}}"),
+        ],
+        w=8,
+    )
+    b.row("Feature drift")
+    b.add(
+        "table",
+        "Feature drift now (raw p-values; detected = after correction and floor)",
+        [
+            (f"model_feature_drift_ks_pvalue{{{WSEL}}}", ""),
+            (f"model_feature_drift_chi2_pvalue{{{WSEL}}}", ""),
+            (f"model_feature_drift_psi{{{WSEL}}}", ""),
+            (f"model_feature_drift_jensen_shannon_distance{{{WSEL}}}", ""),
+            (f"model_feature_drift_detected{{{WSEL}}}", ""),
+        ],
+        w=24,
+        h=10,
+        instant=True,
+        transformations=[
+            {"id": "merge", "options": {}},
+            {
+                "id": "organize",
+                "options": {
+                    "excludeByName": {
+                        "Time": True,
+                        "__name__": True,
+                        "job": True,
+                        "instance": True,
+                        "model": True,
+                        "window": True,
+                    },
+                    "renameByName": {
+                        "Value #A": "KS p-value",
+                        "Value #B": "chi2 p-value",
+                        "Value #C": "PSI",
+                        "Value #D": "Jensen-Shannon",
+                        "Value #E": "drifted",
+                    },
+                },
+            },
+        ],
+    )
+    b.add(
+        "state-timeline",
+        "Drift verdict per feature over time",
+        [(f"model_feature_drift_detected{{{WSEL}}}", "{{feature}} {{model_version}}")],
+        w=12,
+        h=10,
+        field_config={
+            "mappings": [
+                {
+                    "type": "value",
+                    "options": {
+                        "0": {"text": "stable", "color": "green"},
+                        "1": {"text": "drifted", "color": "red"},
+                    },
+                }
+            ]
+        },
+    )
+    b.add(
+        "timeseries",
+        "PSI per feature",
+        [(f"model_feature_drift_psi{{{WSEL}}}", "{{feature}} {{model_version}}")],
+        w=12,
+        h=10,
+        field_config={"custom": {"drawStyle": "line"}},
+    )
+    b.row("Data quality")
+    b.add(
+        "timeseries",
+        "Missing values",
+        [(f"model_feature_missing_ratio{{{WSEL}}}", "{{feature}}")],
+        unit="percentunit",
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        "Outside the reference range (numeric)",
+        [(f"model_feature_out_of_range_ratio{{{WSEL}}}", "{{feature}}")],
+        unit="percentunit",
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        "Unseen categories (categorical)",
+        [(f"model_feature_unseen_category_ratio{{{WSEL}}}", "{{feature}}")],
+        unit="percentunit",
+        w=8,
+    )
+    b.row("Predictions, labels and samples")
+    b.add(
+        "timeseries",
+        "Prediction and label drift (PSI)",
+        [
+            (f"model_prediction_drift_psi{{{WSEL}}}", "predictions {{model_version}}"),
+            (f"model_label_drift_psi{{{WSEL}}}", "labels {{model_version}}"),
+        ],
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        "Window sample counts",
+        [
+            (f"model_window_predictions{{{WSEL}}}", "predictions {{model_version}}"),
+            (f"model_window_labeled_predictions{{{WSEL}}}", "labeled {{model_version}}"),
+            (f"model_drift_window_sample_predictions{{{WSEL}}}", "drift sample {{model_version}}"),
+        ],
+        w=8,
+    )
+    b.add(
+        "heatmap",
+        "Label delay",
+        [
+            (
+                f"sum by (le) (rate(model_label_delay_seconds_bucket{{{SEL}}}[$__rate_interval]))",
+                "{{le}}",
+            )
+        ],
+        w=8,
+        options={"calculate": False, "yAxis": {"unit": "s"}},
+    )
+    b.row("Version comparison")
+    b.add(
+        "timeseries",
+        "Accuracy by version",
+        [('model_accuracy{model=~"$model", window="$window"}', "{{model_version}}")],
+        unit="percentunit",
+        field_config=_threshold_line(0.9),
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        "Traffic share by version",
+        [
+            (
+                f"sum by (model_version) ({_rate('model_predictions_total', MSEL)}) "
+                f"/ scalar(sum({_rate('model_predictions_total', MSEL)}))",
+                "{{model_version}}",
+            )
+        ],
+        unit="percentunit",
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        "Drifted features by version",
+        [('model_drift_features_drifted{model=~"$model", window="$window"}', "{{model_version}}")],
+        w=8,
+    )
+    return _dashboard(
+        MODEL_UID,
+        "Model exporter / Model detail",
+        "One model: quality over time and per class, feature drift and data quality, samples, "
+        "versions side by side.",
+        b,
+        False,
+    )
+
+
+def render(dashboard: dict[str, Any]) -> str:
+    return json.dumps(dashboard, indent=2, sort_keys=False) + "\n"
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    return {"model-exporter-overview.json": overview(), "model-exporter-model.json": model_detail()}
+
+
+def queries(dashboard: dict[str, Any]) -> list[str]:
+    """Every PromQL expression of a dashboard: panel targets, variables, annotations."""
+    out: list[str] = []
+    for panel in dashboard["panels"]:
+        out.extend(t["expr"] for t in panel.get("targets", []))
+    for var in dashboard["templating"]["list"]:
+        if var["type"] == "query":
+            out.append(var["query"]["query"])
+    out.extend(a["expr"] for a in dashboard["annotations"]["list"])
+    return out

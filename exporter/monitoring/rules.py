@@ -1,0 +1,323 @@
+"""Prometheus alerting and recording rules for model-exporter, rendered from one set of
+thresholds (documented in ``docs/runbook.md``, one section per alert)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.config import format_duration, parse_duration
+
+MODEL_ALERTS = (
+    "ModelAccuracyDrop",
+    "ModelF1Drop",
+    "ModelFeatureDrift",
+    "ModelPredictionDrift",
+    "ModelGroundTruthStale",
+    "ModelNoPredictions",
+)
+EXPORTER_ALERTS = (
+    "ModelExporterDown",
+    "ModelExporterAbsent",
+    "ModelExporterCollectorFailing",
+    "ModelExporterRejectedEvents",
+)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Every threshold and duration of the shipped alerts, in one place."""
+
+    accuracy_below: float = 0.9  # the seed's rule: model_accuracy < 0.9 for 1h
+    accuracy_for: str = "1h"
+    f1_below: float = 0.8
+    f1_for: str = "1h"
+    feature_drift_for: str = "15m"
+    prediction_drift_for: str = "15m"
+    ground_truth_stale_after: str = "2h"  # no label joined for this long while predictions flow
+    ground_truth_stale_for: str = "15m"
+    no_predictions_for: str = "15m"
+    exporter_down_for: str = "5m"
+    exporter_absent_for: str = "10m"
+    collector_failing_for: str = "10m"
+    rejected_ratio_above: float = 0.05  # share of events refused with a 4xx
+    rejected_for: str = "15m"
+    # Regex for the `job` label of `up`: "model-exporter" (static config) and
+    # "<namespace>/model-exporter" (prometheus-operator PodMonitor) both match.
+    exporter_job: str = ".*model-exporter"
+    runbook_base: str = "https://github.com/model-exporter/model-exporter/blob/main/docs/runbook.md"
+
+    @classmethod
+    def load(cls, path: Path | None) -> Thresholds:
+        if path is None:
+            return cls()
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown thresholds {unknown}; known: {sorted(known)}")
+        changes: dict[str, Any] = {
+            k: str(v) if k.endswith(("_for", "_after")) else v for k, v in data.items()
+        }
+        return replace(cls(), **changes)
+
+    def scaled(self, factor: float) -> Thresholds:
+        """The same rules with every ``for`` duration multiplied (the end-to-end test's copy)."""
+        changes: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name.endswith("_for"):
+                seconds = max(1.0, parse_duration(getattr(self, f.name)) * factor)
+                changes[f.name] = format_duration(round(seconds))
+        return replace(self, **changes)
+
+
+def _alert(
+    name: str,
+    expr: str,
+    duration: str,
+    severity: str,
+    summary: str,
+    description: str,
+    t: Thresholds,
+) -> dict[str, Any]:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": duration,
+        "labels": {"severity": severity},
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "runbook_url": f"{t.runbook_base}#{name.lower()}",
+        },
+    }
+
+
+def alerting_rules(t: Thresholds) -> list[dict[str, Any]]:
+    mv = "{{ $labels.model }} {{ $labels.model_version }}"
+    job = f'job=~"{t.exporter_job}"'
+    labels_gone = t.ground_truth_stale_after
+    return [
+        _alert(
+            "ModelAccuracyDrop",
+            f"model_accuracy < {t.accuracy_below}",
+            t.accuracy_for,
+            "critical",
+            f"Model accuracy dropped below {t.accuracy_below:.0%}",
+            f"Model {mv} accuracy is {{{{ $value | humanizePercentage }}}} over the last "
+            "{{ $labels.window }} window.",
+            t,
+        ),
+        _alert(
+            "ModelF1Drop",
+            f'model_f1_score{{average="binary"}} < {t.f1_below}\n'
+            f'or (model_f1_score{{average="macro"}} < {t.f1_below}\n'
+            '    unless on (model, model_version, window) model_f1_score{average="binary"})',
+            t.f1_for,
+            "warning",
+            f"Model F1 score dropped below {t.f1_below}",
+            f'Model {mv} F1 ({{{{ $labels.average }}}}) is {{{{ $value | printf "%.3f" }}}} '
+            "over the last {{ $labels.window }} window.",
+            t,
+        ),
+        _alert(
+            "ModelFeatureDrift",
+            "model_drift_features_drifted > 0",
+            t.feature_drift_for,
+            "warning",
+            "Model input features drifted",
+            f"{{{{ $value }}}} features of model {mv} drifted over the last "
+            "{{ $labels.window }} window (significant after the multiple-testing correction, "
+            "and material); see model_feature_drift_detected for which.",
+            t,
+        ),
+        _alert(
+            "ModelPredictionDrift",
+            "model_prediction_drift_detected == 1",
+            t.prediction_drift_for,
+            "warning",
+            "Model predictions drifted",
+            f"The distribution of model {mv}'s predictions over the last {{{{ $labels.window }}}} "
+            "window differs from the reference.",
+            t,
+        ),
+        _alert(
+            "ModelGroundTruthStale",
+            "(sum by (model, model_version) (rate(model_predictions_total[15m])) > 0)\n"
+            "and on (model, model_version)\n"
+            f"(sum by (model, model_version) (increase(model_labels_total[{labels_gone}])) == 0)",
+            t.ground_truth_stale_for,
+            "warning",
+            "Predictions flow but no ground truth arrives",
+            f"Model {mv} is serving predictions, but no label was joined to them for "
+            f"{labels_gone}: quality metrics are blind.",
+            t,
+        ),
+        _alert(
+            "ModelNoPredictions",
+            "sum by (model) (rate(model_predictions_total[15m])) == 0",
+            t.no_predictions_for,
+            "warning",
+            "A model receives no predictions",
+            "Model {{ $labels.model }} reported no prediction in the last 15 minutes.",
+            t,
+        ),
+        _alert(
+            "ModelExporterDown",
+            f"up{{{job}}} == 0",
+            t.exporter_down_for,
+            "critical",
+            "model-exporter cannot be scraped",
+            "Prometheus cannot scrape {{ $labels.instance }} (job {{ $labels.job }}): model "
+            "quality and drift are not monitored there.",
+            t,
+        ),
+        _alert(
+            "ModelExporterAbsent",
+            f"absent(up{{{job}}})",
+            t.exporter_absent_for,
+            "critical",
+            "No model-exporter target is known to Prometheus",
+            f"No target of a job matching {t.exporter_job} exists: service discovery or the "
+            "scrape configuration lost the exporter.",
+            t,
+        ),
+        _alert(
+            "ModelExporterCollectorFailing",
+            "model_exporter_collector_success == 0",
+            t.collector_failing_for,
+            "warning",
+            "A model-exporter collector fails",
+            "Collector {{ $labels.collector }} on {{ $labels.instance }} fails: some metrics "
+            "are missing (the exporter's log says which model).",
+            t,
+        ),
+        _alert(
+            "ModelExporterRejectedEvents",
+            "sum by (job, instance) (rate(model_exporter_events_rejected_total[10m]))\n"
+            "/ (sum by (job, instance) (rate(model_exporter_events_received_total[10m]))\n"
+            "   + sum by (job, instance) (rate(model_exporter_events_rejected_total[10m])))\n"
+            f"> {t.rejected_ratio_above}",
+            t.rejected_for,
+            "warning",
+            "model-exporter rejects many events",
+            "{{ $value | humanizePercentage }} of the events sent to {{ $labels.instance }} are "
+            "refused; model_exporter_events_rejected_total{reason} says why.",
+            t,
+        ),
+    ]
+
+
+_OUT = "model_version:model_outcomes:increase1h"
+_ACTUAL = "model_version_class:model_actual:increase1h"
+_PREDICTED = "model_version_class:model_predicted:increase1h"
+_TP = "model_version_class:model_true_positives:increase1h"
+
+
+def _by_class(selector: str, label: str) -> str:
+    return (
+        f"sum without ({label}) (label_replace(sum by (model, model_version, {label}) "
+        f'({selector}), "class", "$1", "{label}", "(.*)"))'
+    )
+
+
+def recording_rules() -> list[dict[str, Any]]:
+    """Fleet-wide quality over the last hour from the outcome counters of every replica."""
+    return [
+        {
+            "record": _OUT,
+            "expr": "sum by (model, model_version, actual, predicted, correct) "
+            "(increase(model_outcomes_total[1h]))",
+        },
+        {
+            "record": "model_version:model_accuracy:ratio1h",
+            "expr": f'sum by (model, model_version) ({_OUT}{{correct="true"}})\n'
+            f"/ sum by (model, model_version) ({_OUT})",
+        },
+        {"record": _ACTUAL, "expr": _by_class(_OUT, "actual")},
+        {"record": _PREDICTED, "expr": _by_class(_OUT, "predicted")},
+        {"record": _TP, "expr": _by_class(f'{_OUT}{{correct="true"}}', "actual")},
+        {
+            "record": "model_version_class:model_f1_score:ratio1h",
+            "expr": f"2 * ({_TP} or {_ACTUAL} * 0 or {_PREDICTED} * 0)\n"
+            f"/ (({_ACTUAL} or {_PREDICTED} * 0) + ({_PREDICTED} or {_ACTUAL} * 0) > 0)",
+        },
+        {
+            "record": "model_version:model_f1_score:macro1h",
+            "expr": "avg by (model, model_version) (model_version_class:model_f1_score:ratio1h)",
+        },
+        {
+            "record": "model_version:model_predictions:rate5m",
+            "expr": "sum by (model, model_version) (rate(model_predictions_total[5m]))",
+        },
+    ]
+
+
+def rule_groups(t: Thresholds) -> dict[str, Any]:
+    return {
+        "groups": [
+            {"name": "model-exporter-alerts", "rules": alerting_rules(t)},
+            {"name": "model-exporter-fleet", "rules": recording_rules()},
+        ]
+    }
+
+
+class _Literal(str):
+    """Multi-line strings rendered as YAML block scalars (readable PromQL)."""
+
+
+def _literal(dumper: yaml.SafeDumper, value: _Literal) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(_Literal, _literal)
+
+
+def _blocks(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _blocks(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_blocks(v) for v in node]
+    if isinstance(node, str) and "\n" in node:
+        return _Literal(node)
+    return node
+
+
+def to_yaml(document: Any, header: str = "") -> str:
+    body = yaml.dump(_blocks(document), Dumper=_Dumper, sort_keys=False, width=1000)
+    return header + body
+
+
+RULES_HEADER = (
+    "# Generated by `model-exporter generate` from exporter/monitoring/rules.py: do not edit.\n"
+    "# Thresholds and durations: docs/runbook.md (override them with --thresholds FILE).\n"
+)
+
+
+def render_rules(t: Thresholds) -> str:
+    return to_yaml(rule_groups(t), RULES_HEADER)
+
+
+def render_prometheus_rule(t: Thresholds) -> str:
+    """The same rules as a prometheus-operator PrometheusRule for Kubernetes."""
+    document = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": "model-exporter",
+            "labels": {"app.kubernetes.io/name": "model-exporter"},
+        },
+        "spec": rule_groups(t),
+    }
+    return to_yaml(document, RULES_HEADER)
+
+
+def thresholds_table(t: Thresholds) -> list[tuple[str, Any]]:
+    return list(asdict(t).items())

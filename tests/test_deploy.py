@@ -1,0 +1,285 @@
+"""The shipped monitoring stack, checked offline with the real tools: promtool, amtool,
+hadolint, kubernetes-validate, the compose schema, a PromQL parser and a golden exposition."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import promql_parser
+import pytest
+import yaml
+from sklearn.metrics import accuracy_score, f1_score
+
+from exporter.monitoring import dashboards
+from exporter.monitoring.rules import EXPORTER_ALERTS, MODEL_ALERTS, Thresholds, rule_groups
+from tests.golden import GOLDEN, metric_names, normalise
+from tests.helpers import ROOT, promtool_check_metrics, require_binary
+from tests.test_exposition import populated
+
+DEPLOY = ROOT / "deploy"
+RULES = DEPLOY / "prometheus" / "rules" / "model-exporter.rules.yml"
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_generated_files_are_current() -> None:
+    result = run(sys.executable, "-m", "exporter", "generate", "--check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_promtool_checks_and_unit_tests_the_rules() -> None:
+    promtool = require_binary("promtool")
+    check = run(promtool, "check", "rules", str(RULES))
+    assert check.returncode == 0 and "SUCCESS: 18 rules found" in check.stdout, check.stdout
+    tests = run(promtool, "test", "rules", "model-exporter.rules.test.yml", cwd=RULES.parent)
+    assert tests.returncode == 0 and "SUCCESS" in tests.stdout, tests.stdout + tests.stderr
+    config = run(promtool, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
+    assert config.returncode == 0, config.stdout + config.stderr
+
+
+def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
+    """A wrong expectation in the unit tests makes promtool fail (the check is not vacuous)."""
+    promtool = require_binary("promtool")
+    broken = (
+        (RULES.parent / "model-exporter.rules.test.yml")
+        .read_text()
+        .replace(
+            "description: Model fraud v1 accuracy is 85% over the last 1h window.",
+            "description: Model fraud v1 accuracy is 86% over the last 1h window.",
+        )
+    )
+    (tmp_path / "model-exporter.rules.yml").write_text(RULES.read_text())
+    (tmp_path / "t.yml").write_text(broken)
+    assert run(promtool, "test", "rules", "t.yml", cwd=tmp_path).returncode != 0
+
+
+def test_seed_rule_is_verbatim_and_every_alert_is_complete() -> None:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    alerts = {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
+    assert set(alerts) == set(MODEL_ALERTS) | set(EXPORTER_ALERTS)
+    seed = alerts["ModelAccuracyDrop"]
+    assert seed["expr"] == "model_accuracy < 0.9" and seed["for"] == "1h"
+    assert seed["labels"] == {"severity": "critical"}
+    assert seed["annotations"]["summary"] == "Model accuracy dropped below 90%"
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    anchors = {h[3:].strip().lower() for h in runbook.splitlines() if h.startswith("## ")}
+    for name, rule in alerts.items():
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
+        assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}, name
+        assert rule["annotations"]["runbook_url"].endswith(f"#{name.lower()}")
+        assert name.lower() in anchors, f"docs/runbook.md has no section for {name}"
+    for field in Thresholds.__dataclass_fields__:
+        assert f"`{field}`" in runbook, f"docs/runbook.md does not document {field}"
+    records = [r["record"] for g in groups for r in g["rules"] if "record" in r]
+    assert all(re.fullmatch(r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+", r) for r in records), records
+
+
+def test_fleet_recording_rule_values_match_sklearn() -> None:
+    """The numbers in the promtool recording-rule test are scikit-learn's on the same outcomes."""
+    counts = {(1, 1): 720, (1, 0): 360, (0, 0): 1140, (0, 1): 60}
+    y_true = np.concatenate([np.full(n, a) for (a, _), n in counts.items()])
+    y_pred = np.concatenate([np.full(n, p) for (_, p), n in counts.items()])
+    text = (RULES.parent / "model-exporter.rules.test.yml").read_text()
+    expected = {
+        "model_version:model_accuracy:ratio1h": accuracy_score(y_true, y_pred),
+        "model_version:model_f1_score:macro1h": f1_score(y_true, y_pred, average="macro"),
+    }
+    for record, value in expected.items():
+        found = re.search(re.escape(record) + r"\{[^}]*\}\'\n\s+value: ([0-9.]+)", text)
+        assert found, record
+        assert float(found.group(1)) == pytest.approx(value, abs=1e-12)
+
+
+def test_thresholds_render_and_scale(tmp_path: Path) -> None:
+    custom = tmp_path / "t.yml"
+    custom.write_text("accuracy_below: 0.85\naccuracy_for: 30m\n")
+    t = Thresholds.load(custom)
+    rules = {r.get("alert"): r for g in rule_groups(t)["groups"] for r in g["rules"]}
+    assert rules["ModelAccuracyDrop"]["expr"] == "model_accuracy < 0.85"
+    assert rules["ModelAccuracyDrop"]["for"] == "30m"
+    fast = {
+        r.get("alert"): r
+        for g in rule_groups(Thresholds().scaled(1 / 1800))["groups"]
+        for r in g["rules"]
+    }
+    assert fast["ModelAccuracyDrop"]["for"] == "2s" and fast["ModelFeatureDrift"]["for"] == "1s"
+    bad = tmp_path / "bad.yml"
+    bad.write_text("accuracy_blow: 0.8\n")
+    with pytest.raises(ValueError, match="unknown thresholds"):
+        Thresholds.load(bad)
+
+
+def test_kubernetes_prometheus_rule_holds_the_same_rules(tmp_path: Path) -> None:
+    promtool = require_binary("promtool")
+    document = yaml.safe_load((DEPLOY / "kubernetes" / "prometheusrule.yaml").read_text())
+    assert document["kind"] == "PrometheusRule"
+    assert document["spec"] == yaml.safe_load(RULES.read_text())
+    extracted = tmp_path / "rules.yml"
+    extracted.write_text(yaml.safe_dump(document["spec"]))
+    assert run(promtool, "check", "rules", str(extracted)).returncode == 0
+
+
+def test_alertmanager_config_routes_by_severity() -> None:
+    amtool = require_binary("amtool")
+    config = str(DEPLOY / "alertmanager" / "alertmanager.yml")
+    check = run(amtool, "check-config", config)
+    assert check.returncode == 0 and "SUCCESS" in check.stdout, check.stdout + check.stderr
+    for labels, receiver in (
+        (["severity=critical", "alertname=ModelAccuracyDrop"], "pager"),
+        (["severity=critical", "alertname=ModelExporterDown"], "pager"),
+        (["severity=warning", "alertname=ModelFeatureDrift"], "chat"),
+        (["severity=info"], "chat"),
+        (["alertname=Unlabelled"], "chat"),
+    ):
+        routed = run(amtool, "config", "routes", "test", f"--config.file={config}", *labels)
+        assert routed.stdout.strip() == receiver, (labels, routed.stdout, routed.stderr)
+    inhibit = yaml.safe_load(Path(config).read_text())["inhibit_rules"][0]
+    targets = inhibit["target_matchers"][0]
+    for name in MODEL_ALERTS:
+        assert name in targets
+    assert inhibit["equal"] == ["job"]
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    hadolint = ROOT / ".venv" / "bin" / "hadolint"
+    binary = str(hadolint) if hadolint.exists() else require_binary("hadolint")
+    result = run(binary, str(ROOT / "Dockerfile"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (ROOT / "Dockerfile").read_text()
+    assert text.count("FROM ") == 2 and "USER 10001" in text and "HEALTHCHECK" in text
+
+
+def test_compose_file_is_valid_and_wires_the_shipped_files() -> None:
+    checker = ROOT / ".venv" / "bin" / "check-jsonschema"
+    result = run(str(checker), "--builtin-schema", "vendor.compose-spec", "docker-compose.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert set(compose["services"]) == {"model-exporter", "prometheus", "alertmanager", "grafana"}
+    assert compose["services"]["model-exporter"]["command"][0] == "demo"
+    for service in compose["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert (ROOT / source).exists(), source
+
+
+def test_kubernetes_manifests_validate() -> None:
+    validator = ROOT / ".venv" / "bin" / "kubernetes-validate"
+    core = [
+        str(p)
+        for p in sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+        if yaml.safe_load(p.read_text())["apiVersion"] != "monitoring.coreos.com/v1"
+    ]
+    result = run(str(validator), "--strict", *core)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("passed") == len(core)
+    # The operator's CRDs have no schema offline: check what matters by hand.
+    monitor = yaml.safe_load((DEPLOY / "kubernetes" / "podmonitor.yaml").read_text())
+    deployment = yaml.safe_load((DEPLOY / "kubernetes" / "deployment.yaml").read_text())
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    ports = {
+        p["name"]
+        for c in deployment["spec"]["template"]["spec"]["containers"]
+        for p in c.get("ports", [])
+    }
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] in ports
+
+
+def substitute(expr: str) -> str:
+    """Grafana's variables and macros replaced by values Prometheus accepts."""
+    expr = re.sub(r"label_values\((.*),\s*\w+\)$", r"\1", expr)
+    for name, value in (
+        ("$__rate_interval", "1m"),
+        ("$model_version", ".+"),
+        ("$model", ".+"),
+        ("$window", "1h"),
+    ):
+        expr = expr.replace(name, value)
+    return expr
+
+
+def selectors(node) -> list[str]:
+    """Metric names selected anywhere in a parsed PromQL expression."""
+    found = []
+    name = getattr(node, "name", None)
+    if isinstance(name, str) and type(node).__name__ == "VectorSelector":
+        found.append(name)
+    for attr in ("expr", "lhs", "rhs", "param", "vector_selector"):
+        child = getattr(node, attr, None)
+        if child is not None and not isinstance(child, (str, int, float)):
+            found += selectors(child)
+    for child in getattr(node, "args", None) or []:
+        found += selectors(child)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(dashboards.dashboards()))
+def test_dashboard_structure(name: str) -> None:
+    board = json.loads((DEPLOY / "grafana" / "dashboards" / name).read_text())
+    assert board["uid"] in (dashboards.OVERVIEW_UID, dashboards.MODEL_UID)
+    assert "__inputs" not in json.dumps(board)
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert {"datasource", "model", "model_version", "window"} <= set(variables)
+    assert variables["datasource"]["type"] == "datasource"
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in board["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24
+        if panel["type"] != "row":
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+            for target in panel["targets"]:
+                assert (
+                    "[5m]" not in target["expr"] and "$__rate_interval" in target["expr"]
+                ) or "rate(" not in target["expr"]
+
+
+def test_every_dashboard_query_parses_and_uses_real_metrics() -> None:
+    golden = metric_names(GOLDEN.read_text())
+    recorded = {
+        r["record"]
+        for g in yaml.safe_load(RULES.read_text())["groups"]
+        for r in g["rules"]
+        if "record" in r
+    }
+    checked = 0
+    for board in dashboards.dashboards().values():
+        for expr in dashboards.queries(board):
+            parsed = promql_parser.parse(substitute(expr))
+            names = selectors(parsed)
+            assert names, expr
+            for metric in names:
+                assert metric in golden or metric in recorded or metric in ("ALERTS",), (
+                    f"{metric} (in {expr!r}) is not exported"
+                )
+                checked += 1
+    assert checked > 40
+
+
+def test_every_alert_expression_uses_real_metrics() -> None:
+    golden = metric_names(GOLDEN.read_text())
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            for metric in selectors(promql_parser.parse(rule["expr"])):
+                assert metric in golden or ":" in metric or metric == "up", metric
+
+
+def test_golden_exposition_is_current_and_lint_clean(make_exporter) -> None:
+    """The golden file is the exposition of the seeded stream in tests/test_exposition.py."""
+    text = populated(make_exporter).metrics_text()
+    assert promtool_check_metrics(text).returncode == 0
+    current = normalise(text)
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text(current)
+    assert GOLDEN.exists(), "run with UPDATE_GOLDEN=1 to create tests/golden/metrics.txt"
+    assert current == GOLDEN.read_text(), (
+        "the exposition changed; if intended, regenerate: UPDATE_GOLDEN=1 pytest -k golden"
+    )
