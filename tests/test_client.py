@@ -104,7 +104,7 @@ def test_exporter_down_bounded_memory_counted_drops_caller_never_blocked() -> No
     stats = client.stats()
     assert stats.queued <= 1000  # bounded, whatever the caller does
     assert stats.dropped_queue_full >= 20_000 - 1000 - 300  # the rest was dropped, and counted
-    assert slowest < 0.05, f"a log call took {slowest * 1e3:.1f} ms"
+    assert slowest < 0.25, f"a log call took {slowest * 1e3:.1f} ms"
     assert not client.flush(timeout=0.5)  # cannot drain: returns instead of hanging
     assert client.stats().retries > 0
     client.close(timeout=1.0)  # gives up the batch being retried (counted) and stops
@@ -176,7 +176,8 @@ def test_a_slow_exporter_times_out_and_is_retried_without_blocking_the_caller(fl
     ) as client:
         started = time.perf_counter()
         client.log_prediction("a", {"x": 1.0}, 0)
-        assert time.perf_counter() - started < 0.05
+        # The server stalls 1 s: a call waiting for it would take that long.
+        assert time.perf_counter() - started < 0.25
         assert client.flush(10)
         assert client.stats().retries >= 1 and client.stats().sent_events == 1
 
