@@ -8,6 +8,7 @@ version, so neither ingest nor a scrape ever waits for a drift computation.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import zlib
@@ -37,6 +38,7 @@ from exporter.store import ModelState, Store, VersionState
 from exporter.window import draw_sample
 
 log = logging.getLogger("exporter.analysis")
+_SERIALS = itertools.count(1)
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -405,6 +407,7 @@ def _compute_drift(
         labels = _target_drift(label_rows[:, 0], label_reference, job.class_labels, settings)
     return DriftResult(
         computed_at=now,
+        serial=next(_SERIALS),
         window_events=events,
         window_sample=n_rows,
         reference_source=job.reference_source,

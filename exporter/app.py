@@ -19,6 +19,7 @@ from exporter.analysis import refresh_drift
 from exporter.api.routes import Context, build_router
 from exporter.api.schemas import build_decoders
 from exporter.collectors import build_registry
+from exporter.collectors.drift import DriftExposition
 from exporter.config import Settings
 from exporter.errors import ConfigError, Reason, RejectedInput
 from exporter.reference import ReferenceError, read_reference_file, reference_for_model
@@ -138,13 +139,15 @@ def create_app(
     settings = settings or Settings()
     store = Store(settings, clock=clock)
     telemetry = Telemetry()
-    registry = build_registry(store, telemetry, registry)
+    drift_exposition = DriftExposition(store)
+    registry = build_registry(store, telemetry, registry, drift_exposition)
     ctx = Context(
         settings=settings,
         store=store,
         telemetry=telemetry,
         registry=registry,
         decoders=build_decoders(settings.limits),
+        drift=drift_exposition,
     )
     load_reference_files(settings, store)
     worker = DriftWorker(store, telemetry, settings.drift.refresh_interval, settings.drift.threads)

@@ -51,6 +51,7 @@ class DriftResult:
     """Drift of one window against the reference, as computed by the drift worker."""
 
     computed_at: float
+    serial: int  # unique per computation: tells a cached exposition the result changed
     window_events: int  # exact events in the window when computed
     window_sample: int  # rows of the uniform sample the tests used
     reference_source: str | None

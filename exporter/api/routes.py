@@ -17,6 +17,7 @@ from exporter import __version__
 from exporter.analysis import ModelView, model_view
 from exporter.api.decode import decode, media_type, read_body, require_json
 from exporter.api.schemas import Decoders, openapi_body
+from exporter.collectors.drift import EOF_MARK, DriftExposition
 from exporter.config import Settings
 from exporter.errors import Reason, RejectedInput
 from exporter.reference import (
@@ -38,6 +39,7 @@ class Context:
     telemetry: Telemetry
     registry: CollectorRegistry
     decoders: Decoders
+    drift: DriftExposition
     ready: bool = False
 
 
@@ -255,7 +257,13 @@ def build_router(ctx: Context) -> APIRouter:
     def metrics(request: Request) -> Response:
         """Text format 0.0.4 or OpenMetrics, as the ``Accept`` header asks; gzip if accepted."""
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        openmetrics = content_type.startswith("application/openmetrics-text")
         body = encoder(ctx.registry)
+        drift = ctx.drift.render(encoder, openmetrics)  # cached until drift changes
+        if openmetrics:
+            body = body.removesuffix(EOF_MARK) + drift + EOF_MARK
+        else:
+            body += drift
         headers = {}
         if "gzip" in request.headers.get("accept-encoding", ""):
             body = gzip.compress(body, compresslevel=1)  # level 1: ~7x cheaper than 9, ~same size

@@ -19,8 +19,14 @@ FamilyFunction = Callable[[list[str]], Iterable[Metric]]
 class ScrapeCollector(Collector):
     """Runs named collector functions; one failing never blanks the others' metrics."""
 
-    def __init__(self, collectors: dict[str, FamilyFunction]) -> None:
+    def __init__(
+        self,
+        collectors: dict[str, FamilyFunction],
+        status: Callable[[], list[tuple[str, float, bool]]] | None = None,
+    ) -> None:
         self._collectors = collectors
+        #: Duration and success of collectors that run outside this one (the cached drift).
+        self._status = status
 
     def describe(self) -> Iterable[Metric]:
         return []  # collected per scrape; nothing to describe up front
@@ -28,7 +34,8 @@ class ScrapeCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         duration = GaugeMetricFamily(
             "model_exporter_collector_duration_seconds",
-            "Time the collector took in this scrape.",
+            "Time the collector took in this scrape (drift: when its results last changed; "
+            "its encoded output is reused until then).",
             labels=["collector"],
         )
         success = GaugeMetricFamily(
@@ -50,5 +57,8 @@ class ScrapeCollector(Collector):
             yield from families
             duration.add_metric([name], time.perf_counter() - started)
             success.add_metric([name], 0.0 if errors else 1.0)
+        for name, seconds, ok in self._status() if self._status else ():
+            duration.add_metric([name], seconds)
+            success.add_metric([name], 1.0 if ok else 0.0)
         yield duration
         yield success

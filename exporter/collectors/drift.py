@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from exporter.analysis import reference_info
 from exporter.results import DriftResult, TargetDrift
 from exporter.store import Store
 
@@ -268,28 +270,82 @@ class _Families:
 
 def drift_families(store: Store, errors: list[str]) -> Iterator[Metric]:
     fams = _Families()
-    reference_rows = GaugeMetricFamily(
-        "model_reference_rows",
-        "Rows in the drift reference of the version. source: upload, file, first_events, "
-        "previous_window (rolling), or collecting while the first drift.reference_size "
-        "predictions are gathered.",
-        labels=["model", "model_version", "source"],
-    )
     for state in store.models():
         try:
             with state.lock:
-                rows = []
-                for version in state.versions.values():
-                    info = reference_info(state, version)
-                    rows.append((version.name, dict(version.drift), info.source, info.rows))
+                rows = [(version.name, dict(version.drift)) for version in state.versions.values()]
         except Exception:
             log.exception("cannot read drift of model %s", state.name)
             errors.append(f"model {state.name}: drift read failed")
             continue
-        for version_name, results, source, ref_rows in rows:
-            if source != "previous_window":
-                reference_rows.add_metric([state.name, version_name, source], ref_rows)
+        for version_name, results in rows:
             for window, result in results.items():
                 fams.add_result([state.name, version_name, window], result)
     yield from fams.all()
-    yield reference_rows
+
+
+class _Collected:
+    """What ``generate_latest`` needs of a registry: ``collect()``."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
+
+
+EOF_MARK = b"# EOF\n"
+
+
+class DriftExposition:
+    """The drift families, encoded once per change of the drift results.
+
+    Drift changes only when the worker recomputes (at most every ``drift.refresh_interval``),
+    but it is most of ``/metrics``: 20 features x 10 models make ~2,000 series, whose encoding
+    alone took ~20 ms of every scrape (and several times that while ingest competed for the
+    GIL). The encoded bytes are kept per format and reused until a result changes.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._cache: dict[bool, tuple[tuple[object, ...], bytes]] = {}
+        self.last_duration = 0.0
+        self.last_success = True
+
+    def _signature(self) -> tuple[object, ...]:
+        parts: list[object] = []
+        for state in self._store.models():
+            with state.lock:
+                for version in state.versions.values():
+                    for window, result in version.drift.items():
+                        parts.append((state.name, version.name, window, result.serial))
+        return tuple(parts)
+
+    def render(self, encoder: Callable[[Any], bytes], openmetrics: bool) -> bytes:
+        """The drift part of an exposition (OpenMetrics: without the final ``# EOF``)."""
+        signature = self._signature()
+        with self._lock:
+            cached = self._cache.get(openmetrics)
+            if cached is not None and cached[0] == signature:
+                return cached[1]
+        started = time.perf_counter()
+        errors: list[str] = []
+        try:
+            families = list(drift_families(self._store, errors))
+        except Exception:
+            log.exception("drift collector failed")
+            families, errors = [], ["collector raised"]
+        body = encoder(_Collected(families))
+        if openmetrics and body.endswith(EOF_MARK):
+            body = body[: -len(EOF_MARK)]
+        with self._lock:
+            if not errors:  # a partial failure is retried at the next scrape
+                self._cache[openmetrics] = (signature, body)
+            self.last_duration = time.perf_counter() - started
+            self.last_success = not errors
+        return body
+
+    def status(self) -> list[tuple[str, float, bool]]:
+        with self._lock:
+            return [("drift", self.last_duration, self.last_success)]

@@ -102,6 +102,13 @@ def traffic_families(store: Store, errors: list[str]) -> Iterator[Metric]:
         "drift.max_categories categories.",
         labels=["model", "feature"],
     )
+    reference_rows = GaugeMetricFamily(
+        "model_reference_rows",
+        "Rows in the drift reference of the version. source: upload, file, first_events, or "
+        "collecting while the first drift.reference_size predictions are gathered (a rolling "
+        "previous_window reference is not listed: it changes with every window).",
+        labels=["model", "model_version", "source"],
+    )
     bounds = [*(f"{b:g}" for b in LABEL_DELAY_BUCKETS), "+Inf"]
     for view in views(store, errors, scores=False):
         info.add_metric([view.name, view.task or "unknown"], 1.0)
@@ -117,6 +124,8 @@ def traffic_families(store: Store, errors: list[str]) -> Iterator[Metric]:
             pooled.add_metric([view.name, feature], count)
         for v in view.versions:
             key = [view.name, v.name]
+            if v.reference.source != "previous_window":
+                reference_rows.add_metric([*key, v.reference.source], v.reference.rows)
             predictions.add_metric(key, v.predictions_total)
             labels.add_metric(key, v.labels_total)
             pending.add_metric(key, v.pending)
@@ -153,4 +162,5 @@ def traffic_families(store: Store, errors: list[str]) -> Iterator[Metric]:
         duplicates,
         mismatches,
         pooled,
+        reference_rows,
     )
