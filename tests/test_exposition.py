@@ -242,3 +242,34 @@ def test_openapi_documents_the_ingest_bodies(make_exporter) -> None:
     ref = spec["paths"]["/v1/models/{model}/reference"]["put"]["requestBody"]["content"]
     assert set(ref) == {"application/json", "text/csv"}
     assert "/v1/labels" in spec["paths"]
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_cached_drift_exposition_equals_a_fresh_encoding(make_exporter, openmetrics) -> None:
+    """The per-model cache of the drift part gives exactly what encoding everything anew gives,
+    before and after one model's drift changes."""
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_om
+
+    from exporter.collectors.drift import EOF_MARK, _Collected, drift_families
+
+    exp = populated(make_exporter)
+    drift = exp.app.state.ctx.drift
+    store = exp.app.state.store
+    encoder = generate_om if openmetrics else generate_latest
+
+    def fresh() -> bytes:
+        body = encoder(_Collected(list(drift_families(store, []))))
+        return body.removesuffix(EOF_MARK) if openmetrics else body
+
+    assert drift.render(encoder, openmetrics) == fresh()
+    assert drift.render(encoder, openmetrics) == fresh()  # from the cache
+    exp.predictions(
+        "fraud",
+        [{"id": f"z{i}", "features": {"amount": 50.0 + i}, "prediction": 1} for i in range(30)],
+        model_version="v1",
+    )
+    exp.refresh_drift()
+    assert drift.render(encoder, openmetrics) == fresh()
+    text = exp.client.get("/metrics", headers={"Accept": "application/openmetrics-text"}).text
+    assert text.count("# EOF") == 1 and text.endswith("# EOF\n")

@@ -11,7 +11,7 @@ from typing import Any
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from exporter.results import DriftResult, TargetDrift
-from exporter.store import Store
+from exporter.store import ModelState, Store
 
 log = logging.getLogger("exporter.collectors")
 
@@ -268,9 +268,12 @@ class _Families:
         return out
 
 
-def drift_families(store: Store, errors: list[str]) -> Iterator[Metric]:
+def drift_families(
+    store: Store, errors: list[str], states: list[ModelState] | None = None
+) -> Iterator[Metric]:
+    """Every drift family (always all of them, in one order), for ``states`` or all models."""
     fams = _Families()
-    for state in store.models():
+    for state in store.models() if states is None else states:
         try:
             with state.lock:
                 rows = [(version.name, dict(version.drift)) for version in state.versions.values()]
@@ -297,54 +300,114 @@ class _Collected:
 EOF_MARK = b"# EOF\n"
 
 
+Parts = list[tuple[bytes, bytes]]  # per family, in order: (HELP/TYPE lines, sample lines)
+
+
+def _split(body: bytes) -> Parts:
+    """An encoded exposition cut into families. Safe line by line: the encoders escape
+    newlines in label values and HELP text, and only comment lines start with ``#``."""
+    parts: Parts = []
+    header: list[bytes] = []
+    samples: list[bytes] = []
+    for line in body.splitlines(keepends=True):
+        if line.startswith(b"# HELP "):
+            if header:
+                parts.append((b"".join(header), b"".join(samples)))
+            header, samples = [line], []
+        elif line.startswith(b"#"):
+            header.append(line)
+        else:
+            samples.append(line)
+    if header:
+        parts.append((b"".join(header), b"".join(samples)))
+    return parts
+
+
 class DriftExposition:
-    """The drift families, encoded once per change of the drift results.
+    """The drift families, encoded per model and reused until that model's results change.
 
     Drift changes only when the worker recomputes (at most every ``drift.refresh_interval``),
     but it is most of ``/metrics``: 20 features x 10 models make ~2,000 series, whose encoding
-    alone took ~20 ms of every scrape (and several times that while ingest competed for the
-    GIL). The encoded bytes are kept per format and reused until a result changes.
+    took ~20 ms of every scrape, several times that while ingest competed for the GIL. Each
+    model's families are encoded with the client library's own encoder and cut into families;
+    a scrape joins, family by family, the cached sample lines of every model, so a change in
+    one model re-encodes only that model.
     """
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._lock = threading.Lock()
-        self._cache: dict[bool, tuple[tuple[object, ...], bytes]] = {}
+        self._cache: dict[tuple[str, bool], tuple[tuple[object, ...], Parts]] = {}
+        self._empty: dict[bool, Parts] = {}
         self.last_duration = 0.0
         self.last_success = True
 
-    def _signature(self) -> tuple[object, ...]:
-        parts: list[object] = []
-        for state in self._store.models():
-            with state.lock:
-                for version in state.versions.values():
-                    for window, result in version.drift.items():
-                        parts.append((state.name, version.name, window, result.serial))
-        return tuple(parts)
+    @staticmethod
+    def _signature(state: ModelState) -> tuple[object, ...]:
+        with state.lock:
+            return tuple(
+                (version.name, window, result.serial)
+                for version in state.versions.values()
+                for window, result in version.drift.items()
+            )
+
+    def _encode(
+        self,
+        states: list[ModelState],
+        encoder: Callable[[Any], bytes],
+        openmetrics: bool,
+        errors: list[str],
+    ) -> Parts:
+        body = encoder(_Collected(list(drift_families(self._store, errors, states))))
+        if openmetrics and body.endswith(EOF_MARK):
+            body = body[: -len(EOF_MARK)]
+        return _split(body)
 
     def render(self, encoder: Callable[[Any], bytes], openmetrics: bool) -> bytes:
         """The drift part of an exposition (OpenMetrics: without the final ``# EOF``)."""
-        signature = self._signature()
-        with self._lock:
-            cached = self._cache.get(openmetrics)
-            if cached is not None and cached[0] == signature:
-                return cached[1]
         started = time.perf_counter()
         errors: list[str] = []
-        try:
-            families = list(drift_families(self._store, errors))
-        except Exception:
-            log.exception("drift collector failed")
-            families, errors = [], ["collector raised"]
-        body = encoder(_Collected(families))
-        if openmetrics and body.endswith(EOF_MARK):
-            body = body[: -len(EOF_MARK)]
+        models: list[Parts] = []
+        rebuilt = False
+        live: set[tuple[str, bool]] = set()
+        for state in self._store.models():
+            key = (state.name, openmetrics)
+            live.add(key)
+            signature = self._signature(state)
+            with self._lock:
+                cached = self._cache.get(key)
+            if cached is not None and cached[0] == signature:
+                models.append(cached[1])
+                continue
+            failed_before = len(errors)
+            try:
+                parts = self._encode([state], encoder, openmetrics, errors)
+            except Exception:
+                log.exception("drift collector failed for model %s", state.name)
+                errors.append(f"model {state.name}: drift encoding failed")
+                continue
+            rebuilt = True
+            models.append(parts)
+            if len(errors) == failed_before:  # a failure is retried at the next scrape
+                with self._lock:
+                    self._cache[key] = (signature, parts)
         with self._lock:
-            if not errors:  # a partial failure is retried at the next scrape
-                self._cache[openmetrics] = (signature, body)
-            self.last_duration = time.perf_counter() - started
-            self.last_success = not errors
-        return body
+            for key in [k for k in self._cache if k not in live and k[1] == openmetrics]:
+                del self._cache[key]
+            headers = self._empty.get(openmetrics)
+        if headers is None:
+            headers = self._encode([], encoder, openmetrics, errors)
+            with self._lock:
+                self._empty[openmetrics] = headers
+        chunks: list[bytes] = []
+        for i, (header, _) in enumerate(headers):
+            chunks.append(header)
+            chunks.extend(parts[i][1] for parts in models if i < len(parts))
+        if rebuilt or errors:
+            with self._lock:
+                self.last_duration = time.perf_counter() - started
+                self.last_success = not errors
+        return b"".join(chunks)
 
     def status(self) -> list[tuple[str, float, bool]]:
         with self._lock:
