@@ -36,6 +36,17 @@ def promtool_check_metrics(text: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def terminate(proc: subprocess.Popen[str]) -> None:
+    """Stop a process this test started, by its PID: SIGTERM, then SIGKILL after 15 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 class ExporterProcess:
     """``python -m exporter serve`` on 127.0.0.1 with an OS-chosen port."""
 
@@ -74,13 +85,7 @@ class ExporterProcess:
 
     def stop(self) -> int:
         """SIGTERM, then wait; returns the exit code (uvicorn re-raises SIGTERM: -15)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        terminate(self.proc)
         if self.proc.stdout is not None:
             self.output.extend(self.proc.stdout.readlines())
             self.proc.stdout.close()

@@ -10,7 +10,6 @@ Loopback only; every process this test starts is stopped by its PID; bounded in 
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import subprocess
 import threading
@@ -26,7 +25,7 @@ import yaml
 
 from exporter.monitoring import dashboards
 from exporter.monitoring.rules import Thresholds, render_rules
-from tests.helpers import ROOT, ExporterProcess, require_binary
+from tests.helpers import ROOT, ExporterProcess, require_binary, terminate
 from tests.test_deploy import substitute
 
 pytestmark = pytest.mark.e2e
@@ -63,13 +62,7 @@ class Process:
         self.proc = subprocess.Popen(args, stdout=self._handle, stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        terminate(self.proc)
         self._handle.close()
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -159,38 +159,17 @@ def numeric_drift(
     rows = [row for part in done for row in part]
     pvalues = (
         ks_pvalues(
-            np.array([r.statistic for r in rows]),
-            np.array([r.reference_values for r in rows], dtype=np.int64),
-            np.array([r.window_values for r in rows], dtype=np.int64),
+            np.array([r.ks_statistic for _, r in rows]),
+            np.array([r.reference_values for _, r in rows], dtype=np.int64),
+            np.array([r.window_values for _, r in rows], dtype=np.int64),
         )
         if rows
         else np.empty(0)
     )
     results: list[NumericDrift | None] = [None] * len(references)
-    for row, p in zip(rows, pvalues.tolist(), strict=True):
-        results[row.column] = NumericDrift(
-            window_values=row.window_values,
-            reference_values=row.reference_values,
-            ks_statistic=row.statistic,
-            ks_pvalue=p,
-            wasserstein=row.wasserstein,
-            psi=row.psi,
-            jensen_shannon=row.jensen_shannon,
-            out_of_range=row.out_of_range,
-        )
+    for (column, row), p in zip(rows, pvalues.tolist(), strict=True):
+        results[column] = replace(row, ks_pvalue=p)
     return results
-
-
-@dataclass(frozen=True, slots=True)
-class _PartRow:
-    column: int
-    window_values: int
-    reference_values: int
-    statistic: float
-    wasserstein: float
-    psi: float
-    jensen_shannon: float
-    out_of_range: float
 
 
 def _numeric_part(
@@ -198,11 +177,12 @@ def _numeric_part(
     window: FloatArray,
     columns: IntArray,
     need: int,
-) -> list[_PartRow]:
+) -> list[tuple[int, NumericDrift]]:
+    """Everything but the p-values (computed for all columns at once afterwards)."""
     # Sorting the transposed copy sorts each column contiguously; NaN sorts last.
     ordered = np.sort(np.ascontiguousarray(window[:, columns].T), axis=1)
     counts = np.count_nonzero(~np.isnan(ordered), axis=1)
-    out: list[_PartRow] = []
+    out: list[tuple[int, NumericDrift]] = []
     for i, j in enumerate(columns.tolist()):
         ref = references[j]
         m = int(counts[i])
@@ -218,18 +198,17 @@ def _numeric_part(
         shares = bin_counts(win, ref.edges) / m
         below = int(np.searchsorted(win, ref.values[0], side="left"))
         above = m - int(np.searchsorted(win, ref.values[-1], side="right"))
-        out.append(
-            _PartRow(
-                column=j,
-                window_values=m,
-                reference_values=ref.size,
-                statistic=statistic,
-                wasserstein=distance,
-                psi=psi(ref.shares, shares),
-                jensen_shannon=jensen_shannon(ref.shares, shares),
-                out_of_range=(below + above) / m,
-            )
+        drift = NumericDrift(
+            window_values=m,
+            reference_values=ref.size,
+            ks_statistic=statistic,
+            ks_pvalue=float("nan"),
+            wasserstein=distance,
+            psi=psi(ref.shares, shares),
+            jensen_shannon=jensen_shannon(ref.shares, shares),
+            out_of_range=(below + above) / m,
         )
+        out.append((j, drift))
     return out
 
 
