@@ -30,9 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from exporter.analysis import _verdicts
-from exporter.config import DriftSettings
-from exporter.results import FeatureDrift
+from exporter.detector import DetectorSettings, FeatureDrift, verdicts
 from exporter.runtime import tune_malloc
 from exporter.stats.drift import NumericReference, numeric_drift
 
@@ -61,7 +59,7 @@ def median_time(fn, repeats: int) -> float:
 
 def ours(ref: np.ndarray, win: np.ndarray, executor, chunks: int):
     refs = [NumericReference.from_values(ref[:, j]) for j in range(FEATURES)]
-    settings = DriftSettings()
+    settings = DetectorSettings()
 
     def run():
         results = numeric_drift(refs, win, executor=executor, chunks=chunks)
@@ -69,7 +67,7 @@ def ours(ref: np.ndarray, win: np.ndarray, executor, chunks: int):
             f"f{j}": FeatureDrift("numeric", r.window_values, r.reference_values, 0.0, numeric=r)
             for j, r in enumerate(results)
         }
-        return results, _verdicts(features, settings)
+        return results, verdicts(features, settings)
 
     return run
 

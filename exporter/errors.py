@@ -2,20 +2,26 @@
 
 ::
 
-    ExporterError      base of everything raised on purpose
-    ├── ConfigError    invalid configuration: names the key and the value; fails start-up
-    └── RejectedInput  a client's mistake: an HTTP 4xx whose status follows its ``Reason``
-                       (400 malformed, 404 unknown model, 413 too large, 415 media type,
-                       422 everything else)
+    ExporterError          base of everything raised on purpose
+    ├── ConfigError        invalid configuration: names the key and the value; fails start-up
+    └── RejectedInput      a client's mistake: an HTTP 4xx whose status follows its ``Reason``
+        │                  (400 malformed, 404 unknown model, 413 too large, 415 media type,
+        │                  422 everything else)
+        └── InvalidReference   reference data that cannot be used (uploaded or from a file)
 
-A ``RejectedInput`` is raised before any state changes, so a rejected request leaves the exporter
-exactly as it was; the HTTP layer answers it and counts it in
+A ``RejectedInput`` carries its reason, the field it is about (a path such as
+``events[3].label``, or ``None`` when the whole request is at fault), the offending value and a
+message, all set where the problem is detected; :attr:`RejectedInput.detail` formats them once,
+and the HTTP layer sends them as they are. It is raised before any state changes, so a rejected
+request leaves the exporter exactly as it was; the HTTP layer counts it in
 ``model_exporter_events_rejected_total{reason}``.
 """
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
+from typing import Any, Final
 
 
 class Reason(StrEnum):
@@ -41,14 +47,6 @@ class Reason(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 
 
-class ExporterError(Exception):
-    """Base class of the exporter's own exceptions."""
-
-
-class ConfigError(ExporterError):
-    """The configuration is invalid; the message names the key and the offending value."""
-
-
 #: HTTP status of each rejection reason; any reason not listed is 422 Unprocessable Content.
 STATUS: dict[Reason, int] = {
     Reason.MALFORMED_JSON: 400,
@@ -59,17 +57,121 @@ STATUS: dict[Reason, int] = {
     Reason.UNSUPPORTED_MEDIA_TYPE: 415,
 }
 
+#: Longest string sent back as the offending ``value`` of a rejection.
+VALUE_LENGTH: Final = 64
+
+
+class _NoValue:
+    """Marks a rejection that has no offending value (a missing field, a whole request)."""
+
+    def __repr__(self) -> str:
+        return "NO_VALUE"
+
+
+NO_VALUE: Final = _NoValue()
+
+
+class ExporterError(Exception):
+    """Base class of the exporter's own exceptions."""
+
+
+class ConfigError(ExporterError):
+    """The configuration is invalid; the message names the key and the offending value."""
+
 
 class RejectedInput(ExporterError):
-    """Input refused before any state change; an HTTP 4xx whose status follows the reason."""
+    """Input refused before any state change; an HTTP 4xx whose status follows the reason.
 
-    def __init__(self, reason: Reason, message: str, *, events: int = 1) -> None:
-        super().__init__(message)
+    Parameters
+    ----------
+    reason : Reason
+        Why; also the ``reason`` label of the rejection counter.
+    message : str
+        What is wrong, for a person; without the field path, which :attr:`detail` prefixes.
+    field : str, optional
+        Where: a path into the request (``events[3].label``, ``labels[0].id``, ``model``), or
+        ``None`` when the request as a whole is at fault.
+    value : object, optional
+        The offending value, sent back (truncated) in the response's ``value``.
+    events : int
+        Events the request carried, when only the decoder could tell (a request that did not
+        parse counts as one); the HTTP layer otherwise counts the decoded batch.
+    """
+
+    def __init__(
+        self,
+        reason: Reason,
+        message: str,
+        *,
+        field: str | None = None,
+        value: object = NO_VALUE,
+        events: int = 1,
+    ) -> None:
+        super().__init__(reason, message, field, value)
         self.reason = reason
         self.message = message
-        #: How many events the rejected request carried (1 when it could not be parsed).
+        self.field = field
+        self.value = value
         self.events = max(1, events)
+
+    def __str__(self) -> str:
+        return self.detail
+
+    @property
+    def detail(self) -> str:
+        """The message a person reads: ``"<field>: <message>"``."""
+        return f"{self.field}: {self.message}" if self.field else self.message
 
     @property
     def status_code(self) -> int:
         return STATUS.get(self.reason, 422)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the 4xx: ``detail`` and ``reason``, plus ``field`` and ``value``
+        when the rejection names them."""
+        out: dict[str, Any] = {"detail": self.detail, "reason": self.reason.value}
+        if self.field is not None:
+            out["field"] = self.field
+        if self.value is not NO_VALUE:
+            out["value"] = json_value(self.value)
+        return out
+
+
+class InvalidReference(RejectedInput):
+    """Reference data that cannot be used: its reason is ``invalid_reference`` (or
+    ``malformed_csv`` for a CSV body that cannot be read), its field the feature or column."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        value: object = NO_VALUE,
+        reason: Reason = Reason.INVALID_REFERENCE,
+    ) -> None:
+        super().__init__(reason, message, field=field, value=value)
+
+
+def json_value(value: object) -> Any:
+    """A client's value as it can be sent back in JSON: numbers, bools and null as they are,
+    strings cut to :data:`VALUE_LENGTH` characters, anything else as its (cut) ``repr``.
+
+    >>> json_value(3), json_value(float("nan")), json_value("x" * 70)[-4:]
+    (3, 'nan', 'x...')
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= VALUE_LENGTH else text[: VALUE_LENGTH - 3] + "..."
+
+
+def describe_value(value: object) -> str:
+    """A short, quoted rendering of a client's value for messages.
+
+    >>> describe_value("abc"), describe_value(1.5)
+    ("'abc'", '1.5')
+    """
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

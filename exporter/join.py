@@ -1,27 +1,54 @@
 """Joining predictions and ground-truth labels that arrive at different times.
 
-Both sides wait in bounded, insertion-ordered buffers with a time-to-live (:class:`PendingBuffer`):
+:class:`Join` owns, for one model, everything that waits or is remembered for the join:
 
-* a prediction waits for its label for ``prediction_ttl`` seconds;
-* a label that arrives before its prediction (a race between two senders) waits ``label_ttl``.
+* predictions waiting for their label, for ``prediction_ttl`` seconds;
+* ids already joined, remembered for the same time, so that a retried batch or a second label
+  is recognised as a duplicate rather than counted twice;
+* labels that arrived before their prediction (a race between two senders), for ``label_ttl``.
 
-Entries leave by being joined, by expiring, or, when a buffer is full, by eviction of the oldest;
-the caller counts every departure other than a join. Ids already joined are remembered in a
-separate bounded buffer for the same TTL, so a repeated label or a retried prediction is recognised
-as a duplicate rather than counted twice. Pure Python: no HTTP, no Prometheus.
+Each lives in a bounded, insertion-ordered :class:`PendingBuffer`. Entries leave by being
+joined, by expiring, or, when a buffer is full, by eviction of the oldest; every departure
+other than a join is reported to the caller, which counts it. One join step takes a batch and
+returns the pairs it matched and how many entries now wait (:class:`PredictionsJoined`,
+:class:`LabelsJoined`).
+
+Two ways to key predictions:
+
+* by id (the default): an id has one prediction, whichever version made it; a second one is a
+  duplicate, and a label joins the one prediction;
+* by (id, version) (``per_version=True``, for shadow deployments where every version scores the
+  same requests): each version may predict an id once, and one label joins every version's
+  prediction of it, including predictions that arrive after the label.
+
+Pure Python: no HTTP, no Prometheus.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from exporter.typedefs import WireValue
+
+K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
+#: A prediction waiting for its label: (version uid, class index or predicted value, prediction
+#: time). Plain tuples of numbers, deliberately: they are the cheapest to create, and CPython's
+#: garbage collector stops tracking tuples of atomic values, so a full buffer (100k+ entries)
+#: adds nothing to the cost of a GC pass. Holding a version object instead would keep every
+#: entry tracked: one full collection then took ~70 ms, stalling ingest and scrapes.
+Pending = tuple[int, float, float]
+#: A label waiting for (or remembered after) its prediction: (value, label time). The value is
+#: a class index or true value, or the label as sent while the model's task is not yet known.
+LabelEntry = tuple[WireValue, float]
 
-class PendingBuffer(Generic[T]):
-    """Insertion-ordered map ``id -> payload``, bounded in size and in age.
+
+class PendingBuffer(Generic[K, T]):
+    """Insertion-ordered map ``key -> payload``, bounded in size and in age.
 
     Arrival times must not decrease (the caller passes a monotonic clock), so the oldest entry is
     always first and expiry costs O(expired). An ``OrderedDict``, not a ``dict``: finding the
@@ -36,7 +63,7 @@ class PendingBuffer(Generic[T]):
             raise ValueError(f"capacity must be >= 1, got {capacity!r}")
         self.ttl = float(ttl)
         self.capacity = int(capacity)
-        self._entries: OrderedDict[str, tuple[float, T]] = OrderedDict()
+        self._entries: OrderedDict[K, tuple[float, T]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -44,10 +71,10 @@ class PendingBuffer(Generic[T]):
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[K]:
         return iter(self._entries)
 
-    def add(self, key: str, arrival: float, payload: T) -> list[T]:
+    def add(self, key: K, arrival: float, payload: T) -> list[T]:
         """Insert or replace an entry; returns the payloads evicted to make room, oldest first."""
         evicted: list[T] = []
         entries = self._entries
@@ -57,7 +84,7 @@ class PendingBuffer(Generic[T]):
         entries[key] = (arrival, payload)
         return evicted
 
-    def add_many(self, keys: Sequence[str], arrival: float, payloads: Sequence[T]) -> list[T]:
+    def add_many(self, keys: Sequence[K], arrival: float, payloads: Sequence[T]) -> list[T]:
         """Insert new keys (not already present) in bulk; returns the evicted payloads."""
         entries = self._entries
         evicted = [
@@ -69,11 +96,15 @@ class PendingBuffer(Generic[T]):
             evicted.append(entries.popitem(last=False)[1][1])
         return evicted
 
-    def known(self, keys: Iterable[str]) -> set[str]:
+    def known(self, keys: Iterable[K]) -> set[K]:
         """The keys among ``keys`` that are in the buffer."""
         return self._entries.keys() & keys
 
-    def pop(self, key: str) -> T | None:
+    def get(self, key: K) -> T | None:
+        entry = self._entries.get(key)
+        return None if entry is None else entry[1]
+
+    def pop(self, key: K) -> T | None:
         entry = self._entries.pop(key, None)
         return None if entry is None else entry[1]
 
@@ -90,6 +121,309 @@ class PendingBuffer(Generic[T]):
             expired.append(payload)
         return expired
 
-    def items(self) -> Iterator[tuple[str, T]]:
-        for key, (_, payload) in self._entries.items():
-            yield key, payload
+    def replace(self, payloads: Callable[[list[T]], list[T | None]]) -> int:
+        """Give every entry a new payload (``None``: drop it), keeping keys, order and arrival
+        times; returns how many were dropped."""
+        old = self._entries
+        new = payloads([payload for _, payload in old.values()])
+        self._entries = OrderedDict(
+            (key, (arrival, p))
+            for (key, (arrival, _)), p in zip(old.items(), new, strict=True)
+            if p is not None
+        )
+        return len(old) - len(self._entries)
+
+
+@dataclass(slots=True)
+class Pairs:
+    """Predictions of one version joined with their labels in one step.
+
+    ``rows`` are positions in the batch that was added (events of a prediction batch, or labels
+    of a label batch); the other lists are aligned with them.
+    """
+
+    uid: int
+    rows: list[int] = field(default_factory=list)
+    predicted: list[float] = field(default_factory=list)
+    prediction_times: list[float] = field(default_factory=list)
+    actual: list[WireValue] = field(default_factory=list)
+    label_times: list[float] = field(default_factory=list)
+
+    def add(
+        self, row: int, predicted: float, prediction_time: float, actual: WireValue, at: float
+    ) -> None:
+        self.rows.append(row)
+        self.predicted.append(predicted)
+        self.prediction_times.append(prediction_time)
+        self.actual.append(actual)
+        self.label_times.append(at)
+
+
+@dataclass(slots=True)
+class PredictionsJoined:
+    """What one batch of predictions did to the join."""
+
+    kept: list[int]  # positions of the events that are not duplicates, in order
+    duplicates: int
+    pairs: Pairs  # events joined at once: with an inline label or one that was waiting
+    waiting: int  # events now waiting for their label
+    evicted: Counter[int]  # version uid -> waiting predictions evicted to make room
+
+
+@dataclass(slots=True)
+class LabelsJoined:
+    """What one batch of labels did to the join."""
+
+    pairs: dict[int, Pairs]  # version uid -> predictions joined
+    joined: int  # labels that joined at least one prediction
+    duplicates: int
+    waiting: int  # labels now waiting for their prediction
+    evicted: int  # waiting labels evicted to make room
+
+
+@dataclass(slots=True)
+class Expired:
+    """Entries that left by age."""
+
+    predictions: Counter[int]  # version uid -> predictions that waited too long
+    labels: int
+
+
+class Join:
+    """The join of one model: waiting predictions, joined ids and early labels.
+
+    Parameters
+    ----------
+    prediction_ttl, max_pending : float, int
+        How long and how many predictions wait for their label (also how long, and how many,
+        joined ids are remembered).
+    label_ttl, max_labels : float, int
+        How long and how many labels wait for their prediction; ``label_ttl`` 0 refuses to keep
+        them (:attr:`labels_can_wait` is then False).
+    per_version : bool
+        Key predictions by (id, version) instead of by id; see the module's docstring.
+    """
+
+    def __init__(
+        self,
+        prediction_ttl: float,
+        max_pending: int,
+        label_ttl: float,
+        max_labels: int,
+        *,
+        per_version: bool = False,
+    ) -> None:
+        self.per_version = per_version
+        self._pending: PendingBuffer[Hashable, Pending] = PendingBuffer(prediction_ttl, max_pending)
+        # By id (or by (id, uid) when per_version): joined predictions.
+        self._joined: PendingBuffer[Hashable, None] = PendingBuffer(prediction_ttl, max_pending)
+        # per_version only: labels that joined, kept to join later versions' predictions.
+        self._labelled: PendingBuffer[str, LabelEntry] = PendingBuffer(prediction_ttl, max_pending)
+        self._early: PendingBuffer[str, LabelEntry] | None = (
+            PendingBuffer(label_ttl, max_labels) if label_ttl > 0 else None
+        )
+        self._waiting: Counter[int] = Counter()  # version uid -> waiting predictions
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @property
+    def labels_can_wait(self) -> bool:
+        return self._early is not None
+
+    def pending(self, uid: int) -> int:
+        """Predictions of version ``uid`` waiting for their label."""
+        return self._waiting.get(uid, 0)
+
+    @property
+    def early_labels(self) -> int:
+        """Labels waiting for their prediction."""
+        return len(self._early) if self._early is not None else 0
+
+    def awaits(self, ident: str) -> bool:
+        """Whether a label for ``ident`` would join a prediction, now or later (as a duplicate
+        or by waiting) rather than be unknown."""
+        if ident in self._joined or ident in self._labelled:
+            return True
+        if self.per_version:
+            return any((ident, uid) in self._pending for uid in self._waiting)
+        return ident in self._pending
+
+    # -- predictions ----------------------------------------------------------------------------
+
+    def add_predictions(
+        self,
+        uid: int,
+        ids: Sequence[str],
+        targets: Sequence[float],
+        times: Sequence[float],
+        inline: Sequence[WireValue | None] | None,
+        now: float,
+    ) -> PredictionsJoined:
+        """Join a batch of predictions of version ``uid`` (``inline``: a label per event, or
+        None) with the labels that wait for them; the rest waits."""
+        if self.per_version:
+            return self._add_predictions_per_version(uid, ids, targets, times, inline, now)
+        n = len(ids)
+        seen = self._pending.known(ids) | self._joined.known(ids)
+        kept = [i for i, ident in enumerate(ids) if ident not in seen] if seen else list(range(n))
+        pairs = Pairs(uid)
+        early = self._early if self._early is not None and len(self._early) else None
+        if inline is None and early is None:
+            wait = kept  # the common case: the whole batch waits, in bulk
+        else:
+            wait = []
+            for i in kept:
+                label = inline[i] if inline is not None else None
+                if label is not None:
+                    pairs.add(i, targets[i], times[i], label, times[i])
+                    continue
+                waiting_label = early.pop(ids[i]) if early is not None else None
+                if waiting_label is not None:
+                    pairs.add(i, targets[i], times[i], *waiting_label)
+                    continue
+                wait.append(i)
+        if len(wait) == n:
+            keys: Sequence[str] = ids
+            payloads = [(uid, t, ts) for t, ts in zip(targets, times, strict=True)]
+        else:
+            keys = [ids[i] for i in wait]
+            payloads = [(uid, targets[i], times[i]) for i in wait]
+        evicted = self._wait(keys, payloads, uid, now)
+        if pairs.rows:
+            self._joined.add_many([ids[i] for i in pairs.rows], now, [None] * len(pairs.rows))
+        return PredictionsJoined(kept, n - len(kept), pairs, len(keys), evicted)
+
+    def _add_predictions_per_version(
+        self,
+        uid: int,
+        ids: Sequence[str],
+        targets: Sequence[float],
+        times: Sequence[float],
+        inline: Sequence[WireValue | None] | None,
+        now: float,
+    ) -> PredictionsJoined:
+        kept: list[int] = []
+        pairs = Pairs(uid)
+        keys: list[Hashable] = []
+        payloads: list[Pending] = []
+        for i, ident in enumerate(ids):
+            key = (ident, uid)
+            if key in self._pending or key in self._joined:
+                continue
+            kept.append(i)
+            label: LabelEntry | None = None
+            if inline is not None and inline[i] is not None:
+                label = (inline[i], times[i])
+                if ident not in self._labelled:
+                    self._labelled.add(ident, now, label)
+            else:
+                label = self._labelled.get(ident)
+                if label is None and self._early is not None:
+                    label = self._early.pop(ident)
+                    if label is not None:
+                        self._labelled.add(ident, now, label)
+            if label is None:
+                keys.append(key)
+                payloads.append((uid, targets[i], times[i]))
+                continue
+            pairs.add(i, targets[i], times[i], *label)
+            self._joined.add(key, now, None)
+        evicted = self._wait(keys, payloads, uid, now)
+        return PredictionsJoined(kept, len(ids) - len(kept), pairs, len(keys), evicted)
+
+    def _wait(
+        self, keys: Sequence[Hashable], payloads: list[Pending], uid: int, now: float
+    ) -> Counter[int]:
+        evicted: Counter[int] = Counter(
+            u for u, _, _ in self._pending.add_many(keys, now, payloads)
+        )
+        self._waiting[uid] += len(keys)
+        self._waiting.subtract(evicted)
+        return evicted
+
+    # -- labels ---------------------------------------------------------------------------------
+
+    def add_labels(
+        self, ids: Sequence[str], values: Sequence[WireValue], times: Sequence[float], now: float
+    ) -> LabelsJoined:
+        """Join a batch of labels with the predictions that wait for them; the rest waits
+        (when labels may wait), except duplicates of a label already received."""
+        out = LabelsJoined({}, 0, 0, 0, 0)
+        pending, early = self._pending, self._early
+        for i, ident in enumerate(ids):
+            if self.per_version:
+                matched = self._join_every_version(i, ident, values[i], times[i], now, out)
+            else:
+                entry = pending.pop(ident)
+                matched = entry is not None
+                if entry is not None:
+                    uid, predicted, predicted_at = entry
+                    self._waiting[uid] -= 1
+                    out.pairs.setdefault(uid, Pairs(uid)).add(
+                        i, predicted, predicted_at, values[i], times[i]
+                    )
+                    self._joined.add(ident, now, None)
+            if matched:
+                out.joined += 1
+            elif (
+                ident in self._joined
+                or ident in self._labelled
+                or (early is not None and ident in early)
+            ):
+                out.duplicates += 1
+            elif early is not None:
+                out.evicted += len(early.add(ident, now, (values[i], times[i])))
+                out.waiting += 1
+        return out
+
+    def _join_every_version(
+        self, row: int, ident: str, value: WireValue, at: float, now: float, out: LabelsJoined
+    ) -> bool:
+        if ident in self._labelled:
+            return False  # a duplicate
+        matched = False
+        for uid in [u for u, count in self._waiting.items() if count > 0]:
+            entry = self._pending.pop((ident, uid))
+            if entry is None:
+                continue
+            matched = True
+            self._waiting[uid] -= 1
+            out.pairs.setdefault(uid, Pairs(uid)).add(row, entry[1], entry[2], value, at)
+            self._joined.add((ident, uid), now, None)
+        if matched:
+            self._labelled.add(ident, now, (value, at))
+        return matched
+
+    # -- upkeep ---------------------------------------------------------------------------------
+
+    def expire(self, now: float) -> Expired:
+        """Drop what waited too long; returns what left without a join."""
+        predictions: Counter[int] = Counter(uid for uid, _, _ in self._pending.expire(now))
+        self._waiting.subtract(predictions)
+        self._joined.expire(now)
+        self._labelled.expire(now)
+        labels = len(self._early.expire(now)) if self._early is not None else 0
+        return Expired(predictions, labels)
+
+    def forget(self, uid: int) -> None:
+        """Stop counting a retired version (the caller retires only versions with nothing
+        waiting, so no entry refers to it)."""
+        self._waiting.pop(uid, None)
+
+    def encode_early_labels(
+        self, encode: Callable[[list[WireValue]], list[WireValue | None]]
+    ) -> int:
+        """Re-encode the labels waiting for their prediction (sent before the model's task was
+        known); ``encode`` returns None for a value that does not fit. Returns how many of them
+        were dropped for that."""
+        if self._early is None or not len(self._early):
+            return 0
+
+        def recode(entries: list[LabelEntry]) -> list[LabelEntry | None]:
+            values = encode([value for value, _ in entries])
+            return [
+                None if value is None else (value, at)
+                for value, (_, at) in zip(values, entries, strict=True)
+            ]
+
+        return self._early.replace(recode)

@@ -1,44 +1,42 @@
 """Reference data that drift is measured against.
 
-A reference holds, per feature, either a :class:`~exporter.stats.drift.NumericReference`
+A :class:`Reference` holds, per feature, either a :class:`~exporter.stats.drift.NumericReference`
 (values sorted once, decile bins) or a :class:`CategoricalReference` (category counts), and
-optionally the model's reference predictions and labels. It comes from an upload (JSON columns or
-CSV), a file named in the config (CSV or Parquet), the first N predictions of a version
-(:class:`ReferenceBuilder`), or the previous window. Pure numpy: no HTTP, no Prometheus.
+optionally the model's reference predictions and labels (a holdout set). It is built
+
+* from columns of values (an upload, or a file named in the config) by :func:`build_reference`,
+  the one function both paths call; anything unusable is an
+  :class:`~exporter.errors.InvalidReference` naming the feature or column;
+* from the first N rows a version stored (:class:`ReferenceBuilder`, :func:`reference_from_rows`),
+  or from the previous window's sample (a rolling reference).
+
+Pure numpy: no HTTP, no Prometheus.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
+import logging
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 
+from exporter.config import DriftSettings
+from exporter.errors import InvalidReference
 from exporter.schema import category_label
 from exporter.stats.drift import NumericReference
+from exporter.typedefs import FeatureKind, FloatArray, IntArray, ReferenceSource, WireValue
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-ReferenceSource = Literal["upload", "file", "first_events", "previous_window"]
-Value = float | int | str | bool | None
+log = logging.getLogger("exporter.reference")
 
 #: Quantiles reported for numeric features in the reference summary.
 SUMMARY_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
-
-
-class ReferenceError(ValueError):
-    """The reference data cannot be used; the message says which feature and why."""
-
-
-class CSVFormatError(ReferenceError):
-    """The CSV body itself is malformed (as opposed to well-formed but unusable data)."""
+#: Largest magnitude of a numeric reference value. Beyond it the statistics' own arithmetic
+#: (quantile interpolation, sums over up to 10^7 values) overflows: 1e308 made every quantile
+#: NaN. Such values are almost always sentinels (DBL_MAX for "missing").
+MAX_MAGNITUDE: Final = 1e300
 
 
 @dataclass(frozen=True)
@@ -75,6 +73,10 @@ class TargetReference:
     numeric: NumericReference | None
     categories: CategoricalReference
 
+    @property
+    def size(self) -> int:
+        return self.categories.size if self.numeric is None else self.numeric.size
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -92,6 +94,11 @@ class Reference:
     @property
     def features(self) -> set[str]:
         return set(self.numeric) | set(self.categorical)
+
+    def kind(self, feature: str) -> FeatureKind | None:
+        if feature in self.numeric:
+            return "numeric"
+        return "categorical" if feature in self.categorical else None
 
     def summary(self, top: int = 10) -> dict[str, Any]:
         """Size, source and, per feature, quantiles (numeric) or top category shares."""
@@ -137,95 +144,128 @@ def _category_summary(cat: CategoricalReference, top: int) -> dict[str, Any]:
     }
 
 
-def _subsample(values: list[Any], limit: int, seed: int) -> tuple[list[Any], bool]:
-    if len(values) <= limit:
-        return values, False
-    rng = np.random.default_rng(seed)
-    picked = np.sort(rng.choice(len(values), limit, replace=False))
-    return [values[i] for i in picked.tolist()], True
+# -- from columns of values (uploads and files) --------------------------------------------------
 
 
-def _is_category(value: Value, declared: bool) -> bool:
-    return declared or isinstance(value, bool | str)
-
-
-def _numeric(values: list[Any], name: str, bins: int) -> NumericReference:
-    arr = np.asarray(values, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        bad = arr[~np.isfinite(arr)][0]
-        raise ReferenceError(f"feature {name!r} holds a non-finite value ({bad})")
-    return NumericReference.from_values(arr, bins)
-
-
-def target_reference(
-    values: Sequence[Value], what: str, *, bins: int, max_categories: int, max_values: int
-) -> TargetReference:
-    """Reference predictions or labels from wire values (classes or numbers)."""
-    present = [v for v in values if v is not None]
-    if not present:
-        raise ReferenceError(f"{what} has no values")
-    present, _ = _subsample(present, max_values, seed=1)
-    numeric = None
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
-        numeric = _numeric(present, what, bins)
-    counts = Counter(category_label(v) for v in present)
-    return TargetReference(numeric, CategoricalReference.from_counts(counts, max_categories))
-
-
-def reference_from_columns(
-    columns: Mapping[str, Sequence[Value]],
+def build_reference(
+    columns: Mapping[str, Sequence[WireValue]],
     *,
+    settings: DriftSettings,
+    source: ReferenceSource,
     created: float,
-    max_values: int,
-    bins: int = 10,
-    max_categories: int = 100,
     categorical: Collection[str] = (),
-    predictions: Sequence[Value] | None = None,
-    labels: Sequence[Value] | None = None,
-    source: ReferenceSource = "upload",
-    seed: int = 0,
+    prediction_column: str | None = None,
+    label_column: str | None = None,
+    predictions: Sequence[WireValue] | None = None,
+    labels: Sequence[WireValue] | None = None,
 ) -> Reference:
-    """Build a reference from columns of event-style values.
+    """The reference of uploaded or file columns: the one function uploads and start-up use.
 
-    A column is numeric when its non-null values are all numbers, categorical when they are all
-    strings or bools (or when its name is in ``categorical``). An empty reference, a column
-    without values, mixed kinds and non-finite numbers are refused with
-    :class:`ReferenceError`. Columns longer than ``max_values`` are uniformly subsampled.
+    ``prediction_column`` / ``label_column`` name the columns (of a CSV or Parquet file)
+    holding the reference predictions and labels; ``predictions`` / ``labels`` give them
+    directly (JSON uploads). A column is numeric when its non-null values are all numbers,
+    categorical when they are all strings or bools (or when its name is in ``categorical``).
+    Columns longer than ``settings.reference_max_values`` are uniformly subsampled.
+
+    Raises :class:`~exporter.errors.InvalidReference` naming the feature or column for anything
+    unusable: a named column that is missing (or named twice), a column without values, mixed
+    kinds, non-finite or overflowing numbers, and a reference that holds nothing at all. Any
+    other failure is a bug, logged with its traceback, and still an ``InvalidReference``: no
+    reference, uploaded or loaded at start, can crash a request or the start-up.
     """
-    if not columns and predictions is None and labels is None:
-        raise ReferenceError("the reference has no features")
+    try:
+        return _build(
+            columns,
+            settings=settings,
+            source=source,
+            created=created,
+            categorical=categorical,
+            prediction_column=prediction_column,
+            label_column=label_column,
+            predictions=predictions,
+            labels=labels,
+        )
+    except InvalidReference:
+        raise
+    except Exception as exc:
+        log.exception("building a reference failed unexpectedly")
+        raise InvalidReference(
+            f"the reference could not be built ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _build(
+    columns: Mapping[str, Sequence[WireValue]],
+    *,
+    settings: DriftSettings,
+    source: ReferenceSource,
+    created: float,
+    categorical: Collection[str],
+    prediction_column: str | None,
+    label_column: str | None,
+    predictions: Sequence[WireValue] | None,
+    labels: Sequence[WireValue] | None,
+) -> Reference:
+    features = dict(columns)
+    if prediction_column is not None and prediction_column == label_column:
+        raise InvalidReference(
+            f"prediction_column and label_column both name {prediction_column!r}; "
+            "predictions and labels need a column each",
+            field="label_column",
+            value=label_column,
+        )
+    for what, column in (("prediction_column", prediction_column), ("label_column", label_column)):
+        if column is not None and column not in features:
+            raise InvalidReference(
+                f"{column!r} is not a column of the reference "
+                f"(columns: {', '.join(sorted(features)) or 'none'})",
+                field=what,
+                value=column,
+            )
+    if prediction_column is not None:
+        predictions = features.pop(prediction_column)
+    if label_column is not None:
+        labels = features.pop(label_column)
+    if not features and predictions is None and labels is None:
+        raise InvalidReference(
+            "the reference has no features, no predictions and no labels", field="features"
+        )
     numeric: dict[str, NumericReference] = {}
     cats: dict[str, CategoricalReference] = {}
     rows = 0
     subsampled = False
-    for name, values in columns.items():
+    limit = settings.reference_max_values
+    for name, values in features.items():
         rows = max(rows, len(values))
+        where = f"features.{name}"
         present = [v for v in values if v is not None]
         if not present:
-            raise ReferenceError(f"feature {name!r} has no values (all null or empty)")
-        declared = name in categorical
-        kinds = {_is_category(v, declared) for v in present}
-        if len(kinds) > 1:
-            sample_num = next(v for v in present if not _is_category(v, False))
-            sample_cat = next(v for v in present if _is_category(v, False))
-            raise ReferenceError(
-                f"feature {name!r} mixes numbers ({sample_num!r}) and categories "
-                f"({sample_cat!r}); a feature must be one or the other"
+            raise InvalidReference(
+                f"feature {name!r} has no values (all null or empty)", field=where
             )
-        present, cut = _subsample(present, max_values, seed)
+        declared = name in categorical
+        kinds = {declared or isinstance(v, bool | str) for v in present}
+        if len(kinds) > 1:
+            sample_num = next(v for v in present if not isinstance(v, bool | str))
+            sample_cat = next(v for v in present if isinstance(v, bool | str))
+            raise InvalidReference(
+                f"feature {name!r} mixes numbers ({sample_num!r}) and categories "
+                f"({sample_cat!r}); a feature must be one or the other",
+                field=where,
+                value=sample_cat,
+            )
+        present, cut = _subsample(present, limit, seed=0)
         subsampled |= cut
         if kinds == {True}:
             counts = Counter(category_label(v) for v in present)
-            cats[name] = CategoricalReference.from_counts(counts, max_categories)
+            cats[name] = CategoricalReference.from_counts(counts, settings.max_categories)
         else:
-            numeric[name] = _numeric(present, name, bins)
-    targets = {}
+            numeric[name] = _numeric(present, name, where, settings.bins)
+    targets: dict[str, TargetReference] = {}
     for key, given in (("predictions", predictions), ("labels", labels)):
         if given is not None:
             rows = max(rows, len(given))
-            targets[key] = target_reference(
-                given, key, bins=bins, max_categories=max_categories, max_values=max_values
-            )
+            targets[key] = _target_reference(given, key, settings)
     return Reference(
         source=source,
         rows=rows,
@@ -238,111 +278,57 @@ def reference_from_columns(
     )
 
 
-def parse_csv_columns(text: str, *, max_name_length: int) -> dict[str, list[Value]]:
-    """Columns of a CSV reference: a header row of column names, then one row per sample.
-
-    Cells parse as numbers where they can, ``true``/``false`` as bools, empty (or ``NaN``,
-    ``null``) as missing, anything else as a category string.
-    """
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise CSVFormatError(
-            "the CSV body is empty: expected a header row of feature names"
-        ) from None
-    except csv.Error as exc:
-        raise CSVFormatError(f"CSV line 1: {exc}") from None
-    names = [h.strip() for h in header]
-    for i, name in enumerate(names):
-        if not name:
-            raise CSVFormatError(f"CSV header column {i + 1} has no feature name")
-        if len(name) > max_name_length:
-            raise CSVFormatError(
-                f"CSV header column {i + 1}: feature name is {len(name)} characters, "
-                f"over the limit of {max_name_length}"
-            )
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise CSVFormatError(f"CSV header names feature {dup!r} twice")
-    columns: dict[str, list[Value]] = {name: [] for name in names}
-    try:
-        for line_no, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(names):
-                raise CSVFormatError(
-                    f"CSV line {line_no} has {len(row)} cells, the header has {len(names)}"
-                )
-            for name, cell in zip(names, row, strict=True):
-                columns[name].append(_parse_cell(cell, line_no, name))
-    except csv.Error as exc:
-        raise CSVFormatError(f"CSV: {exc}") from None
-    return columns
+def _subsample(values: list[Any], limit: int, seed: int) -> tuple[list[Any], bool]:
+    if len(values) <= limit:
+        return values, False
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(len(values), limit, replace=False))
+    return [values[i] for i in picked.tolist()], True
 
 
-_MISSING = {"", "nan", "null", "none", "na"}
+def _numeric(values: list[Any], name: str, where: str, bins: int) -> NumericReference:
+    arr = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        value = float(arr[bad][0])
+        raise InvalidReference(
+            f"{name!r} holds a non-finite value ({value})", field=where, value=value
+        )
+    huge = np.abs(arr) > MAX_MAGNITUDE
+    if huge.any():
+        value = float(arr[huge][0])
+        raise InvalidReference(
+            f"{name!r} holds {value:g}, beyond +-{MAX_MAGNITUDE:g}: drift statistics of such "
+            "values overflow (if it marks a missing value, send null)",
+            field=where,
+            value=value,
+        )
+    return NumericReference.from_values(arr, bins)
 
 
-def _parse_cell(cell: str, line_no: int, name: str) -> Value:
-    text = cell.strip()
-    lowered = text.lower()
-    if lowered in _MISSING:
-        return None
-    if lowered == "true":
-        return True
-    if lowered == "false":
-        return False
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    if not math.isfinite(number):
-        raise CSVFormatError(f"CSV line {line_no}, feature {name!r}: non-finite value {text!r}")
-    return number
+def _target_reference(
+    values: Sequence[WireValue], what: str, settings: DriftSettings
+) -> TargetReference:
+    """Reference predictions or labels from wire values (classes or numbers)."""
+    present = [v for v in values if v is not None]
+    if not present:
+        raise InvalidReference(f"{what} has no values", field=what)
+    present, _ = _subsample(present, settings.reference_max_values, seed=1)
+    numeric = None
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        numeric = _numeric(present, what, what, settings.bins)
+    counts = Counter(category_label(v) for v in present)
+    return TargetReference(
+        numeric, CategoricalReference.from_counts(counts, settings.max_categories)
+    )
 
 
-def read_reference_file(path: Path, *, max_name_length: int) -> dict[str, list[Value]]:
-    """Columns of a reference file: CSV (``.csv``) or Parquet (``.parquet``, needs pyarrow)."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ReferenceError(f"cannot read {str(path)!r}: {exc}") from None
-        return parse_csv_columns(text, max_name_length=max_name_length)
-    if suffix in (".parquet", ".pq"):
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ReferenceError(
-                f"{str(path)!r} is Parquet, which needs pyarrow: "
-                "pip install 'model-exporter[parquet]'"
-            ) from None
-        try:
-            table = pq.read_table(path)
-        except (OSError, ValueError) as exc:
-            raise ReferenceError(f"cannot read {str(path)!r} as Parquet: {exc}") from None
-        columns: dict[str, list[Value]] = {}
-        for name, values in table.to_pydict().items():
-            cleaned: list[Value] = []
-            for v in values:
-                if isinstance(v, float) and math.isnan(v):
-                    v = None
-                if v is not None and not isinstance(v, int | float | str | bool):
-                    raise ReferenceError(
-                        f"{str(path)!r}: column {name!r} holds {type(v).__name__} values; "
-                        "only numbers, strings, bools and nulls are supported"
-                    )
-                cleaned.append(v)
-            columns[str(name)] = cleaned
-        return columns
-    raise ReferenceError(f"{str(path)!r}: unknown reference file type; use .csv or .parquet")
+# -- from stored rows (first events, previous window) --------------------------------------------
 
 
 class ReferenceBuilder:
-    """Collects the first ``size`` rows of a version (column 0: the prediction); then
-    :meth:`build` freezes them into a reference."""
+    """Collects the first ``size`` rows a version stores; :meth:`matrix` hands them to
+    :func:`reference_from_rows` once :attr:`complete`."""
 
     def __init__(self, size: int) -> None:
         self.size = int(size)
@@ -370,23 +356,30 @@ class ReferenceBuilder:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class RowLayout:
+    """How stored rows are laid out: column 0 the prediction (a class index, or the value when
+    ``classes`` is None), columns 1.. the features (numbers, or category codes)."""
+
+    names: tuple[str, ...]
+    kinds: tuple[FeatureKind | None, ...]
+    categories: tuple[tuple[str, ...], ...]  # per feature: category label of each code
+    classes: tuple[str, ...] | None  # class label of each index; None for regression
+
+
 def reference_from_rows(
     rows: FloatArray,
+    layout: RowLayout,
     *,
-    names: Sequence[str],
-    kinds: Sequence[str | None],
-    category_labels: Sequence[Sequence[str] | None],
-    target_labels: Sequence[str] | None,
     source: ReferenceSource,
     created: float,
     bins: int,
     max_categories: int,
 ) -> Reference:
-    """A reference from stored rows: column 0 the prediction (a class index, or the value when
-    ``target_labels`` is None), columns 1.. the features (numbers, or category codes)."""
+    """A reference from stored rows (see :class:`RowLayout`)."""
     numeric: dict[str, NumericReference] = {}
     cats: dict[str, CategoricalReference] = {}
-    for j, (name, kind) in enumerate(zip(names, kinds, strict=True)):
+    for j, (name, kind) in enumerate(zip(layout.names, layout.kinds, strict=True)):
         column = rows[:, j + 1] if j + 1 < rows.shape[1] else np.empty(0)
         column = column[~np.isnan(column)]
         if column.shape[0] == 0 or kind is None:
@@ -394,15 +387,13 @@ def reference_from_rows(
         if kind == "numeric":
             numeric[name] = NumericReference.from_values(column, bins)
         else:
-            labels = category_labels[j] or ()
-            cats[name] = CategoricalReference.from_counts(
-                _code_counts(column, labels), max_categories
-            )
+            counts = _code_counts(column, layout.categories[j])
+            cats[name] = CategoricalReference.from_counts(counts, max_categories)
     predictions = None
     if rows.shape[0] and rows.shape[1]:
         column = rows[:, 0][~np.isnan(rows[:, 0])]
         if column.shape[0]:
-            predictions = target_from_column(column, target_labels, bins, max_categories)
+            predictions = target_from_column(column, layout.classes, bins, max_categories)
     return Reference(
         source=source,
         rows=int(rows.shape[0]),
@@ -414,16 +405,16 @@ def reference_from_rows(
 
 
 def target_from_column(
-    column: FloatArray, labels: Sequence[str] | None, bins: int, max_categories: int
+    column: FloatArray, classes: Sequence[str] | None, bins: int, max_categories: int
 ) -> TargetReference:
-    """Predictions or labels stored as class indices (``labels`` given) or values."""
-    if labels is None:
+    """Predictions or labels stored as class indices (``classes`` given) or values."""
+    if classes is None:
         return TargetReference(
             NumericReference.from_values(column, bins),
             CategoricalReference.from_counts({}, max_categories),
         )
     return TargetReference(
-        None, CategoricalReference.from_counts(_code_counts(column, labels), max_categories)
+        None, CategoricalReference.from_counts(_code_counts(column, classes), max_categories)
     )
 
 
@@ -434,43 +425,3 @@ def _code_counts(codes: FloatArray, labels: Sequence[str]) -> dict[str, int]:
     if pooled:
         out["__pooled__"] = out.get("__pooled__", 0) + pooled
     return out
-
-
-def reference_for_model(
-    columns: dict[str, list[Value]],
-    *,
-    categorical: Collection[str],
-    prediction_column: str | None,
-    label_column: str | None,
-    predictions: Sequence[Value] | None,
-    labels: Sequence[Value] | None,
-    created: float,
-    max_values: int,
-    bins: int,
-    max_categories: int,
-    source: ReferenceSource,
-) -> Reference:
-    """A reference from uploaded or file columns; ``prediction_column`` / ``label_column`` name
-    the columns (of a CSV or Parquet file) holding reference predictions and labels."""
-    columns = dict(columns)
-    for what, column in (("prediction_column", prediction_column), ("label_column", label_column)):
-        if column is not None and column not in columns:
-            raise ReferenceError(
-                f"{what} {column!r} is not a column of the reference "
-                f"(columns: {', '.join(sorted(columns)) or 'none'})"
-            )
-    if prediction_column is not None:
-        predictions = columns.pop(prediction_column)
-    if label_column is not None:
-        labels = columns.pop(label_column)
-    return reference_from_columns(
-        columns,
-        created=created,
-        max_values=max_values,
-        bins=bins,
-        max_categories=max_categories,
-        categorical=categorical,
-        predictions=predictions,
-        labels=labels,
-        source=source,
-    )

@@ -1,42 +1,40 @@
 """What a model's data looks like: its task, its classes and its features.
 
-These types turn decoded wire values into the numbers the windows keep (class indices, float
-columns) and refuse what does not fit, with a message that names the field and the value. They
-never change on their own: a batch is checked against a copy of the pending additions first and
-committed only when the whole batch is valid. Pure Python and numpy.
+:class:`ModelSchema` owns them for one model. The functions below turn decoded wire values into
+the numbers the windows keep (class indices, float columns) and refuse what does not fit, with a
+:class:`~exporter.errors.RejectedInput` naming the field and the value. They never change the
+schema: a batch is encoded against the schema plus the additions it would make, and
+:meth:`ModelSchema.commit` registers those only once the whole batch is valid. Pure Python and
+numpy.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from exporter.errors import Reason, RejectedInput
+from exporter.errors import Reason, RejectedInput, describe_value
+from exporter.typedefs import (
+    ClassKind,
+    ClassValue,
+    FeatureKind,
+    FloatArray,
+    IntArray,
+    Task,
+    WireValue,
+)
 
-Task = Literal["binary", "multiclass", "regression"]
-ClassKind = Literal["int", "bool", "string"]
-FeatureKind = Literal["numeric", "categorical"]
-ClassValue = int | bool | str
-WireValue = int | float | str | bool | None
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-
-
-def describe_value(value: object) -> str:
-    """A short, quoted rendering of a client's value for error messages."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+#: Names the field of the i-th value of a batch, e.g. ``lambda i: f"events[{i}].label"``.
+FieldOf = Callable[[int], str]
 
 
-def _type_name(value: object) -> str:
+def type_name(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -50,6 +48,15 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+#: Floats with an integer value count as int classes only up to here (exact in a float64):
+#: ``1e308`` is a number, not class number 10^308 with a 309-digit label.
+MAX_INTEGRAL_FLOAT = 2.0**53
+
+
+def _integral(value: float) -> bool:
+    return value.is_integer() and abs(value) <= MAX_INTEGRAL_FLOAT
+
+
 def class_kind_of(value: WireValue) -> ClassKind | None:
     if isinstance(value, bool):
         return "bool"
@@ -57,12 +64,25 @@ def class_kind_of(value: WireValue) -> ClassKind | None:
         return "int"
     if isinstance(value, str):
         return "string"
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and _integral(value):
         return "int"
     return None
 
 
-def infer_task(values: Sequence[WireValue]) -> tuple[Task, ClassKind | None]:
+def category_label(value: object) -> str:
+    """The canonical name of a category value (also the ``class`` label of class values).
+
+    >>> [category_label(v) for v in (True, 3, 3.0, 2.5, "a", 1e308)]
+    ['true', '3', '3', '2.5', 'a', '1e+308']
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and _integral(value):
+        return str(int(value))
+    return str(value)
+
+
+def infer_task(values: Sequence[WireValue]) -> Task:
     """The task of an undeclared model from its first predictions (and inline labels).
 
     Bools make a binary classifier; ints in {0, 1} a binary one; other ints or strings a
@@ -70,21 +90,18 @@ def infer_task(values: Sequence[WireValue]) -> tuple[Task, ClassKind | None]:
     """
     kinds = {type(v) for v in values if v is not None}
     if float in kinds and not kinds & {str, bool}:
-        return "regression", None
+        return "regression"
     if kinds == {bool}:
-        return "binary", "bool"
+        return "binary"
     if kinds == {int}:
-        if all(v in (0, 1) for v in values if v is not None):
-            return "binary", "int"
-        return "multiclass", "int"
+        return "binary" if all(v in (0, 1) for v in values if v is not None) else "multiclass"
     if kinds == {str}:
-        return "multiclass", "string"
-    shown = ", ".join(sorted(_type_name(v) for v in {type(v): v for v in values}.values()))
+        return "multiclass"
+    shown = ", ".join(sorted(type_name(v) for v in {type(v): v for v in values}.values()))
     raise RejectedInput(
         Reason.TASK_MISMATCH,
         f"predictions mix value types ({shown}); a model's classes must all be ints, all "
         "strings or all bools, or its predictions all numbers (regression)",
-        events=len(values),
     )
 
 
@@ -101,10 +118,7 @@ class ClassCodec:
 
     def label(self, index: int) -> str:
         """The Prometheus label value of a class."""
-        value = self.values[index]
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
+        return category_label(self.values[index])
 
     def add(self, value: ClassValue) -> int:
         idx = self.index.get(value)
@@ -129,9 +143,6 @@ class FeatureSchema:
 
     def __len__(self) -> int:
         return len(self.names)
-
-    def numeric_mask(self) -> list[bool]:
-        return [k == "numeric" for k in self.kinds]
 
     def commit(self, batch: FeatureBatch) -> None:
         """Register what a validated batch introduced: names, kinds and categories."""
@@ -161,17 +172,105 @@ class FeatureBatch:
     pooled: dict[int, int]  # column -> values in categories beyond the limit (code -1)
 
 
-def category_label(value: object) -> str:
-    """The canonical name of a category value (also the ``class`` label of class values).
+class ModelSchema:
+    """A model's task, classes and features; changed only by :meth:`commit` (and, for a
+    reference uploaded before any event, :meth:`adopt_features`)."""
 
-    >>> [category_label(v) for v in (True, 3, 3.0, 2.5, "a")]
-    ['true', '3', '3', '2.5', 'a']
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    def __init__(
+        self,
+        task: Task | None = None,
+        positive_class: ClassValue | None = None,
+        categorical: Collection[str] = (),
+    ) -> None:
+        self.task: Task | None = task
+        self.task_declared = task is not None
+        self.positive_value: ClassValue | None = positive_class
+        kind = class_kind_of(positive_class) if positive_class is not None else None
+        self.codec = ClassCodec(kind)
+        self.features = FeatureSchema(declared_categorical=frozenset(categorical))
+
+    def _positive(self) -> ClassValue | None:
+        if self.task != "binary":
+            return None
+        if self.positive_value is not None:
+            return self.positive_value
+        return True if self.codec.kind == "bool" else 1
+
+    @property
+    def positive_index(self) -> int | None:
+        """Index of the positive class of a binary model (None before it has been seen)."""
+        value = self._positive()
+        return None if value is None else self.codec.index.get(value)
+
+    @property
+    def positive_label(self) -> str | None:
+        value = self._positive()
+        return None if value is None else category_label(value)
+
+    def class_labels(self) -> list[str] | None:
+        """Labels of the class indices stored for a classifier; None for regression."""
+        if self.task == "regression":
+            return None
+        return [self.codec.label(i) for i in range(len(self.codec))]
+
+    def check_classes(
+        self, task: Task, new_classes: dict[ClassValue, int], max_classes: int, model: str
+    ) -> Task:
+        """Refuse too many classes; an inferred binary model with a third class turns multiclass."""
+        if task == "regression":
+            return task
+        total = len(self.codec) + len(new_classes)
+        shown = ", ".join(repr(c) for c in list(new_classes)[:5])
+        if total > max_classes:
+            raise RejectedInput(
+                Reason.TOO_MANY_CLASSES,
+                f"model {model!r} would have {total} classes (new: {shown}); "
+                f"limits.max_classes is {max_classes}",
+            )
+        if task == "binary" and total > 2:
+            if self.task_declared:
+                raise RejectedInput(
+                    Reason.TOO_MANY_CLASSES,
+                    f"model {model!r} is declared binary, but these values would make "
+                    f"{total} classes (new: {shown})",
+                )
+            return "multiclass"
+        return task
+
+    def commit(
+        self,
+        task: Task,
+        class_kind: ClassKind | None,
+        new_classes: dict[ClassValue, int],
+        features: FeatureBatch | None = None,
+    ) -> None:
+        """Register what a validated batch established: the task (inferred, or promoted from
+        binary to multiclass), the class kind, new classes and new features."""
+        self.task = task
+        if class_kind is not None and self.codec.kind is None:
+            self.codec.kind = class_kind
+        for value in sorted(new_classes, key=new_classes.__getitem__):
+            self.codec.add(value)
+        if features is not None:
+            self.features.commit(features)
+
+    def kind_conflicts(self, numeric: Collection[str], categorical: Collection[str]) -> str | None:
+        """The first feature whose kind in a reference contradicts the events' (its name)."""
+        for name, kind in zip(self.features.names, self.features.kinds, strict=True):
+            other = "numeric" if name in numeric else "categorical" if name in categorical else None
+            if kind is not None and other is not None and other != kind:
+                return name
+        return None
+
+    def adopt_features(self, numeric: Collection[str], categorical: Collection[str]) -> None:
+        """Features a reference knows and the events have not shown yet take the reference's
+        kind: a reference uploaded first declares the schema."""
+        new = sorted((set(numeric) | set(categorical)) - set(self.features.names))
+        self.features.commit(FeatureBatch(np.empty((0, 0)), new, {}, {}, {}, {}))
+        for name in itertools.chain(numeric, categorical):
+            col = self.features.index[name]
+            if self.features.kinds[col] is None:
+                self.features.kinds[col] = "numeric" if name in numeric else "categorical"
 
 
 def to_epoch(value: float | datetime | None, now: float, max_skew: float, where: str) -> float:
@@ -182,34 +281,41 @@ def to_epoch(value: float | datetime | None, now: float, max_skew: float, where:
         if value.tzinfo is None:
             raise RejectedInput(
                 Reason.INVALID_TIMESTAMP,
-                f"{where}: {value.isoformat()!r} has no UTC offset; RFC 3339 needs one "
+                f"{value.isoformat()!r} has no UTC offset; RFC 3339 needs one "
                 "(e.g. '2026-01-02T03:04:05Z')",
+                field=where,
+                value=value.isoformat(),
             )
         ts = value.timestamp()
     else:
         ts = float(value)
     if not math.isfinite(ts) or ts < 0:
         raise RejectedInput(
-            Reason.INVALID_TIMESTAMP, f"{where}: {describe_value(value)} is not a valid time"
+            Reason.INVALID_TIMESTAMP,
+            f"{describe_value(value)} is not a valid time",
+            field=where,
+            value=value,
         )
     if ts > now + max_skew:
         hint = " (epoch seconds are expected, not milliseconds)" if ts > now * 100 else ""
         raise RejectedInput(
             Reason.INVALID_TIMESTAMP,
-            f"{where}: {describe_value(value)} is {ts - now:.0f} s in the future, beyond "
+            f"{describe_value(value)} is {ts - now:.0f} s in the future, beyond "
             f"limits.max_clock_skew ({max_skew:g} s){hint}",
+            field=where,
+            value=value if not isinstance(value, datetime) else value.isoformat(),
         )
     return ts
 
 
 def timestamps(
-    values: Sequence[float | datetime | None], now: float, max_skew: float, field_path: str
+    values: Sequence[float | datetime | None], now: float, max_skew: float, field_of: FieldOf
 ) -> FloatArray:
     """Epoch seconds of a batch's timestamps; the common all-absent case costs O(1) per event."""
     if all(v is None for v in values):
         return np.full(len(values), now)
     return np.array(
-        [to_epoch(v, now, max_skew, field_path.format(i)) for i, v in enumerate(values)],
+        [to_epoch(v, now, max_skew, field_of(i)) for i, v in enumerate(values)],
         dtype=np.float64,
     )
 
@@ -246,7 +352,6 @@ def feature_matrix(
             f"model {model!r} would have {width} features (new: "
             f"{', '.join(map(repr, new_names[:5]))}{', ...' if len(new_names) > 5 else ''}); "
             f"limits.max_features is {max_features}",
-            events=n,
         )
 
     def column_of(name: str) -> int:
@@ -330,7 +435,6 @@ def _category_code(
     return float(code)
 
 
-_KIND_NAMES: dict[ClassKind, str] = {"int": "int", "bool": "bool", "string": "string"}
 _PYTHON_TYPE: dict[ClassKind, type] = {"int": int, "bool": bool, "string": str}
 
 
@@ -341,14 +445,14 @@ def encode_targets(
     codec: ClassCodec,
     kind: ClassKind | None,
     new_classes: dict[ClassValue, int],
-    where: str,
+    field_of: FieldOf,
     model: str,
 ) -> FloatArray | IntArray:
     """Predictions or labels as class indices (classification) or floats (regression).
 
     Unknown classes get the next free indices and are recorded in ``new_classes`` (the codec is
     not modified). ``kind`` is the class kind the values must have (the codec's, or the one the
-    batch establishes). ``where`` formats the field path, e.g. ``"events[{}].label"``.
+    batch establishes). ``field_of(i)`` names the field of the i-th value in a rejection.
     """
     if task == "regression":
         if set(map(type, values)) <= {int, float}:
@@ -358,9 +462,10 @@ def encode_targets(
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise RejectedInput(
                     Reason.TASK_MISMATCH,
-                    f"{where.format(i)}: {describe_value(v)} is {_type_name(v)}, but model "
-                    f"{model!r} is a regression model and needs numbers",
-                    events=len(values),
+                    f"{describe_value(v)} is {type_name(v)}, but model {model!r} is a "
+                    "regression model and needs numbers",
+                    field=field_of(i),
+                    value=v,
                 )
             out[i] = v
         return out
@@ -376,10 +481,10 @@ def encode_targets(
         if vkind is None or (kind is not None and vkind != kind):
             raise RejectedInput(
                 Reason.TASK_MISMATCH,
-                f"{where.format(i)}: {describe_value(v)} is {_type_name(v)}, but model "
-                f"{model!r} is a {task} classifier with "
-                f"{_KIND_NAMES[kind] if kind else 'int, string or bool'} classes",
-                events=len(values),
+                f"{describe_value(v)} is {type_name(v)}, but model {model!r} is a {task} "
+                f"classifier with {kind or 'int, string or bool'} classes",
+                field=field_of(i),
+                value=v,
             )
         # vkind is not None, so v is a bool, a string, an int or a float with an integer value.
         key: ClassValue = v if isinstance(v, bool | str) else int(v or 0)

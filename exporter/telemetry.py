@@ -1,6 +1,6 @@
 """The exporter's own counters: events received and rejected, drift worker runs.
 
-Plain integers behind a lock, exported by :class:`exporter.collectors.exporter.ExporterCollector`.
+Plain integers behind a lock, exported by :func:`exporter.collectors.exporter.exporter_families`.
 Every rejection reason is pre-set to zero so that ``rate()`` and alerts see the series from the
 first scrape, not only after the first rejection.
 """

@@ -19,10 +19,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+from exporter.typedefs import BoolArray, FloatArray, IndexArray, IntArray
 
 _NO_BUCKET = np.iinfo(np.int64).min
 
@@ -53,13 +51,13 @@ class TimeBuckets:
     def current(self, now: float) -> int:
         return math.floor(now / self.width)
 
-    def live(self, now: float, windows_back: int = 0) -> npt.NDArray[np.bool_]:
+    def live(self, now: float, windows_back: int = 0) -> BoolArray:
         """Mask of slots whose bucket lies in the window ending at ``now`` (or, with
         ``windows_back=1``, in the window before it)."""
         cur = self.current(now) - windows_back * self.count
         return (self.ids > cur - self.count) & (self.ids <= cur)
 
-    def kept(self, now: float) -> npt.NDArray[np.bool_]:
+    def kept(self, now: float) -> BoolArray:
         """Mask of slots still within the kept history."""
         cur = self.current(now)
         return (self.ids > cur - self.ring) & (self.ids <= cur)
@@ -72,7 +70,7 @@ class TimeBuckets:
             self.ids[slot] = bucket
         return slot, fresh
 
-    def split(self, times: FloatArray, now: float) -> list[tuple[int, npt.NDArray[np.intp]]]:
+    def split(self, times: FloatArray, now: float) -> list[tuple[int, IndexArray]]:
         """Group event indices by bucket, dropping events older than the window.
 
         Times after ``now`` count as ``now``: a future bucket would share a slot with a live one.
@@ -87,7 +85,7 @@ class TimeBuckets:
             if first == _NO_BUCKET:
                 return []
             return [(first, np.arange(buckets.shape[0]))]
-        groups: list[tuple[int, npt.NDArray[np.intp]]] = []
+        groups: list[tuple[int, IndexArray]] = []
         for b in np.unique(buckets):
             if b != _NO_BUCKET:
                 groups.append((int(b), np.flatnonzero(buckets == b)))
@@ -154,11 +152,6 @@ class QualityWindow:
     def error_sums(self, now: float) -> tuple[int, float, float]:
         live = self._errors[self.time.live(now)]
         return int(live[:, 0].sum()), float(live[:, 1].sum()), float(live[:, 2].sum())
-
-    def samples(self, now: float) -> int:
-        if self.regression:
-            return self.error_sums(now)[0]
-        return int(self._confusion[self.time.live(now)].sum())
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,11 +287,39 @@ class SampleWindow:
     def events(self, now: float) -> int:
         return int(self._seen[self.time.live(now)].sum())
 
-    def snapshot(self, now: float, windows_back: int = 0) -> tuple[list[FloatArray], IntArray]:
-        """Copies of the live reservoirs and their exact counts, for :func:`draw_sample`
-        (``windows_back=1``: those of the previous window, kept when ``history`` is 2)."""
+    def snapshot(self, now: float, windows_back: int = 0) -> Reservoirs:
+        """Copies of the live reservoirs and their exact counts (``windows_back=1``: those of
+        the previous window, kept when ``history`` is 2)."""
         live = np.flatnonzero(self.time.live(now, windows_back))
-        return [self._rows[s].copy() for s in live], self._seen[live].copy()
+        return Reservoirs(
+            tuple(self._rows[s].copy() for s in live), self._seen[live].copy(), self.features
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Reservoirs:
+    """A copy of a window's bucket reservoirs: ``rows[i]`` is a uniform sample of the
+    ``seen[i]`` events of bucket i; every row has at most ``width`` columns."""
+
+    rows: tuple[FloatArray, ...]
+    seen: IntArray
+    width: int
+
+    @property
+    def events(self) -> int:
+        return int(self.seen.sum())
+
+    def draw(self, capacity: int, width: int, *, seed: int = 0) -> WindowSample:
+        """A uniform sample of at most ``capacity`` rows of the window, ``width`` columns
+        wide (columns added after a row was stored are missing: NaN)."""
+        if not self.rows:
+            return WindowSample(rows=np.empty((0, width)), events=0)
+        drawn = draw_sample(list(self.rows), self.seen, capacity, seed=seed)
+        if drawn.rows.shape[1] >= width:
+            return drawn
+        grown = np.full((drawn.rows.shape[0], width), np.nan)
+        grown[:, : drawn.rows.shape[1]] = drawn.rows
+        return WindowSample(rows=grown, events=drawn.events)
 
 
 def draw_sample(

@@ -25,10 +25,11 @@ VOLATILE = {
 
 
 def normalise(text: str) -> str:
-    """Every family in a stable order (for diffs); the values of the volatile ones (and the
-    build's labels) are zeroed, since they depend on the machine and the moment."""
+    """Every family in a stable order (by name: the exposition format gives the order no
+    meaning), its samples sorted; the values of the volatile ones (and the build's labels) are
+    zeroed, since they depend on the machine and the moment."""
     lines = []
-    for family in text_string_to_metric_families(text):
+    for family in sorted(text_string_to_metric_families(text), key=lambda f: f.name):
         volatile = family.name.startswith(VOLATILE_PREFIXES) or family.name in VOLATILE
         lines.append(f"# HELP {family.name} {family.documentation}")
         lines.append(f"# TYPE {family.name} {family.type}")

@@ -346,7 +346,7 @@ def test_reference_file_named_in_config_is_loaded_at_start(make_exporter, tmp_pa
     ("content", "fragment"),
     [
         (None, "cannot read"),
-        ("x,y\n1,2\n", "prediction_column 'pred' is not a column"),
+        ("x,y\n1,2\n", "prediction_column: 'pred' is not a column"),
         ("pred\n", "no values"),
     ],
 )

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporter.analysis import _verdicts
 from exporter.config import DriftSettings
-from exporter.results import FeatureDrift
+from exporter.detector import DetectorSettings, FeatureDrift
+from exporter.detector import verdicts as detector_verdicts
 from exporter.stats.drift import NumericReference, categorical_drift, numeric_drift
 from tests.conftest import sample
 
@@ -51,7 +51,7 @@ def verdicts(settings: DriftSettings, results) -> list[bool | None]:
         f"f{j}": FeatureDrift("numeric", r.window_values, r.reference_values, 0.0, numeric=r)
         for j, r in enumerate(results)
     }
-    return [f.drifted for f in _verdicts(features, settings).values()]
+    return [f.drifted for f in detector_verdicts(features, DetectorSettings.of(settings)).values()]
 
 
 def test_no_false_alarm_on_identical_distributions_across_seeds() -> None:

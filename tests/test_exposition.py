@@ -8,7 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-import exporter.analysis as analysis
+import exporter.detector as detector
+import exporter.views as views
 from tests.conftest import Exporter, parse_metrics
 from tests.helpers import promtool_check_metrics
 
@@ -148,7 +149,7 @@ def test_a_failing_collector_part_does_not_blank_the_others(make_exporter, monke
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("exporter.collectors.quality.model_view", broken)
+    monkeypatch.setattr("exporter.collectors.quality.window_quality", broken)
     metrics = exp.metrics()
     assert metrics[("model_exporter_collector_success", frozenset({("collector", "quality")}))] == 0
     assert metrics[("model_exporter_collector_success", frozenset({("collector", "drift")}))] == 1
@@ -161,14 +162,14 @@ def test_drift_computation_never_holds_up_ingest_or_scrapes(make_exporter, monke
     and /metrics still answer (they would deadlock if the lock were held)."""
     exp = populated(make_exporter)
     entered, release = threading.Event(), threading.Event()
-    real = analysis.numeric_drift
+    real = detector.numeric_drift
 
     def stuck(*args, **kwargs):
         entered.set()
         assert release.wait(30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(analysis, "numeric_drift", stuck)
+    monkeypatch.setattr(detector, "numeric_drift", stuck)
     exp.predictions(
         "fraud", [{"id": "new1", "features": {"amount": 1.0}, "prediction": 1}], model_version="v1"
     )
@@ -201,14 +202,14 @@ def test_scrape_computation_never_holds_up_ingest(make_exporter, monkeypatch) ->
     """Quality scores are computed after the model lock is released."""
     exp = populated(make_exporter)
     entered, release = threading.Event(), threading.Event()
-    real = analysis.classification_scores
+    real = views.classification_scores
 
     def stuck(*args, **kwargs):
         entered.set()
         assert release.wait(30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(analysis, "classification_scores", stuck)
+    monkeypatch.setattr(views, "classification_scores", stuck)
     scrape = threading.Thread(target=exp.metrics_text)
     scrape.start()
     try:
@@ -248,32 +249,60 @@ def test_openapi_documents_the_ingest_bodies(make_exporter) -> None:
     assert "/v1/labels" in spec["paths"]
 
 
+VOLATILE = (b"process_", b"python_gc_", b"model_exporter_collector_duration_seconds")
+
+
+def stable_lines(body: bytes) -> list[bytes]:
+    """The exposition's lines, minus those whose values change by themselves (CPU, GC, time)."""
+    return [
+        line
+        for line in body.split(b"\n")
+        if not line.removeprefix(b"# HELP ").removeprefix(b"# TYPE ").startswith(VOLATILE)
+    ]
+
+
 @pytest.mark.parametrize("openmetrics", [False, True])
-def test_cached_drift_exposition_equals_a_fresh_encoding(make_exporter, openmetrics) -> None:
-    """The per-model cache of the drift part gives exactly what encoding everything anew gives,
-    before and after one model's drift changes."""
+def test_cached_exposition_equals_a_fresh_encoding_of_the_registry(
+    make_exporter, monkeypatch, openmetrics
+) -> None:
+    """The per-model cache of encoded families gives exactly what the client library's encoder
+    gives for the whole registry, before and after one model changes, and re-encodes only the
+    model that changed."""
     from prometheus_client.exposition import generate_latest
     from prometheus_client.openmetrics.exposition import generate_latest as generate_om
 
-    from exporter.collectors.drift import EOF_MARK, _Collected, drift_families
-
     exp = populated(make_exporter)
-    drift = exp.app.state.ctx.drift
-    store = exp.app.state.store
+    exposition = exp.app.state.ctx.exposition
+    registry = exp.app.state.registry
     encoder = generate_om if openmetrics else generate_latest
+    accept = "application/openmetrics-text; version=1.0.0" if openmetrics else ""
+    built: list[str] = []
+    real_part = exposition.models.part
 
-    def fresh() -> bytes:
-        body = encoder(_Collected(list(drift_families(store, []))))
-        return body.removesuffix(EOF_MARK) if openmetrics else body
+    def counting(name, snapshots, results):
+        built.extend(s.name for s in snapshots)
+        return real_part(name, snapshots, results)
 
-    assert drift.render(encoder, openmetrics) == fresh()
-    assert drift.render(encoder, openmetrics) == fresh()  # from the cache
+    monkeypatch.setattr(exposition.models, "part", counting)
+
+    def rendered() -> list[bytes]:
+        body, content_type = exposition.render(accept)
+        assert content_type.startswith("application/openmetrics-text") == openmetrics
+        return stable_lines(body)
+
+    assert rendered() == stable_lines(encoder(registry))
+    built.clear()
+    assert rendered() == stable_lines(encoder(registry))  # from the cache ...
+    assert built.count("fraud") == 3  # ... (only registry.collect() built fraud's 3 parts)
     exp.predictions(
         "fraud",
         [{"id": f"z{i}", "features": {"amount": 50.0 + i}, "prediction": 1} for i in range(30)],
         model_version="v1",
     )
     exp.refresh_drift()
-    assert drift.render(encoder, openmetrics) == fresh()
+    built.clear()
+    first = rendered()
+    assert set(built) == {"fraud"}  # the only model that changed: its 3 parts, re-encoded
+    assert first == stable_lines(encoder(registry))
     text = exp.client.get("/metrics", headers={"Accept": "application/openmetrics-text"}).text
     assert text.count("# EOF") == 1 and text.endswith("# EOF\n")

@@ -8,14 +8,24 @@ import sys
 import pytest
 
 PURE = [
+    "exporter.typedefs",
+    "exporter.errors",
     "exporter.stats.performance",
     "exporter.stats.drift",
     "exporter.window",
     "exporter.join",
+    "exporter.counters",
     "exporter.reference",
+    "exporter.reference_io",
     "exporter.schema",
+    "exporter.batch",
+    "exporter.version",
+    "exporter.model",
     "exporter.store",
-    "exporter.analysis",
+    "exporter.snapshot",
+    "exporter.views",
+    "exporter.detector",
+    "exporter.drift_worker",
 ]
 
 

@@ -61,8 +61,7 @@ def test_quality_window_drops_outcomes_older_than_the_window() -> None:
     now = 10_000.0
     w.add_outcomes(np.array([now - 100.0, now - 1.0]), np.array([0, 1]), np.array([0, 1]), now)
     assert w.confusion(now).sum() == 1
-    assert w.samples(now) == 1
-    assert w.samples(now + 61.0) == 0  # everything has left the window
+    assert w.confusion(now + 61.0).sum() == 0  # everything has left the window
 
 
 def test_quality_window_regression_sums() -> None:
@@ -71,7 +70,6 @@ def test_quality_window_regression_sums() -> None:
     w.add_errors(np.array([0.0, 15.0, 30.0]) + 1000, e, 1030.0)
     assert w.error_sums(1030.0) == (3, 6.0, 14.0)
     assert w.error_sums(1075.0) == (1, 3.0, 9.0)  # buckets at 1000 and 1015 left
-    assert w.samples(1075.0) == 1
 
 
 def test_sample_window_keeps_everything_under_capacity() -> None:
@@ -79,8 +77,8 @@ def test_sample_window_keeps_everything_under_capacity() -> None:
     rows = np.arange(200.0).reshape(100, 2)
     times = np.linspace(1000.0, 1059.0, 100)
     w.add(times, rows, 1059.0)
-    reservoirs, seen = w.snapshot(1059.0)
-    s = draw_sample(reservoirs, seen, 1000)
+    r = w.snapshot(1059.0)
+    s = draw_sample(list(r.rows), r.seen, 1000)
     assert s.events == 100
     np.testing.assert_array_equal(np.sort(s.rows[:, 0]), rows[:, 0])
 
@@ -89,10 +87,14 @@ def test_sample_window_grows_features_with_nan() -> None:
     w = SampleWindow(60.0, 6, capacity=100)
     w.add(np.array([1000.0]), np.array([[1.0]]), 1000.0)
     w.add(np.array([1001.0]), np.array([[2.0, 5.0]]), 1001.0)
-    reservoirs, seen = w.snapshot(1001.0)
-    s = draw_sample(reservoirs, seen, 100)
+    r = w.snapshot(1001.0)
+    s = draw_sample(list(r.rows), r.seen, 100)
     assert s.rows.shape == (2, 2)
     assert np.isnan(s.rows[s.rows[:, 0] == 1.0, 1]).all()
+    wider = r.draw(100, width=4)  # columns the model learnt after these rows: missing
+    assert wider.rows.shape == (2, 4) and wider.events == 2
+    assert np.isnan(wider.rows[:, 2:]).all()
+    np.testing.assert_array_equal(np.sort(wider.rows[:, 0]), [1.0, 2.0])
 
 
 def test_sample_window_is_bounded_and_counts_exactly() -> None:
@@ -107,7 +109,7 @@ def test_sample_window_is_bounded_and_counts_exactly() -> None:
         total += n
     assert w.held() <= 3 * 500 + 150  # the budget, plus at most one batch
     assert w.events(now) == total  # exact, although only a sample of rows is held
-    s = draw_sample(*w.snapshot(now), 500)
+    s = w.snapshot(now).draw(500, width=1)
     assert s.rows.shape[0] == 500
     assert s.events == total
 
@@ -123,7 +125,7 @@ def test_sample_is_uniform_over_the_window() -> None:
         now += 1.0
         w.add(np.full(rate, now), np.arange(index, index + rate, dtype=float)[:, None], now)
         index += rate
-    s = draw_sample(*w.snapshot(now), 2000, seed=5)
+    s = w.snapshot(now).draw(2000, width=1, seed=5)
     assert s.events == index
     # Share of the sample from the quiet first half should match its share of events.
     quiet = 300 * 20  # indices below this arrived in the quiet first half
@@ -142,7 +144,7 @@ def test_sample_is_uniform_over_the_window() -> None:
 def test_one_burst_in_one_bucket_is_kept_whole_under_capacity() -> None:
     w = SampleWindow(3600.0, 60, capacity=10_000)
     w.add(np.full(1800, 5000.0), np.arange(1800.0)[:, None], 5000.0)
-    s = draw_sample(*w.snapshot(5000.0), 10_000)
+    s = w.snapshot(5000.0).draw(10_000, width=1)
     assert s.rows.shape[0] == 1800
 
 

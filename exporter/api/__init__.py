@@ -1,1 +1,16 @@
-"""HTTP adapter: wire schemas, decoding and routes. Thin: no statistics here."""
+"""HTTP adapter: wire schemas, body decoding, and the routes, one module per concern."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from exporter.api import ingest, references, service, status
+from exporter.api.context import Context
+
+
+def build_router(ctx: Context) -> APIRouter:
+    """Every route of the exporter."""
+    router = APIRouter()
+    for module in (ingest, references, status, service):
+        router.include_router(module.router(ctx))
+    return router

@@ -18,7 +18,9 @@ from typing import Annotated, Any
 
 import msgspec
 
+from exporter.api.decode import REASON
 from exporter.config import LimitSettings
+from exporter.errors import Reason
 
 
 def _structs(limits: LimitSettings) -> dict[str, Any]:
@@ -28,7 +30,10 @@ def _structs(limits: LimitSettings) -> dict[str, Any]:
     value = Annotated[str, msgspec.Meta(max_length=limits.max_value_length)]
     feature_value = float | value | bool | None
     label_value = int | float | value | bool
-    when = float | datetime | None
+    # The reason tag names this field's failures for the structured rejection (api/decode.py).
+    when = Annotated[
+        float | datetime | None, msgspec.Meta(extra={REASON: Reason.INVALID_TIMESTAMP.value})
+    ]
 
     class PredictionEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
         """One prediction. ``label`` is optional inline ground truth."""

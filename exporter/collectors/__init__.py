@@ -1,18 +1,18 @@
 """Prometheus adapter: custom collectors that build fresh metric families on every scrape.
 
-They read views of the store (:mod:`exporter.analysis`) and the exporter's telemetry; they never
-compute statistics themselves beyond turning a view into samples.
+They read snapshots of the models (:mod:`exporter.snapshot`), the drift worker's cache and the
+exporter's telemetry; they never compute statistics themselves beyond turning a snapshot into
+samples. :mod:`exporter.exposition` encodes them for ``/metrics``.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 
-from exporter.collectors.base import ScrapeCollector
-from exporter.collectors.drift import DriftExposition
+from exporter.collectors.base import ServiceCollector, Timings
 from exporter.collectors.exporter import exporter_families
-from exporter.collectors.quality import quality_families
-from exporter.collectors.traffic import traffic_families
+from exporter.collectors.models import PARTS, ModelCollector
+from exporter.drift_worker import DriftCache
 from exporter.store import Store
 from exporter.telemetry import Telemetry
 
@@ -20,24 +20,17 @@ from exporter.telemetry import Telemetry
 def build_registry(
     store: Store,
     telemetry: Telemetry,
+    drift: DriftCache,
     registry: CollectorRegistry | None = None,
-    drift: DriftExposition | None = None,
-) -> CollectorRegistry:
-    """Register the exporter's live collectors in ``registry`` (by default a new one: never
-    the global registry) and return it. Drift is encoded apart and cached
-    (:class:`DriftExposition`); ``/metrics`` appends it."""
+) -> tuple[CollectorRegistry, ModelCollector]:
+    """Register the exporter's collectors in ``registry`` (by default a new one: never the
+    global registry); returns it and the model collector (which the exposition caches)."""
     if registry is None:
         registry = CollectorRegistry(auto_describe=False)
-    registry.register(
-        ScrapeCollector(
-            {
-                "quality": lambda errors: quality_families(store, errors),
-                "traffic": lambda errors: traffic_families(store, errors),
-                "exporter": lambda errors: exporter_families(store, telemetry),
-            },
-            status=drift.status if drift is not None else None,
-        )
-    )
+    timings = Timings([*PARTS, "exporter"])
+    models = ModelCollector(store, drift, timings)
+    registry.register(models)
+    registry.register(ServiceCollector(lambda: exporter_families(store, telemetry), timings))
     ProcessCollector(registry=registry)
     GCCollector(registry=registry)
-    return registry
+    return registry, models

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from exporter.results import DriftResult, TargetDrift
-from exporter.store import ModelState, Store
-
-log = logging.getLogger("exporter.collectors")
+from exporter.detector import TargetDrift
+from exporter.drift_worker import DriftResult, WindowKey
+from exporter.snapshot import ModelSnapshot
 
 W = ["model", "model_version", "window"]
 WF = [*W, "feature"]
@@ -192,12 +187,13 @@ class _Families:
         }
 
     def add_result(self, wk: list[str], r: DriftResult) -> None:
+        scores = r.scores
         self.computed.add_metric(wk, r.computed_at)
         self.sample_rows.add_metric(wk, r.window_sample)
-        self.tested.add_metric(wk, r.tested)
-        self.drifted.add_metric(wk, r.drifted)
-        self.alpha.add_metric([*wk, r.correction], r.alpha)
-        for feature, d in r.features.items():
+        self.tested.add_metric(wk, scores.tested)
+        self.drifted.add_metric(wk, scores.drifted)
+        self.alpha.add_metric([*wk, scores.correction], scores.alpha)
+        for feature, d in scores.features.items():
             key = [*wk, feature]
             self.window_values.add_metric(key, d.window_values)
             self.reference_values.add_metric(key, d.reference_values)
@@ -219,7 +215,7 @@ class _Families:
                 self.psi.add_metric(key, c.psi)
                 self.js.add_metric(key, c.jensen_shannon)
                 self.unseen.add_metric(key, c.unseen)
-        for kind, target in (("prediction", r.predictions), ("label", r.labels)):
+        for kind, target in (("prediction", scores.predictions), ("label", scores.labels)):
             if target is not None:
                 self._add_target(self.targets[kind], wk, target)
 
@@ -269,146 +265,29 @@ class _Families:
 
 
 def drift_families(
-    store: Store, errors: list[str], states: list[ModelState] | None = None
-) -> Iterator[Metric]:
-    """Every drift family (always all of them, in one order), for ``states`` or all models."""
-    fams = _Families()
-    for state in store.models() if states is None else states:
-        try:
-            with state.lock:
-                rows = [(version.name, dict(version.drift)) for version in state.versions.values()]
-        except Exception:
-            log.exception("cannot read drift of model %s", state.name)
-            errors.append(f"model {state.name}: drift read failed")
-            continue
-        for version_name, results in rows:
-            for window, result in results.items():
-                fams.add_result([state.name, version_name, window], result)
-    yield from fams.all()
+    snapshots: Sequence[ModelSnapshot], results: Mapping[str, Mapping[WindowKey, DriftResult]]
+) -> list[Metric]:
+    """Every drift family (always all of them, in one order) for these models: the cached
+    result of each window of each version the snapshot shows (``results[model][(version,
+    window)]``); a window not computed yet is absent."""
+    families = _Families()
+    for snapshot in snapshots:
+        cached = results.get(snapshot.name, {})
+        for version in snapshot.versions:
+            for counts in version.windows:
+                result = cached.get((version.name, counts.window))
+                if result is not None:
+                    families.add_result([snapshot.name, version.name, counts.window], result)
+    return list(families.all())
 
 
-class _Collected:
-    """What ``generate_latest`` needs of a registry: ``collect()``."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> list[Metric]:
-        return self._families
-
-
-EOF_MARK = b"# EOF\n"
-
-
-Parts = list[tuple[bytes, bytes]]  # per family, in order: (HELP/TYPE lines, sample lines)
-
-
-def _split(body: bytes) -> Parts:
-    """An encoded exposition cut into families. Safe line by line: the encoders escape
-    newlines in label values and HELP text, and only comment lines start with ``#``."""
-    parts: Parts = []
-    header: list[bytes] = []
-    samples: list[bytes] = []
-    for line in body.splitlines(keepends=True):
-        if line.startswith(b"# HELP "):
-            if header:
-                parts.append((b"".join(header), b"".join(samples)))
-            header, samples = [line], []
-        elif line.startswith(b"#"):
-            header.append(line)
-        else:
-            samples.append(line)
-    if header:
-        parts.append((b"".join(header), b"".join(samples)))
-    return parts
-
-
-class DriftExposition:
-    """The drift families, encoded per model and reused until that model's results change.
-
-    Drift changes only when the worker recomputes (at most every ``drift.refresh_interval``),
-    but it is most of ``/metrics``: 20 features x 10 models make ~2,000 series, whose encoding
-    took ~20 ms of every scrape, several times that while ingest competed for the GIL. Each
-    model's families are encoded with the client library's own encoder and cut into families;
-    a scrape joins, family by family, the cached sample lines of every model, so a change in
-    one model re-encodes only that model.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._lock = threading.Lock()
-        self._cache: dict[tuple[str, bool], tuple[tuple[object, ...], Parts]] = {}
-        self._empty: dict[bool, Parts] = {}
-        self.last_duration = 0.0
-        self.last_success = True
-
-    @staticmethod
-    def _signature(state: ModelState) -> tuple[object, ...]:
-        with state.lock:
-            return tuple(
-                (version.name, window, result.serial)
-                for version in state.versions.values()
-                for window, result in version.drift.items()
-            )
-
-    def _encode(
-        self,
-        states: list[ModelState],
-        encoder: Callable[[Any], bytes],
-        openmetrics: bool,
-        errors: list[str],
-    ) -> Parts:
-        body = encoder(_Collected(list(drift_families(self._store, errors, states))))
-        if openmetrics and body.endswith(EOF_MARK):
-            body = body[: -len(EOF_MARK)]
-        return _split(body)
-
-    def render(self, encoder: Callable[[Any], bytes], openmetrics: bool) -> bytes:
-        """The drift part of an exposition (OpenMetrics: without the final ``# EOF``)."""
-        started = time.perf_counter()
-        errors: list[str] = []
-        models: list[Parts] = []
-        rebuilt = False
-        live: set[tuple[str, bool]] = set()
-        for state in self._store.models():
-            key = (state.name, openmetrics)
-            live.add(key)
-            signature = self._signature(state)
-            with self._lock:
-                cached = self._cache.get(key)
-            if cached is not None and cached[0] == signature:
-                models.append(cached[1])
-                continue
-            failed_before = len(errors)
-            try:
-                parts = self._encode([state], encoder, openmetrics, errors)
-            except Exception:
-                log.exception("drift collector failed for model %s", state.name)
-                errors.append(f"model {state.name}: drift encoding failed")
-                continue
-            rebuilt = True
-            models.append(parts)
-            if len(errors) == failed_before:  # a failure is retried at the next scrape
-                with self._lock:
-                    self._cache[key] = (signature, parts)
-        with self._lock:
-            for key in [k for k in self._cache if k not in live and k[1] == openmetrics]:
-                del self._cache[key]
-            headers = self._empty.get(openmetrics)
-        if headers is None:
-            headers = self._encode([], encoder, openmetrics, errors)
-            with self._lock:
-                self._empty[openmetrics] = headers
-        chunks: list[bytes] = []
-        for i, (header, _) in enumerate(headers):
-            chunks.append(header)
-            chunks.extend(parts[i][1] for parts in models if i < len(parts))
-        if rebuilt or errors:
-            with self._lock:
-                self.last_duration = time.perf_counter() - started
-                self.last_success = not errors
-        return b"".join(chunks)
-
-    def status(self) -> list[tuple[str, float, bool]]:
-        with self._lock:
-            return [("drift", self.last_duration, self.last_success)]
+def drift_key(
+    snapshot: ModelSnapshot, results: Mapping[WindowKey, DriftResult]
+) -> tuple[object, ...]:
+    """What :func:`drift_families` shows of one model, as a hashable value."""
+    return tuple(
+        (version.name, counts.window, result.serial)
+        for version in snapshot.versions
+        for counts in version.windows
+        if (result := results.get((version.name, counts.window))) is not None
+    )

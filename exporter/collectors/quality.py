@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
+from collections.abc import Sequence
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from exporter.analysis import ModelView, model_view
+from exporter.snapshot import ModelSnapshot
 from exporter.stats.performance import ClassificationScores, RegressionScores
-from exporter.store import Store
-
-log = logging.getLogger("exporter.collectors")
+from exporter.views import window_quality
 
 BASE = ["model", "model_version", "window"]
 
@@ -21,19 +18,8 @@ _GUARD = (
 )
 
 
-def views(store: Store, errors: list[str], *, scores: bool) -> Iterator[ModelView]:
-    """A view per model; a model whose view fails is logged, reported and skipped."""
-    now = store.clock()
-    min_samples = store.settings.quality.min_samples
-    for state in store.models():
-        try:
-            yield model_view(state, now, min_samples, with_scores=scores)
-        except Exception:
-            log.exception("cannot build the view of model %s", state.name)
-            errors.append(f"model {state.name}: view failed")
-
-
-def quality_families(store: Store, errors: list[str]) -> Iterator[Metric]:
+def quality_families(snapshots: Sequence[ModelSnapshot], min_samples: int) -> list[Metric]:
+    """Every quality family (always all of them, in one order) for these models."""
     window_predictions = GaugeMetricFamily(
         "model_window_predictions",
         "Predictions in the window, by prediction time (exact count).",
@@ -101,10 +87,11 @@ def quality_families(store: Store, errors: list[str]) -> Iterator[Metric]:
         + _GUARD,
         labels=BASE,
     )
-    for view in views(store, errors, scores=True):
-        for version in view.versions:
-            for w in version.windows:
-                key = [view.name, version.name, w.window]
+    for snapshot in snapshots:
+        for version in snapshot.versions:
+            for counts in version.windows:
+                w = window_quality(counts, snapshot.positive_index, min_samples)
+                key = [snapshot.name, version.name, w.window]
                 window_predictions.add_metric(key, w.predictions)
                 window_labeled.add_metric(key, w.labeled)
                 s = w.scores
@@ -120,12 +107,12 @@ def quality_families(store: Store, errors: list[str]) -> Iterator[Metric]:
                     for avg, value in s.f1.items():
                         f1.add_metric([*key, avg], value)
                     for j, cls in enumerate(s.classes.tolist()):
-                        ck = [*key, view.classes[cls]]
+                        ck = [*key, snapshot.classes[cls]]
                         class_precision.add_metric(ck, float(s.class_precision[j]))
                         class_recall.add_metric(ck, float(s.class_recall[j]))
                         class_f1.add_metric(ck, float(s.class_f1[j]))
                         class_support.add_metric(ck, float(s.class_support[j]))
-    yield from (
+    return [
         window_predictions,
         window_labeled,
         accuracy,
@@ -138,4 +125,4 @@ def quality_families(store: Store, errors: list[str]) -> Iterator[Metric]:
         class_support,
         mae,
         rmse,
-    )
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Sequence
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -12,13 +12,14 @@ from prometheus_client.metrics_core import (
     SummaryMetricFamily,
 )
 
-from exporter.collectors.quality import views
-from exporter.store import LABEL_DELAY_BUCKETS, Store
+from exporter.counters import LABEL_DELAY_BUCKETS
+from exporter.snapshot import ModelSnapshot
 
 MV = ["model", "model_version"]
 
 
-def traffic_families(store: Store, errors: list[str]) -> Iterator[Metric]:
+def traffic_families(snapshots: Sequence[ModelSnapshot]) -> list[Metric]:
+    """Every traffic family (always all of them, in one order) for these models."""
     info = GaugeMetricFamily(
         "model_info",
         "1 for every monitored model; task is binary, multiclass, regression or unknown "
@@ -81,7 +82,8 @@ def traffic_families(store: Store, errors: list[str]) -> Iterator[Metric]:
     )
     labels_expired = CounterMetricFamily(
         "model_labels_expired",
-        "Labels dropped while waiting for their prediction: reason ttl or capacity.",
+        "Labels dropped while waiting for their prediction: reason ttl or capacity (and "
+        "task_mismatch: sent before the model's first prediction, not fitting its task).",
         labels=["model", "reason"],
     )
     duplicates = CounterMetricFamily(
@@ -110,43 +112,43 @@ def traffic_families(store: Store, errors: list[str]) -> Iterator[Metric]:
         labels=["model", "model_version", "source"],
     )
     bounds = [*(f"{b:g}" for b in LABEL_DELAY_BUCKETS), "+Inf"]
-    for view in views(store, errors, scores=False):
-        info.add_metric([view.name, view.task or "unknown"], 1.0)
-        labels_received.add_metric([view.name], view.labels_received_total)
-        pending_labels.add_metric([view.name], view.pending_labels)
-        for reason, count in view.labels_expired.items():
-            labels_expired.add_metric([view.name, reason], count)
-        duplicates.add_metric([view.name, "prediction"], view.duplicate_predictions_total)
-        duplicates.add_metric([view.name, "label"], view.duplicate_labels_total)
-        for feature, count in view.type_mismatches.items():
-            mismatches.add_metric([view.name, feature], count)
-        for feature, count in view.categories_pooled.items():
-            pooled.add_metric([view.name, feature], count)
-        for v in view.versions:
-            key = [view.name, v.name]
+    for m in snapshots:
+        c = m.counters
+        info.add_metric([m.name, m.task or "unknown"], 1.0)
+        labels_received.add_metric([m.name], c.labels_received)
+        pending_labels.add_metric([m.name], m.pending_labels)
+        for reason, count in c.labels_expired.items():
+            labels_expired.add_metric([m.name, reason], count)
+        duplicates.add_metric([m.name, "prediction"], c.duplicate_predictions)
+        duplicates.add_metric([m.name, "label"], c.duplicate_labels)
+        for feature, count in c.type_mismatches.items():
+            mismatches.add_metric([m.name, feature], count)
+        for feature, count in c.categories_pooled.items():
+            pooled.add_metric([m.name, feature], count)
+        for v in m.versions:
+            key = [m.name, v.name]
+            vc = v.counters
             if v.reference.source != "previous_window":
                 reference_rows.add_metric([*key, v.reference.source], v.reference.rows)
-            predictions.add_metric(key, v.predictions_total)
-            labels.add_metric(key, v.labels_total)
+            predictions.add_metric(key, vc.predictions)
+            labels.add_metric(key, vc.labels)
             pending.add_metric(key, v.pending)
-            for reason, count in v.expired.items():
+            for reason, count in vc.expired.items():
                 expired.add_metric([*key, reason], count)
-            cumulative = v.delay_counts.cumsum().tolist()
-            delay.add_metric(key, list(zip(bounds, cumulative, strict=True)), v.delay_sum)
-            if view.task == "regression":
-                abs_error.add_metric(key, v.error_count, v.abs_error_sum)
-                sq_error.add_metric(key, v.error_count, v.sq_error_sum)
+            cumulative = vc.delay_counts.cumsum().tolist()
+            delay.add_metric(key, list(zip(bounds, cumulative, strict=True)), vc.delay_sum)
+            if m.task == "regression":
+                abs_error.add_metric(key, vc.error_count, vc.abs_error_sum)
+                sq_error.add_metric(key, vc.error_count, vc.sq_error_sum)
                 continue
-            k = v.outcomes.shape[0]
+            k = vc.outcomes.shape[0]
             for a in range(k):
                 for p in range(k):
-                    count = int(v.outcomes[a, p])
+                    count = int(vc.outcomes[a, p])
                     if count:
                         correct = "true" if a == p else "false"
-                        outcomes.add_metric(
-                            [*key, view.classes[a], view.classes[p], correct], count
-                        )
-    yield from (
+                        outcomes.add_metric([*key, m.classes[a], m.classes[p], correct], count)
+    return [
         info,
         predictions,
         labels,
@@ -163,4 +165,4 @@ def traffic_families(store: Store, errors: list[str]) -> Iterator[Metric]:
         mismatches,
         pooled,
         reference_rows,
-    )
+    ]

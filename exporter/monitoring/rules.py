@@ -3,7 +3,7 @@ thresholds (documented in ``docs/runbook.md``, one section per alert)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -317,7 +317,3 @@ def render_prometheus_rule(t: Thresholds) -> str:
         "spec": rule_groups(t),
     }
     return to_yaml(document, RULES_HEADER)
-
-
-def thresholds_table(t: Thresholds) -> list[tuple[str, Any]]:
-    return list(asdict(t).items())

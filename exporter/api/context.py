@@ -1,0 +1,23 @@
+"""What the routes share: the settings and the parts they adapt to HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exporter.api.schemas import Decoders
+from exporter.config import Settings
+from exporter.drift_worker import DriftCache
+from exporter.exposition import Exposition
+from exporter.store import Store
+from exporter.telemetry import Telemetry
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: Store
+    telemetry: Telemetry
+    exposition: Exposition
+    drift: DriftCache
+    decoders: Decoders
+    ready: bool = False

@@ -1,0 +1,58 @@
+"""``/metrics``, the health endpoints and the landing page.
+
+(No ``from __future__ import annotations``: FastAPI must evaluate the route signatures.)
+"""
+
+import gzip
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from exporter import __version__
+from exporter.api.context import Context
+
+
+def router(ctx: Context) -> APIRouter:
+    r = APIRouter()
+
+    @r.get("/metrics", tags=["prometheus"], summary="Prometheus metrics")
+    def metrics(request: Request) -> Response:
+        """Text format 0.0.4 or OpenMetrics, as the ``Accept`` header asks; gzip if accepted.
+        A plain ``def``: rendering runs in the thread pool, never on the event loop."""
+        body, content_type = ctx.exposition.render(request.headers.get("accept", ""))
+        headers = {}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            body = gzip.compress(body, compresslevel=1)  # level 1: ~7x cheaper than 9, ~same size
+            headers["Content-Encoding"] = "gzip"
+        return Response(body, media_type=content_type, headers=headers)
+
+    @r.get("/-/healthy", tags=["health"], summary="Liveness")
+    def healthy() -> dict[str, str]:
+        return {"status": "healthy"}
+
+    @r.get("/-/ready", tags=["health"], summary="Readiness")
+    def ready() -> JSONResponse:
+        if not ctx.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @r.get("/", include_in_schema=False)
+    def landing() -> HTMLResponse:
+        return HTMLResponse(_LANDING.format(version=__version__))
+
+    return r
+
+
+_LANDING = """<!doctype html>
+<html><head><meta charset="utf-8"><title>model-exporter</title></head>
+<body>
+<h1>model-exporter {version}</h1>
+<p>Prometheus exporter for machine-learning model quality and drift.</p>
+<ul>
+<li><a href="/metrics">/metrics</a>: Prometheus metrics</li>
+<li><a href="/v1/models">/v1/models</a>: monitored models (JSON)</li>
+<li><a href="/docs">/docs</a>: API reference (OpenAPI)</li>
+<li><a href="/-/healthy">/-/healthy</a> and <a href="/-/ready">/-/ready</a>: health</li>
+</ul>
+</body></html>
+"""

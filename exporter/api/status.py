@@ -1,0 +1,172 @@
+"""``GET /v1/models`` and ``GET /v1/models/{model}``: JSON status from one snapshot per model.
+
+(No ``from __future__ import annotations``: FastAPI must evaluate the route signatures.)
+"""
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter
+
+from exporter.api.context import Context
+from exporter.config import Settings
+from exporter.detector import TargetDrift
+from exporter.drift_worker import DriftResult, WindowKey
+from exporter.snapshot import ModelSnapshot, VersionSnapshot
+from exporter.stats.performance import ClassificationScores, RegressionScores
+from exporter.views import window_quality
+
+
+def router(ctx: Context) -> APIRouter:
+    r = APIRouter(tags=["status"])
+
+    @r.get("/v1/models", summary="All monitored models")
+    def list_models() -> dict[str, Any]:
+        now = ctx.store.clock()
+        out = []
+        for state in ctx.store.models():
+            snapshot = state.snapshot(now)
+            out.append(
+                {
+                    "model": snapshot.name,
+                    "task": snapshot.task,
+                    "versions": [v.name for v in snapshot.versions],
+                    "predictions_total": sum(v.counters.predictions for v in snapshot.versions),
+                    "labels_total": sum(v.counters.labels for v in snapshot.versions),
+                }
+            )
+        return {"models": out}
+
+    @r.get("/v1/models/{model}", summary="Status of one model")
+    def get_model(model: str) -> dict[str, Any]:
+        snapshot = ctx.store.get(model).snapshot(ctx.store.clock())
+        return model_json(snapshot, ctx.drift.results(model), ctx.settings)
+
+    return r
+
+
+def model_json(
+    m: ModelSnapshot, drift: Mapping[WindowKey, DriftResult], settings: Settings
+) -> dict[str, Any]:
+    return {
+        "model": m.name,
+        "task": m.task,
+        "task_declared": m.task_declared,
+        "positive_class": m.positive_label,
+        "classes": list(m.classes),
+        "features": [{"name": n, "kind": k} for n, k in m.features],
+        "pending_labels": m.pending_labels,
+        "labels_received_total": m.counters.labels_received,
+        "labels_expired": m.counters.labels_expired,
+        "duplicates": {
+            "prediction": m.counters.duplicate_predictions,
+            "label": m.counters.duplicate_labels,
+        },
+        "feature_type_mismatches": m.counters.type_mismatches,
+        "feature_categories_pooled": m.counters.categories_pooled,
+        "min_samples": {
+            "quality": settings.quality.min_samples,
+            "drift": settings.drift.min_samples,
+        },
+        "versions": {
+            v.name: _version_json(m, v, drift, settings.quality.min_samples) for v in m.versions
+        },
+    }
+
+
+def _version_json(
+    m: ModelSnapshot,
+    v: VersionSnapshot,
+    drift: Mapping[WindowKey, DriftResult],
+    min_samples: int,
+) -> dict[str, Any]:
+    ref = v.reference
+    reference: dict[str, Any] = {"source": ref.source, "scope": ref.scope, "rows": ref.rows}
+    if ref.source == "collecting":
+        reference["target_rows"] = ref.target_rows
+    if ref.reference is not None:
+        reference.update(ref.reference.summary())
+        reference["source"] = ref.source
+    windows: dict[str, Any] = {}
+    for counts in v.windows:
+        w = window_quality(counts, m.positive_index, min_samples)
+        result = drift.get((v.name, w.window))
+        windows[w.window] = {
+            "predictions": w.predictions,
+            "labeled_predictions": w.labeled,
+            "quality": _scores_json(w.scores, m.classes),
+            "drift": None if result is None else _drift_json(result),
+        }
+    return {
+        "predictions_total": v.counters.predictions,
+        "labels_total": v.counters.labels,
+        "pending_predictions": v.pending,
+        "predictions_expired": v.counters.expired,
+        "reference": reference,
+        "windows": windows,
+    }
+
+
+def _scores_json(
+    scores: ClassificationScores | RegressionScores | None, classes: tuple[str, ...]
+) -> Any:
+    if scores is None:
+        return None
+    if isinstance(scores, RegressionScores):
+        return {
+            "mean_absolute_error": scores.mean_absolute_error,
+            "root_mean_squared_error": scores.root_mean_squared_error,
+        }
+    return {
+        "accuracy": scores.accuracy,
+        "precision": dict(scores.precision),
+        "recall": dict(scores.recall),
+        "f1_score": dict(scores.f1),
+        "classes": {
+            classes[c]: {
+                "precision": float(scores.class_precision[j]),
+                "recall": float(scores.class_recall[j]),
+                "f1_score": float(scores.class_f1[j]),
+                "support": int(scores.class_support[j]),
+            }
+            for j, c in enumerate(scores.classes.tolist())
+        },
+    }
+
+
+def _target_json(t: TargetDrift | None) -> Any:
+    if t is None:
+        return None
+    tests = asdict(t.numeric) if t.numeric is not None else {}
+    if t.categorical is not None:
+        tests = asdict(t.categorical)
+    return {**tests, "drifted": t.drifted}
+
+
+def _drift_json(result: DriftResult) -> dict[str, Any]:
+    s = result.scores
+    return {
+        "computed_at": result.computed_at,
+        "window_predictions": result.window_events,
+        "sample_predictions": result.window_sample,
+        "reference_source": result.reference_source,
+        "correction": s.correction,
+        "alpha": s.alpha,
+        "features_tested": s.tested,
+        "features_drifted": s.drifted,
+        "features": {
+            name: {
+                "kind": f.kind,
+                "window_values": f.window_values,
+                "reference_values": f.reference_values,
+                "missing_ratio": f.missing,
+                "drifted": f.drifted,
+                **(asdict(f.numeric) if f.numeric is not None else {}),
+                **(asdict(f.categorical) if f.categorical is not None else {}),
+            }
+            for name, f in s.features.items()
+        },
+        "predictions": _target_json(s.predictions),
+        "labels": _target_json(s.labels),
+    }

@@ -1,0 +1,193 @@
+"""One ingest batch, validated and encoded against a model's schema, changing nothing.
+
+:func:`prepare_predictions` and :func:`prepare_labels` raise
+:class:`~exporter.errors.RejectedInput` (naming the field and the value) for anything that does
+not fit, and otherwise return everything the commit needs: encoded targets, the feature matrix
+and what the batch would add to the schema. Pure Python and numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+
+from exporter.config import LimitSettings
+from exporter.errors import Reason, RejectedInput
+from exporter.schema import (
+    FeatureBatch,
+    ModelSchema,
+    class_kind_of,
+    encode_targets,
+    feature_matrix,
+    infer_task,
+    timestamps,
+)
+from exporter.typedefs import ClassKind, ClassValue, FloatArray, Task, WireValue
+
+
+class PredictionEventLike(Protocol):
+    id: str
+    features: dict[str, float | str | bool | None]
+    prediction: int | float | str | bool
+    timestamp: float | datetime | None
+    label: int | float | str | bool | None
+
+
+class LabelLike(Protocol):
+    id: str
+    label: int | float | str | bool
+    timestamp: float | datetime | None
+
+
+@dataclass(frozen=True)
+class PreparedPredictions:
+    """A valid prediction batch, encoded."""
+
+    task: Task
+    class_kind: ClassKind | None
+    new_classes: dict[ClassValue, int]
+    features: FeatureBatch
+    ids: list[str]
+    times: FloatArray
+    targets: FloatArray  # class index or predicted value, per event
+    inline: list[float | None] | None  # encoded inline label per event (None: no event has one)
+
+
+@dataclass(frozen=True)
+class PreparedLabels:
+    """A valid label batch: encoded, or (before the model's task is known) as sent."""
+
+    task: Task | None
+    class_kind: ClassKind | None
+    new_classes: dict[ClassValue, int]
+    ids: list[str]
+    times: FloatArray
+    targets: list[WireValue]  # class indices or values; the wire values while task is None
+
+
+def _unique(ids: list[str], what: str) -> None:
+    if len(set(ids)) == len(ids):
+        return
+    seen: set[str] = set()
+    for i, ident in enumerate(ids):
+        if ident in seen:
+            raise RejectedInput(
+                Reason.DUPLICATE_ID,
+                f"{ident!r} appears more than once in this batch",
+                field=f"{what}[{i}].id",
+                value=ident,
+            )
+        seen.add(ident)
+
+
+def prepare_predictions(
+    schema: ModelSchema,
+    events: Sequence[PredictionEventLike],
+    now: float,
+    *,
+    model: str,
+    limits: LimitSettings,
+    max_categories: int,
+) -> PreparedPredictions:
+    """Check and encode a batch of prediction events (and their inline labels)."""
+    n = len(events)
+    if n == 0:
+        raise RejectedInput(Reason.INVALID_FIELD, "the batch holds no events", field="events")
+    ids = [e.id for e in events]
+    _unique(ids, "events")
+    times = timestamps(
+        [e.timestamp for e in events], now, limits.max_clock_skew, "events[{}].timestamp".format
+    )
+    predictions: list[WireValue] = [e.prediction for e in events]
+    inline: list[WireValue] = [e.label for e in events]
+    labelled = [i for i, v in enumerate(inline) if v is not None]
+    task = schema.task or infer_task(predictions + [inline[i] for i in labelled])
+    class_kind = schema.codec.kind
+    if task != "regression" and class_kind is None:
+        class_kind = class_kind_of(predictions[0])
+    new_classes: dict[ClassValue, int] = {}
+    targets = encode_targets(
+        predictions,
+        task=task,
+        codec=schema.codec,
+        kind=class_kind,
+        new_classes=new_classes,
+        field_of="events[{}].prediction".format,
+        model=model,
+    )
+    encoded_inline: list[float | None] | None = None
+    if labelled:
+        labels = encode_targets(
+            [inline[i] for i in labelled],
+            task=task,
+            codec=schema.codec,
+            kind=class_kind,
+            new_classes=new_classes,
+            field_of=lambda j: f"events[{labelled[j]}].label",
+            model=model,
+        )
+        encoded_inline = [None] * n
+        for i, value in zip(labelled, labels.tolist(), strict=True):
+            encoded_inline[i] = value
+    task = schema.check_classes(task, new_classes, limits.max_classes, model)
+    features = feature_matrix(
+        [e.features for e in events], schema.features, limits.max_features, model, max_categories
+    )
+    return PreparedPredictions(
+        task=task,
+        class_kind=class_kind,
+        new_classes=new_classes,
+        features=features,
+        ids=ids,
+        times=times,
+        targets=np.asarray(targets, dtype=np.float64),
+        inline=encoded_inline,
+    )
+
+
+def prepare_labels(
+    schema: ModelSchema,
+    labels: Sequence[LabelLike],
+    now: float,
+    *,
+    model: str,
+    limits: LimitSettings,
+) -> PreparedLabels:
+    """Check and encode a batch of labels. Before the model's task is known (a model declared
+    by a reference upload, not yet by a prediction) the values are kept as sent."""
+    if not labels:
+        raise RejectedInput(Reason.INVALID_FIELD, "the batch holds no labels", field="labels")
+    ids = [lbl.id for lbl in labels]
+    _unique(ids, "labels")
+    times = timestamps(
+        [lbl.timestamp for lbl in labels], now, limits.max_clock_skew, "labels[{}].timestamp".format
+    )
+    values: list[WireValue] = [lbl.label for lbl in labels]
+    if schema.task is None:
+        return PreparedLabels(None, None, {}, ids, times, values)
+    class_kind = schema.codec.kind
+    if schema.task != "regression" and class_kind is None:  # declared, no prediction yet
+        class_kind = class_kind_of(values[0])
+    new_classes: dict[ClassValue, int] = {}
+    targets = encode_targets(
+        values,
+        task=schema.task,
+        codec=schema.codec,
+        kind=class_kind,
+        new_classes=new_classes,
+        field_of="labels[{}].label".format,
+        model=model,
+    )
+    task = schema.check_classes(schema.task, new_classes, limits.max_classes, model)
+    return PreparedLabels(
+        task=task,
+        class_kind=class_kind,
+        new_classes=new_classes,
+        ids=ids,
+        times=times,
+        targets=np.asarray(targets, dtype=np.float64).tolist(),
+    )

@@ -1,0 +1,94 @@
+"""Every model's quality, traffic and drift families, from one snapshot of each model."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from exporter.collectors.base import Timings
+from exporter.collectors.drift import drift_families
+from exporter.collectors.quality import quality_families
+from exporter.collectors.traffic import traffic_families
+from exporter.drift_worker import DriftCache, DriftResult, WindowKey
+from exporter.snapshot import ModelSnapshot
+from exporter.store import Store
+
+log = logging.getLogger("exporter.collectors")
+
+#: The parts of a model's families, each timed and isolated as a collector of its own.
+PARTS = ("quality", "traffic", "drift")
+
+Results = Mapping[str, Mapping[WindowKey, DriftResult]]
+
+
+class ModelCollector(Collector):
+    """Quality, traffic and drift of every model.
+
+    A scrape takes each model's lock once, for one :class:`~exporter.snapshot.ModelSnapshot`
+    that all three parts read, so what they show of a model is consistent. Drift comes from
+    the drift worker's cache, for the versions the snapshot shows. A model whose snapshot
+    fails is logged and left out (every part then reports failure); the others are exported.
+    """
+
+    def __init__(self, store: Store, drift: DriftCache, timings: Timings) -> None:
+        self.store = store
+        self.drift = drift
+        self.timings = timings
+        self.min_samples = store.settings.quality.min_samples
+        self._quiet = threading.local()
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # collected per scrape; nothing to describe up front
+
+    def collect(self) -> Iterator[Metric]:
+        if getattr(self._quiet, "on", False):
+            return
+        failed: list[str] = []
+        snapshots = self.snapshots(failed)
+        results = self.results(snapshots)
+        for name in PARTS:
+            errors = list(failed)
+            families: list[Metric] = []
+            with self.timings.timed(name, errors):
+                families = self.part(name, snapshots, results)
+            yield from families
+
+    @contextmanager
+    def silenced(self) -> Iterator[None]:
+        """Within the block, :meth:`collect` yields nothing (in this thread): the exposition
+        encodes the rest of the registry while it serves these families from its cache."""
+        self._quiet.on = True
+        try:
+            yield
+        finally:
+            self._quiet.on = False
+
+    def snapshots(self, errors: list[str]) -> list[ModelSnapshot]:
+        now = self.store.clock()
+        out = []
+        for state in self.store.models():
+            try:
+                out.append(state.snapshot(now))
+            except Exception:
+                log.exception("cannot take a snapshot of model %s", state.name)
+                errors.append(f"model {state.name}: snapshot failed")
+        return out
+
+    def results(
+        self, snapshots: Sequence[ModelSnapshot]
+    ) -> dict[str, dict[WindowKey, DriftResult]]:
+        return {s.name: self.drift.results(s.name) for s in snapshots}
+
+    def part(self, name: str, snapshots: Sequence[ModelSnapshot], results: Results) -> list[Metric]:
+        """The families of one part, for these models (all of them, in a fixed order, even
+        when empty)."""
+        if name == "quality":
+            return quality_families(snapshots, self.min_samples)
+        if name == "traffic":
+            return traffic_families(snapshots)
+        return drift_families(snapshots, results)

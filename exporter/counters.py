@@ -1,0 +1,104 @@
+"""Cumulative counters: what Prometheus can ``increase()`` and sum across replicas.
+
+One plain dataclass per owner: :class:`ModelCounters` for what a model counts as a whole (labels
+received, duplicates, join departures of labels, feature anomalies), :class:`VersionCounters`
+for each version (predictions, joined labels, outcomes, errors, label delays, join departures of
+predictions). They only ever grow; :meth:`copy` gives a reader its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from exporter.typedefs import FloatArray, IntArray
+
+#: Upper bounds (seconds) of the label delay histogram: 1 s to 7 days.
+LABEL_DELAY_BUCKETS: tuple[float, ...] = (
+    1,
+    5,
+    15,
+    30,
+    60,
+    300,
+    900,
+    1800,
+    3600,
+    7200,
+    14400,
+    28800,
+    43200,
+    86400,
+    172800,
+    604800,
+)
+
+
+def _departures() -> dict[str, int]:
+    return {"ttl": 0, "capacity": 0}
+
+
+@dataclass
+class ModelCounters:
+    labels_received: int = 0
+    labels_expired: dict[str, int] = field(default_factory=_departures)
+    duplicate_predictions: int = 0
+    duplicate_labels: int = 0
+    type_mismatches: dict[str, int] = field(default_factory=dict)  # feature -> values
+    categories_pooled: dict[str, int] = field(default_factory=dict)  # feature -> values
+
+    def copy(self) -> ModelCounters:
+        return replace(
+            self,
+            labels_expired=dict(self.labels_expired),
+            type_mismatches=dict(self.type_mismatches),
+            categories_pooled=dict(self.categories_pooled),
+        )
+
+
+@dataclass
+class VersionCounters:
+    predictions: int = 0
+    labels: int = 0  # joined to a prediction of this version
+    expired: dict[str, int] = field(default_factory=_departures)  # waiting predictions dropped
+    outcomes: IntArray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    error_count: int = 0
+    abs_error_sum: float = 0.0
+    sq_error_sum: float = 0.0
+    delay_counts: IntArray = field(
+        default_factory=lambda: np.zeros(len(LABEL_DELAY_BUCKETS) + 1, dtype=np.int64)
+    )
+    delay_sum: float = 0.0
+
+    def count_outcomes(self, actual: IntArray, predicted: IntArray, classes: int) -> None:
+        """Add (true class, predicted class) pairs to the confusion counts."""
+        k = max(classes, self.outcomes.shape[0])
+        if self.outcomes.shape[0] < k:
+            grown = np.zeros((k, k), dtype=np.int64)
+            old = self.outcomes.shape[0]
+            grown[:old, :old] = self.outcomes
+            self.outcomes = grown
+        self.outcomes += np.bincount(actual * k + predicted, minlength=k * k).reshape(k, k)
+
+    def count_errors(self, errors: FloatArray) -> None:
+        """Add regression errors (prediction - truth)."""
+        self.error_count += errors.shape[0]
+        self.abs_error_sum += float(np.sum(np.abs(errors)))
+        self.sq_error_sum += float(np.sum(errors * errors))
+
+    def count_delays(self, delays: FloatArray) -> None:
+        """Add label delays (seconds from prediction to label) to the histogram."""
+        self.delay_counts += np.bincount(
+            np.searchsorted(LABEL_DELAY_BUCKETS, delays, side="left"),
+            minlength=len(LABEL_DELAY_BUCKETS) + 1,
+        )
+        self.delay_sum += float(delays.sum())
+
+    def copy(self) -> VersionCounters:
+        return replace(
+            self,
+            expired=dict(self.expired),
+            outcomes=self.outcomes.copy(),
+            delay_counts=self.delay_counts.copy(),
+        )

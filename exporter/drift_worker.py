@@ -1,0 +1,244 @@
+"""The drift worker: recomputes drift off the request path and owns the results.
+
+Every ``drift.refresh_interval`` the worker takes a :class:`~exporter.snapshot.DriftSnapshot`
+of each model (copies of the samples of the windows whose content changed since it last
+looked), scores them with a :class:`~exporter.detector.DriftDetector` outside any lock, and
+stores the results in its :class:`DriftCache`, keyed by (model, version, window). Nothing is
+written back into the models; readers (collectors, status API) read the cache. Neither ingest
+nor a scrape ever waits for a drift computation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Callable, Collection
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from exporter.config import DriftSettings
+from exporter.detector import DetectorSettings, DriftDetector, DriftScores
+from exporter.reference import reference_from_rows, target_from_column
+from exporter.snapshot import DriftInput, DriftSnapshot
+from exporter.store import Store
+
+log = logging.getLogger("exporter.drift")
+
+#: The worker never polls faster than this, even with drift.refresh_interval 0.
+MIN_REFRESH_SECONDS = 0.05
+
+WindowKey = tuple[str, str]  # (version, window)
+#: Told about every run: windows computed, windows failed, seconds (the exporter's telemetry).
+RunObserver = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DriftResult:
+    """Drift of one window against its reference, as the worker computed it."""
+
+    computed_at: float
+    serial: int  # unique per computation: tells a cached exposition the result changed
+    window_events: int  # exact events in the window when computed
+    window_sample: int  # rows of the uniform sample the tests used
+    label_sample: int  # joined labels in the label sample
+    reference_source: str | None
+    scores: DriftScores
+
+
+class DriftCache:
+    """The latest drift result of every (model, version, window), with the key of the input it
+    was computed from. Written by the drift worker only; read by anyone."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict[WindowKey, tuple[tuple[int, ...], DriftResult]]] = {}
+        self._serials = itertools.count(1)
+
+    def results(self, model: str) -> dict[WindowKey, DriftResult]:
+        """The model's results by (version, window): a copy, safe to read without a lock."""
+        with self._lock:
+            entries = self._entries.get(model, {})
+            return {key: result for key, (_, result) in entries.items()}
+
+    def known(self, model: str) -> dict[WindowKey, tuple[int, ...]]:
+        with self._lock:
+            entries = self._entries.get(model, {})
+            return {key: input_key for key, (input_key, _) in entries.items()}
+
+    def next_serial(self) -> int:
+        with self._lock:
+            return next(self._serials)
+
+    def put(self, model: str, window: WindowKey, key: tuple[int, ...], result: DriftResult) -> None:
+        with self._lock:
+            self._entries.setdefault(model, {})[window] = (key, result)
+
+    def keep(self, model: str, versions: Collection[str]) -> None:
+        """Forget the results of the model's versions that no longer exist."""
+        with self._lock:
+            entries = self._entries.get(model)
+            if entries:
+                for key in [k for k in entries if k[0] not in versions]:
+                    del entries[key]
+
+    def keep_models(self, models: Collection[str]) -> None:
+        """Forget the results of models that no longer exist."""
+        with self._lock:
+            for model in [m for m in self._entries if m not in models]:
+                del self._entries[model]
+
+
+@dataclass
+class RefreshStats:
+    computed: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+
+def refresh(
+    store: Store,
+    cache: DriftCache,
+    *,
+    force: bool = False,
+    executor: Executor | None = None,
+) -> RefreshStats:
+    """Recompute drift of every window whose sample or reference changed since the cache's
+    result (every window with ``force``)."""
+    started = time.perf_counter()
+    stats = RefreshStats()
+    settings = store.settings.drift
+    now = store.clock()
+    models = store.models()
+    for state in models:
+        snapshot = state.drift_snapshot(now, {} if force else cache.known(state.name))
+        cache.keep(state.name, snapshot.versions)
+        for window in snapshot.windows:
+            try:
+                result = compute(snapshot, window, settings, now, cache.next_serial(), executor)
+            except Exception:  # one bad window must not stop the others
+                log.exception(
+                    "drift computation failed for model=%s version=%s window=%s",
+                    snapshot.model,
+                    window.version,
+                    window.window,
+                )
+                stats.failed += 1
+                continue
+            cache.put(snapshot.model, (window.version, window.window), window.key, result)
+            stats.computed += 1
+    cache.keep_models({state.name for state in models})
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def compute(
+    snapshot: DriftSnapshot,
+    window: DriftInput,
+    settings: DriftSettings,
+    now: float,
+    serial: int,
+    executor: Executor | None = None,
+) -> DriftResult:
+    """Drift of one window: a uniform sample of it, scored against its reference."""
+    # A seed from the window's key makes the sample, and so the exported value, reproducible
+    # (crc32, not hash(): str hashes change from one process to the next).
+    seed = zlib.crc32(repr((window.key, window.window)).encode())
+    layout = snapshot.layout
+    width = len(layout.names) + 1
+    rows = window.rows.draw(settings.sample_size, width, seed=seed)
+    labels = window.labels.draw(settings.sample_size, 1, seed=seed)
+    reference, label_reference = window.reference, window.label_reference
+    if window.previous is not None:  # a rolling reference: the window before this one
+        previous_rows = window.previous[0].draw(settings.sample_size, width, seed=seed).rows
+        previous_labels = window.previous[1].draw(settings.sample_size, 1, seed=seed).rows
+        reference = (
+            reference_from_rows(
+                previous_rows,
+                layout,
+                source="previous_window",
+                created=now,
+                bins=settings.bins,
+                max_categories=settings.max_categories,
+            )
+            if previous_rows.shape[0]
+            else None
+        )
+        label_reference = (
+            target_from_column(
+                previous_labels[:, 0], layout.classes, settings.bins, settings.max_categories
+            )
+            if previous_labels.shape[0]
+            else None
+        )
+    detector = DriftDetector(
+        reference,
+        layout,
+        DetectorSettings.of(settings),
+        label_reference=label_reference,
+        executor=executor,
+    )
+    return DriftResult(
+        computed_at=now,
+        serial=serial,
+        window_events=rows.events,
+        window_sample=int(rows.rows.shape[0]),
+        label_sample=int(labels.rows.shape[0]),
+        reference_source=window.reference_source,
+        scores=detector.score(rows.rows, labels.rows[:, 0]),
+    )
+
+
+class DriftWorker:
+    """Background thread: recomputes drift of changed windows and expires join buffers.
+
+    With ``drift.threads`` above 1 a small pool shares each computation (numpy's sorts release
+    the GIL). The worker owns the :attr:`cache` of results.
+    """
+
+    def __init__(self, store: Store, on_run: RunObserver | None = None) -> None:
+        settings = store.settings.drift
+        self.cache = DriftCache()
+        self._store = store
+        self._on_run = on_run
+        self._interval = max(settings.refresh_interval, MIN_REFRESH_SECONDS)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="drift-worker", daemon=True)
+        threads = settings.threads
+        self._pool = (
+            ThreadPoolExecutor(threads, thread_name_prefix="drift") if threads > 1 else None
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def run_once(self, *, force: bool = False) -> RefreshStats:
+        self._store.expire_all()
+        stats = refresh(self._store, self.cache, force=force, executor=self._pool)
+        if self._on_run is not None:
+            self._on_run(stats.computed, stats.failed, stats.seconds)
+        return stats
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.run_once()
+            except Exception:  # keep the worker alive; the failure is logged and counted
+                log.exception("drift worker run failed")
+                if self._on_run is not None:
+                    self._on_run(0, 1, time.monotonic() - started)
+            self._stop.wait(max(0.0, self._interval - (time.monotonic() - started)))

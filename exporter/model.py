@@ -1,0 +1,492 @@
+"""One monitored model: the owner of its schema, versions, join, counters and lock.
+
+:class:`ModelState` composes the parts and is the only code that takes the model's lock.
+Writers (:meth:`~ModelState.add_predictions`, :meth:`~ModelState.add_labels`,
+:meth:`~ModelState.set_reference`) validate a whole batch first (:mod:`exporter.batch`, which
+raises :class:`~exporter.errors.RejectedInput` and changes nothing), then commit it; readers
+take one immutable snapshot (:meth:`~ModelState.snapshot`, :meth:`~ModelState.drift_snapshot`)
+and compute outside the lock, so a scrape never holds up ingest.
+
+No statistics are computed on the ingest path: it appends and returns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from exporter.batch import (
+    LabelLike,
+    PredictionEventLike,
+    PreparedLabels,
+    PreparedPredictions,
+    prepare_labels,
+    prepare_predictions,
+)
+from exporter.config import ModelSpec, Settings
+from exporter.counters import ModelCounters
+from exporter.errors import Reason, RejectedInput
+from exporter.join import Join, Pairs
+from exporter.reference import (
+    Reference,
+    RowLayout,
+    TargetReference,
+    reference_from_rows,
+    target_from_column,
+)
+from exporter.schema import FeatureBatch, ModelSchema, class_kind_of, encode_targets
+from exporter.snapshot import (
+    DriftInput,
+    DriftSnapshot,
+    ModelSnapshot,
+    ReferenceInfo,
+    VersionSnapshot,
+)
+from exporter.typedefs import WireValue
+from exporter.version import Versions, VersionState
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    joined: int
+    pending: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "joined": self.joined,
+            "pending": self.pending,
+        }
+
+
+class ModelState:
+    """Everything known about one model.
+
+    ``per_version_join``: each version may predict an id once and a label joins every
+    version's prediction of it (shadow deployments); by default an id has one prediction.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        spec: ModelSpec | None,
+        settings: Settings,
+        now: float,
+        *,
+        per_version_join: bool = False,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.lock = threading.Lock()
+        self.created = now
+        self.schema = ModelSchema(
+            spec.task if spec else None,
+            spec.positive_class if spec else None,
+            spec.categorical if spec else (),
+        )
+        self.versions = Versions(settings.limits.max_versions_per_model, max(settings.windows))
+        j = settings.join
+        self.join = Join(
+            j.prediction_ttl,
+            j.max_pending_predictions,
+            j.label_ttl,
+            j.max_pending_labels,
+            per_version=per_version_join,
+        )
+        self.counters = ModelCounters()
+        self.reference: Reference | None = None  # uploaded (or from a file) for every version
+        policy = spec.reference if spec is not None and spec.reference else settings.drift.reference
+        self.rolling = policy == "previous_window"
+        #: Bumped by every change but the passage of time (readers' caches key on it).
+        self.revision = 0
+
+    # -- writers --------------------------------------------------------------------------------
+
+    def add_predictions(
+        self, version: str, events: Sequence[PredictionEventLike], now: float
+    ) -> IngestResult:
+        with self.lock:
+            self._expire(now)
+            batch = prepare_predictions(
+                self.schema,
+                events,
+                now,
+                model=self.name,
+                limits=self.settings.limits,
+                max_categories=self.settings.drift.max_categories,
+            )
+            replaces = self.versions.slot(version, now, self.join.pending, self.name)
+            return self._commit_predictions(version, replaces, batch, now)
+
+    def add_labels(self, labels: Sequence[LabelLike], now: float) -> IngestResult:
+        with self.lock:
+            self._expire(now)
+            batch = prepare_labels(
+                self.schema, labels, now, model=self.name, limits=self.settings.limits
+            )
+            if not self.join.labels_can_wait:
+                for i, ident in enumerate(batch.ids):
+                    if not self.join.awaits(ident):
+                        raise RejectedInput(
+                            Reason.UNKNOWN_ID,
+                            f"no prediction with id {ident!r} is waiting for a label in model "
+                            f"{self.name!r} (join.label_ttl is 0, so labels cannot wait for "
+                            "their prediction)",
+                            field=f"labels[{i}].id",
+                            value=ident,
+                        )
+            return self._commit_labels(batch, now)
+
+    def set_reference(self, reference: Reference, version: str | None, now: float) -> list[str]:
+        """Replace the reference of one version, or of every version present and future;
+        returns the features the model knew before.
+
+        Refused when it shares no feature with the model's (a reference for another model, or
+        misspelt names), gives a feature another kind than the events do, or would exceed
+        ``limits.max_features``."""
+        with self.lock:
+            features = self.schema.features
+            known = list(features.names)
+            if known and reference.features and not set(known) & reference.features:
+                raise RejectedInput(
+                    Reason.INVALID_REFERENCE,
+                    f"none of its features ({', '.join(sorted(reference.features)[:8])}) is a "
+                    f"feature of model {self.name!r} ({', '.join(sorted(known)[:8])})",
+                    field="features",
+                )
+            conflict = self.schema.kind_conflicts(reference.numeric, reference.categorical)
+            if conflict is not None:
+                kind = features.kinds[features.index[conflict]]
+                raise RejectedInput(
+                    Reason.INVALID_REFERENCE,
+                    f"feature {conflict!r} is {reference.kind(conflict)} in the reference but "
+                    f"{kind} in the events of model {self.name!r}",
+                    field=f"features.{conflict}",
+                )
+            width = len(set(known) | reference.features)
+            limit = self.settings.limits.max_features
+            if width > limit:
+                raise RejectedInput(
+                    Reason.TOO_MANY_FEATURES,
+                    f"model {self.name!r} would have {width} features; "
+                    f"limits.max_features is {limit}",
+                    field="features",
+                )
+            replaces = (
+                self.versions.slot(version, now, self.join.pending, self.name)
+                if version is not None
+                else None
+            )
+            # Every check passed: from here on nothing raises.
+            self.schema.adopt_features(reference.numeric, reference.categorical)
+            if version is None:
+                self.reference = reference
+                for v in self.versions:
+                    v.set_reference(None)
+            else:
+                if replaces is not None:
+                    self._retire(replaces)
+                self._version(version, now).set_reference(reference)
+            self.revision += 1
+            return known
+
+    def expire(self, now: float) -> None:
+        """Drop join entries past their TTL and count them."""
+        with self.lock:
+            self._expire(now)
+
+    # -- readers --------------------------------------------------------------------------------
+
+    def snapshot(self, now: float) -> ModelSnapshot:
+        """Counters, window aggregates and references of every version, as of ``now``."""
+        with self.lock:
+            self._expire(now)
+            schema = self.schema
+            versions = tuple(
+                VersionSnapshot(
+                    name=v.name,
+                    counters=v.counters.copy(),
+                    pending=self.join.pending(v.uid),
+                    windows=v.window_counts(now, schema.task),
+                    reference=self._reference_info(v),
+                )
+                for v in self.versions
+            )
+            return ModelSnapshot(
+                name=self.name,
+                taken_at=now,
+                revision=self.revision,
+                task=schema.task,
+                task_declared=schema.task_declared,
+                positive_index=schema.positive_index,
+                positive_label=schema.positive_label,
+                classes=tuple(schema.codec.label(i) for i in range(len(schema.codec))),
+                features=tuple(zip(schema.features.names, schema.features.kinds, strict=True)),
+                counters=self.counters.copy(),
+                pending_labels=self.join.early_labels,
+                versions=versions,
+            )
+
+    def drift_snapshot(
+        self, now: float, known: Mapping[tuple[str, str], tuple[int, ...]]
+    ) -> DriftSnapshot:
+        """Copies of the samples of every window whose drift key is not ``known[(version,
+        window)]`` (what the caller last computed), with the references they are compared to."""
+        with self.lock:
+            inputs = []
+            for v in self.versions:
+                info = self._reference_info(v)
+                label_reference = self._label_reference(v)
+                for window in v.samples:
+                    key = v.drift_key(window, now)
+                    if known.get((v.name, window)) == key:
+                        continue
+                    rows, labels = v.reservoirs(window, now)
+                    rolling = info.source == "previous_window"
+                    inputs.append(
+                        DriftInput(
+                            version=v.name,
+                            window=window,
+                            key=key,
+                            rows=rows,
+                            labels=labels,
+                            previous=v.reservoirs(window, now, windows_back=1) if rolling else None,
+                            reference=info.reference,
+                            reference_source=info.source
+                            if info.reference is not None or rolling
+                            else None,
+                            label_reference=label_reference,
+                        )
+                    )
+            return DriftSnapshot(
+                self.name, self._layout(), tuple(self.versions.names()), tuple(inputs)
+            )
+
+    # -- predictions ----------------------------------------------------------------------------
+
+    def _commit_predictions(
+        self, name: str, replaces: str | None, p: PreparedPredictions, now: float
+    ) -> IngestResult:
+        task_was_known = self.schema.task is not None
+        self.schema.commit(p.task, p.class_kind, p.new_classes, p.features)
+        self._count_feature_anomalies(p.features)
+        if not task_was_known:
+            self._task_established()
+        if replaces is not None:
+            self._retire(replaces)
+        version = self._version(name, now)
+        version.last_activity = now
+        self.revision += 1
+        joined = self.join.add_predictions(
+            version.uid, p.ids, p.targets.tolist(), p.times.tolist(), p.inline, now
+        )
+        self.counters.duplicate_predictions += joined.duplicates
+        self._count_evicted(joined.evicted)
+        if not joined.kept:
+            return IngestResult(accepted=0, duplicates=joined.duplicates, joined=0, pending=0)
+        # Column 0 holds the prediction (class index or value), then the features.
+        rows = np.column_stack([p.targets, p.features.matrix])
+        times = p.times
+        if joined.duplicates:
+            rows, times = rows[joined.kept], times[joined.kept]
+        self._record(version, joined.pairs, now)
+        collecting = self._collects_first(version)
+        version.record_predictions(times, rows, now, collect_first=collecting)
+        if collecting and version.first_rows.complete:
+            version.first_events = reference_from_rows(
+                version.first_rows.matrix(len(self.schema.features) + 1),
+                self._layout(),
+                source="first_events",
+                created=now,
+                bins=self.settings.drift.bins,
+                max_categories=self.settings.drift.max_categories,
+            )
+        return IngestResult(
+            accepted=len(joined.kept),
+            duplicates=joined.duplicates,
+            joined=len(joined.pairs.rows),
+            pending=joined.waiting,
+        )
+
+    def _count_feature_anomalies(self, batch: FeatureBatch) -> None:
+        names = self.schema.features.names
+        for counts, into in (
+            (batch.mismatches, self.counters.type_mismatches),
+            (batch.pooled, self.counters.categories_pooled),
+        ):
+            for col, count in counts.items():
+                into[names[col]] = into.get(names[col], 0) + count
+
+    def _collects_first(self, version: VersionState) -> bool:
+        """Whether a version still gathers its first events as its reference."""
+        return (
+            version.first_events is None
+            and version.uploaded is None
+            and self.reference is None
+            and not self.rolling
+        )
+
+    # -- labels ---------------------------------------------------------------------------------
+
+    def _commit_labels(self, p: PreparedLabels, now: float) -> IngestResult:
+        if p.task is not None:
+            self.schema.commit(p.task, p.class_kind, p.new_classes)
+        self.counters.labels_received += len(p.ids)
+        joined = self.join.add_labels(p.ids, p.targets, p.times.tolist(), now)
+        self.counters.duplicate_labels += joined.duplicates
+        self.counters.labels_expired["capacity"] += joined.evicted
+        for uid, pairs in joined.pairs.items():
+            version = self.versions.by_uid(uid)
+            if version is not None:  # always: a version is retired only with nothing waiting
+                self._record(version, pairs, now)
+        self.revision += 1
+        return IngestResult(
+            accepted=len(p.ids),
+            duplicates=joined.duplicates,
+            joined=joined.joined,
+            pending=joined.waiting,
+        )
+
+    def _record(self, version: VersionState, pairs: Pairs, now: float) -> None:
+        """Record joined pairs on their version; then, once its first labels are complete,
+        freeze them as the version's label reference."""
+        if not pairs.rows:
+            return
+        task = self.schema.task
+        assert task is not None  # a prediction was committed, so the task is known
+        version.record_outcomes(
+            label_times=np.array(pairs.label_times),
+            prediction_times=np.array(pairs.prediction_times),
+            actual=np.array(pairs.actual, dtype=np.float64),
+            predicted=np.array(pairs.predicted, dtype=np.float64),
+            task=task,
+            classes=len(self.schema.codec),
+            now=now,
+        )
+        if version.first_label_reference is None and version.first_labels.complete:
+            d = self.settings.drift
+            version.first_label_reference = target_from_column(
+                version.first_labels.matrix(1)[:, 0],
+                self.schema.class_labels(),
+                d.bins,
+                d.max_categories,
+            )
+
+    def _task_established(self) -> None:
+        """The first prediction fixed the task: tell the versions a reference upload created,
+        and encode the labels that waited as they were sent."""
+        task = self.schema.task
+        assert task is not None
+        for v in self.versions:
+            v.set_task(task)
+        dropped = self.join.encode_early_labels(self._encode_waiting)
+        if dropped:
+            expired = self.counters.labels_expired
+            expired["task_mismatch"] = expired.get("task_mismatch", 0) + dropped
+
+    def _encode_waiting(self, values: list[WireValue]) -> list[WireValue | None]:
+        """Labels received before the task was known, encoded one by one (None: does not fit
+        the task, or would exceed ``limits.max_classes``)."""
+        schema = self.schema
+        task = schema.task
+        assert task is not None
+        out: list[WireValue | None] = []
+        for value in values:
+            new: dict[int | bool | str, int] = {}
+            kind = schema.codec.kind or (None if task == "regression" else class_kind_of(value))
+            try:
+                code = encode_targets(
+                    [value],
+                    task=task,
+                    codec=schema.codec,
+                    kind=kind,
+                    new_classes=new,
+                    field_of=str,
+                    model=self.name,
+                )
+                task_now = schema.check_classes(
+                    task, new, self.settings.limits.max_classes, self.name
+                )
+            except RejectedInput:
+                out.append(None)
+                continue
+            schema.commit(task_now, kind, new)
+            task = task_now
+            out.append(float(code[0]))
+        return out
+
+    # -- versions, references, expiry -----------------------------------------------------------
+
+    def _version(self, name: str, now: float) -> VersionState:
+        version = self.versions.get(name)
+        if version is None:
+            version = VersionState(
+                self.versions.next_uid(),
+                name,
+                self.settings,
+                task=self.schema.task,
+                rolling=self.rolling,
+                now=now,
+            )
+            self.versions.add(version)
+        return version
+
+    def _retire(self, name: str) -> None:
+        self.join.forget(self.versions.retire(name).uid)
+
+    def _count_evicted(self, evicted: Counter[int]) -> None:
+        for uid, count in evicted.items():
+            version = self.versions.by_uid(uid)
+            if version is not None:
+                version.counters.expired["capacity"] += count
+
+    def _expire(self, now: float) -> None:
+        gone = self.join.expire(now)
+        for uid, count in gone.predictions.items():
+            version = self.versions.by_uid(uid)
+            if version is not None:
+                version.counters.expired["ttl"] += count
+        self.counters.labels_expired["ttl"] += gone.labels
+        if gone.predictions or gone.labels:
+            self.revision += 1
+
+    def _reference_info(self, version: VersionState) -> ReferenceInfo:
+        """Which reference a version's drift uses: its own upload, the model's (uploaded or
+        from a file named in the config), the previous window (rolling), or its first
+        predictions (``collecting`` until there are enough)."""
+        target = version.first_rows.size
+        if version.uploaded is not None:
+            ref = version.uploaded
+            return ReferenceInfo(ref.source, "version", ref.rows, ref.rows, ref)
+        if self.reference is not None:
+            ref = self.reference
+            return ReferenceInfo(ref.source, "model", ref.rows, ref.rows, ref)
+        if self.rolling:
+            return ReferenceInfo("previous_window", "version", 0, 0, None)
+        if version.first_events is not None:
+            ref = version.first_events
+            return ReferenceInfo("first_events", "version", ref.rows, target, ref)
+        return ReferenceInfo("collecting", "version", version.first_rows.rows, target, None)
+
+    def _label_reference(self, version: VersionState) -> TargetReference | None:
+        ref = version.uploaded or self.reference
+        if ref is not None and ref.labels is not None:
+            return ref.labels
+        return version.first_label_reference
+
+    def _layout(self) -> RowLayout:
+        features = self.schema.features
+        classes = self.schema.class_labels()
+        return RowLayout(
+            names=tuple(features.names),
+            kinds=tuple(features.kinds),
+            categories=tuple(tuple(labels) for labels in features.labels),
+            classes=None if classes is None else tuple(classes),
+        )

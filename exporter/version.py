@@ -1,0 +1,220 @@
+"""One model version's state: its windows, counters, references and first-events builders.
+
+A :class:`VersionState` records what happened to its own predictions: rows into its sample
+windows (by prediction time), joined outcomes into its quality windows and label samples (by
+label time), and everything cumulative into its :class:`~exporter.counters.VersionCounters`.
+It knows nothing of ids or of the join, which the model owns. Pure numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from exporter.config import Settings
+from exporter.counters import VersionCounters
+from exporter.errors import Reason, RejectedInput
+from exporter.reference import Reference, ReferenceBuilder, TargetReference
+from exporter.snapshot import ErrorSums, WindowCounts
+from exporter.typedefs import FloatArray, Task
+from exporter.window import QualityWindow, Reservoirs, SampleWindow
+
+
+class VersionState:
+    """Windows, references and counters of one model version.
+
+    ``uid`` is unique within the model, for as long as the model lives: the join refers to
+    versions by it, and drift results are keyed by it, so a version replaced by a new one of
+    the same name never inherits the old one's results.
+    """
+
+    def __init__(
+        self,
+        uid: int,
+        name: str,
+        settings: Settings,
+        *,
+        task: Task | None,
+        rolling: bool,
+        now: float,
+    ) -> None:
+        self.uid = uid
+        self.name = name
+        self.created = now
+        self.last_activity = now
+        regression = task == "regression"
+        history = 2 if rolling else 1
+        size = settings.drift.sample_size
+        windows = list(zip(settings.window_labels, settings.windows, strict=True))
+        buckets = settings.window_buckets
+        self.quality = {lbl: QualityWindow(w, buckets, regression=regression) for lbl, w in windows}
+        #: Rows by prediction time: column 0 the prediction (class index or value), then features.
+        self.samples = {
+            lbl: SampleWindow(w, buckets, size, seed=i, history=history)
+            for i, (lbl, w) in enumerate(windows)
+        }
+        #: Joined labels (class index or value) by label time.
+        self.label_samples = {
+            lbl: SampleWindow(w, buckets, size, seed=100 + i, history=history)
+            for i, (lbl, w) in enumerate(windows)
+        }
+        self.first_rows = ReferenceBuilder(settings.drift.reference_size)
+        self.first_labels = ReferenceBuilder(settings.drift.reference_size)
+        self.uploaded: Reference | None = None  # a reference uploaded for this version
+        self.first_events: Reference | None = None  # built from first_rows once complete
+        self.first_label_reference: TargetReference | None = None  # from first_labels, likewise
+        self.counters = VersionCounters()
+        #: Bumped by every change to the samples or the reference: the drift worker's cue.
+        self.samples_revision = 0
+
+    def set_task(self, task: Task) -> None:
+        """The model's task became known (the version was created by a reference upload)."""
+        for window in self.quality.values():
+            window.regression = task == "regression"
+
+    def record_predictions(
+        self, times: FloatArray, rows: FloatArray, now: float, *, collect_first: bool
+    ) -> None:
+        """Rows of new (not duplicate) predictions; ``collect_first``: also feed the
+        first-events builder."""
+        for window in self.samples.values():
+            window.add(times, rows, now)
+        if collect_first:
+            self.first_rows.add(rows)
+        self.counters.predictions += rows.shape[0]
+        self.last_activity = now
+        self.samples_revision += 1
+
+    def record_outcomes(
+        self,
+        *,
+        label_times: FloatArray,
+        prediction_times: FloatArray,
+        actual: FloatArray,
+        predicted: FloatArray,
+        task: Task,
+        classes: int,
+        now: float,
+    ) -> None:
+        """Joined (truth, prediction) pairs: quality windows, label samples and counters."""
+        counters = self.counters
+        counters.labels += actual.shape[0]
+        truth = actual.reshape(-1, 1)
+        for sample in self.label_samples.values():
+            sample.add(label_times, truth, now)
+        self.first_labels.add(truth)
+        counters.count_delays(np.maximum(label_times - prediction_times, 0.0))
+        if task == "regression":
+            errors = predicted - actual
+            counters.count_errors(errors)
+            for window in self.quality.values():
+                window.add_errors(label_times, errors, now)
+        else:
+            true_idx = actual.astype(np.int64)
+            pred_idx = predicted.astype(np.int64)
+            counters.count_outcomes(true_idx, pred_idx, classes)
+            for window in self.quality.values():
+                window.add_outcomes(label_times, true_idx, pred_idx, now)
+        self.last_activity = now
+        self.samples_revision += 1
+
+    def set_reference(self, reference: Reference | None) -> None:
+        self.uploaded = reference
+        self.samples_revision += 1
+
+    def window_counts(self, now: float, task: Task | None) -> tuple[WindowCounts, ...]:
+        out = []
+        for label, quality in self.quality.items():
+            predictions = self.samples[label].events(now)
+            if task == "regression":
+                count, abs_sum, sq_sum = quality.error_sums(now)
+                out.append(
+                    WindowCounts(label, predictions, count, None, ErrorSums(count, abs_sum, sq_sum))
+                )
+            else:
+                confusion = quality.confusion(now)
+                out.append(WindowCounts(label, predictions, int(confusion.sum()), confusion, None))
+        return tuple(out)
+
+    def drift_key(self, window: str, now: float) -> tuple[int, ...]:
+        """Equal keys: the same sample and reference. A window's sample changes when events or
+        labels arrive (the revision) and when a bucket holding events leaves it (its counts
+        drop), so a quiet window is not recomputed at every bucket."""
+        events = self.samples[window].events(now) + self.label_samples[window].events(now)
+        return (self.uid, self.samples_revision, events)
+
+    def reservoirs(
+        self, window: str, now: float, windows_back: int = 0
+    ) -> tuple[Reservoirs, Reservoirs]:
+        """Copies of a window's row and label reservoirs."""
+        return (
+            self.samples[window].snapshot(now, windows_back),
+            self.label_samples[window].snapshot(now, windows_back),
+        )
+
+
+class Versions:
+    """The versions of one model, by name and by uid, within ``limits.max_versions_per_model``.
+
+    When the limit is reached, a new version replaces the one idle the longest, provided it
+    has been idle for longer than the longest window and nothing of it waits in the join.
+    """
+
+    def __init__(self, limit: int, idle_after: float) -> None:
+        self.limit = limit
+        self.idle_after = idle_after
+        self._by_name: dict[str, VersionState] = {}
+        self._by_uid: dict[int, VersionState] = {}
+        self._last_uid = 0
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __iter__(self) -> Iterator[VersionState]:
+        return iter(self._by_name.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def get(self, name: str) -> VersionState | None:
+        return self._by_name.get(name)
+
+    def by_uid(self, uid: int) -> VersionState | None:
+        return self._by_uid.get(uid)
+
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
+    def slot(self, name: str, now: float, pending: Callable[[int], int], model: str) -> str | None:
+        """Check that ``name`` fits; returns the name of the idle version it would replace.
+
+        Raises :class:`~exporter.errors.RejectedInput` (``too_many_versions``) when none can go.
+        """
+        if name in self._by_name or len(self._by_name) < self.limit:
+            return None
+        oldest = min(self._by_name.values(), key=lambda v: v.last_activity)
+        if oldest.last_activity <= now - self.idle_after and pending(oldest.uid) == 0:
+            return oldest.name
+        names = ", ".join(sorted(self._by_name))
+        raise RejectedInput(
+            Reason.TOO_MANY_VERSIONS,
+            f"model {model!r} already has {len(self._by_name)} active versions ({names}); "
+            f"limits.max_versions_per_model is {self.limit}. A version idle for longer than the "
+            "longest window with no pending labels is replaced automatically",
+            field="model_version",
+            value=name,
+        )
+
+    def add(self, version: VersionState) -> None:
+        self._by_name[version.name] = version
+        self._by_uid[version.uid] = version
+
+    def next_uid(self) -> int:
+        self._last_uid += 1
+        return self._last_uid
+
+    def retire(self, name: str) -> VersionState:
+        version = self._by_name.pop(name)
+        del self._by_uid[version.uid]
+        return version
