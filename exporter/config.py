@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from exporter.errors import ConfigError
+from exporter.typedefs import ClassValue, Correction, ReferencePolicy, Task
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -121,7 +122,7 @@ class DriftSettings(_Section):
     refresh_interval: Duration = Field(
         5.0, ge=0, description="drift is recomputed at most this often, off the request path"
     )
-    reference: Literal["first_events", "previous_window"] = Field(
+    reference: ReferencePolicy = Field(
         "first_events",
         description="without an uploaded reference: the first N predictions of each version, "
         "or the window before the current one (a rolling reference)",
@@ -132,7 +133,7 @@ class DriftSettings(_Section):
     max_categories: int = Field(
         100, ge=2, le=10_000, description="categories tracked per feature; the rest are pooled"
     )
-    correction: Literal["bh", "bonferroni", "none"] = Field(
+    correction: Correction = Field(
         "bh", description="multiple-testing correction across a window's features"
     )
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level after correction")
@@ -177,18 +178,15 @@ class LimitSettings(_Section):
     )
 
 
-ClassValue = int | bool | str
-
-
 class ModelSpec(_Section):
-    task: Literal["binary", "multiclass", "regression"]
+    task: Task
     positive_class: ClassValue | None = Field(
         None, description="binary only; default 1 for int classes, true for bool classes"
     )
     categorical: list[str] = Field(
         default_factory=list, description="features whose numbers are categories (e.g. zip codes)"
     )
-    reference: Literal["first_events", "previous_window"] | None = Field(
+    reference: ReferencePolicy | None = Field(
         None, description="overrides drift.reference for this model"
     )
     reference_file: Path | None = Field(

@@ -4,9 +4,9 @@ Reads CSV, Parquet or JSONL (by the file's suffix, or ``--format``). Each row is
 an id, an optional timestamp (epoch seconds or RFC 3339: honoured, so a historical log lands in
 the windows of its time), the features, the prediction and an optional inline label; columns
 are mapped by flags. Rows that cannot be sent are reported with their line number and skipped,
-never silently: rows malformed in the file, and rows the exporter refuses (its message names
-the event, which maps back to the line). A progress line shows rows/s and the ETA; ``--rate``
-caps the rows per second.
+never silently: rows malformed in the file, and rows the exporter refuses (the rejection's
+``field`` names the event, which maps back to the line). A progress line shows rows/s and the
+ETA; ``--rate`` caps the rows per second.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from typing import Any
 
 from exporter.client import _dumps
 from exporter.client._transport import Transport, TransportError
-
-_EVENT_INDEX = re.compile(r"events\[(\d+)\]")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -235,17 +233,16 @@ def send_batch(
             summary.sent += int(result.get("accepted", 0))
             summary.duplicates += int(result.get("duplicates", 0))
             return
-        detail = response.detail()
-        match = _EVENT_INDEX.search(detail)
-        if match is None or int(match.group(1)) >= len(batch):
+        rejection = response.rejection()
+        index = rejection.event()  # the rejection's field names the event, if one is at fault
+        if index is None or index >= len(batch):
             for row, _ in batch:  # the whole batch is refused (e.g. an unknown model)
                 summary.bad.append(
-                    (row.line, f"refused by the exporter ({response.status}): {detail}")
+                    (row.line, f"refused by the exporter ({response.status}): {rejection.detail}")
                 )
             return
-        index = int(match.group(1))
         row, _ = batch.pop(index)
-        summary.bad.append((row.line, f"refused by the exporter: {detail}"))
+        summary.bad.append((row.line, f"refused by the exporter: {rejection.detail}"))
 
 
 def run(args: argparse.Namespace) -> int:

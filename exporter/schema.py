@@ -277,14 +277,14 @@ def to_epoch(value: float | datetime | None, now: float, max_skew: float, where:
     """Seconds since the epoch of an event timestamp (``None`` is ``now``)."""
     if value is None:
         return now
+    sent: float | str = value.isoformat() if isinstance(value, datetime) else value
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise RejectedInput(
                 Reason.INVALID_TIMESTAMP,
-                f"{value.isoformat()!r} has no UTC offset; RFC 3339 needs one "
-                "(e.g. '2026-01-02T03:04:05Z')",
+                f"{sent!r} has no UTC offset; RFC 3339 needs one (e.g. '2026-01-02T03:04:05Z')",
                 field=where,
-                value=value.isoformat(),
+                value=sent,
             )
         ts = value.timestamp()
     else:
@@ -292,18 +292,18 @@ def to_epoch(value: float | datetime | None, now: float, max_skew: float, where:
     if not math.isfinite(ts) or ts < 0:
         raise RejectedInput(
             Reason.INVALID_TIMESTAMP,
-            f"{describe_value(value)} is not a valid time",
+            f"{describe_value(sent)} is not a valid time",
             field=where,
-            value=value,
+            value=sent,
         )
     if ts > now + max_skew:
         hint = " (epoch seconds are expected, not milliseconds)" if ts > now * 100 else ""
         raise RejectedInput(
             Reason.INVALID_TIMESTAMP,
-            f"{describe_value(value)} is {ts - now:.0f} s in the future, beyond "
+            f"{describe_value(sent)} is {ts - now:.0f} s in the future, beyond "
             f"limits.max_clock_skew ({max_skew:g} s){hint}",
             field=where,
-            value=value if not isinstance(value, datetime) else value.isoformat(),
+            value=sent,
         )
     return ts
 

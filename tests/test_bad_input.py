@@ -653,6 +653,73 @@ CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str, list[str], int
         1,
     ),
     (
+        # Found by an attacker: the same column named twice was popped twice (KeyError, a 500).
+        "reference_same_column_twice",
+        "PUT",
+        "/v1/models/0/reference?model_version=0&prediction_column=0&label_column=0",
+        b"0",
+        {"Content-Type": "text/csv"},
+        422,
+        "invalid_reference",
+        ["prediction_column and label_column both name '0'"],
+        1,
+    ),
+    (
+        "reference_holds_nothing",
+        "PUT",
+        "/v1/models/m/reference",
+        b'{"features": {}, "predictions": null, "labels": null}',
+        J,
+        422,
+        "invalid_reference",
+        ["no features, no predictions and no labels"],
+        1,
+    ),
+    (
+        "reference_csv_only_prediction_and_label_columns_empty",
+        "PUT",
+        "/v1/models/m/reference?prediction_column=p&label_column=y",
+        b"p,y\n",
+        {"Content-Type": "text/csv"},
+        422,
+        "invalid_reference",
+        ["predictions has no values"],
+        1,
+    ),
+    (
+        "reference_column_not_in_csv",
+        "PUT",
+        "/v1/models/m/reference?label_column=truth",
+        b"a,p\n1,0\n",
+        {"Content-Type": "text/csv"},
+        422,
+        "invalid_reference",
+        ["'truth' is not a column", "a, p"],
+        1,
+    ),
+    (
+        "reference_values_near_float_max",
+        "PUT",
+        "/v1/models/m/reference",
+        b'{"features": {"a": [1e308, -1e308, 5.0]}}',
+        J,
+        422,
+        "invalid_reference",
+        ["'a'", "1e+308", "overflow"],
+        1,
+    ),
+    (
+        "reference_predictions_near_float_max",
+        "PUT",
+        "/v1/models/m/reference",
+        b'{"features": {"a": [1.0, 2.0]}, "predictions": [1.7e308, 0.5]}',
+        J,
+        422,
+        "invalid_reference",
+        ["predictions", "1.7e+308"],
+        1,
+    ),
+    (
         "reference_version_too_many",
         "PUT",
         "/v1/models/m/reference?model_version=v9",
@@ -664,6 +731,106 @@ CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str, list[str], int
         1,
     ),
 ]
+
+
+#: The machine-readable ``field`` of each case's rejection (None: the request as a whole).
+FIELDS: dict[str, str | None] = {
+    "malformed": None,
+    "bad_token": None,
+    "empty_body": None,
+    "not_utf8": None,
+    "nan_literal": "events[0].features.a",
+    "infinity_literal": "events[0].features.a",
+    "overflow_number": "events[0].features.a",
+    "top_level_array": None,
+    "features_not_object": "events[0].features",
+    "nested_feature_value": "events[0].features.b",
+    "missing_prediction": "events[1].prediction",
+    "missing_model": "model",
+    "unknown_field": "events[0].lable",
+    "prediction_is_list": "events[0].prediction",
+    "id_too_long": "events[0].id",
+    "model_name_too_long": "model",
+    "empty_model_name": "model",
+    "feature_name_too_long": "events[0].features." + "f" * 20,
+    "category_too_long": "events[0].features.c",
+    "body_too_large": None,
+    "batch_too_large": "events",
+    "empty_batch": "events",
+    "duplicate_id_in_batch": "events[2].id",
+    "too_many_models": "model",
+    "too_many_versions": "model_version",
+    "too_many_features": None,
+    "too_many_classes": None,
+    "prediction_type_mismatch": "events[1].prediction",
+    "non_integer_class": "events[0].prediction",
+    "inline_label_mismatch": "events[2].label",
+    "regression_gets_string": "events[0].prediction",
+    "naive_timestamp": "events[0].timestamp",
+    "future_timestamp": "events[0].timestamp",
+    "millisecond_timestamp": "events[0].timestamp",
+    "negative_timestamp": "events[0].timestamp",
+    "garbage_timestamp": "events[0].timestamp",
+    "wrong_content_type": None,
+    "form_content_type": None,
+    "labels_unknown_model": "model",
+    "labels_type_mismatch": "labels[1].label",
+    "labels_duplicate_id": "labels[1].id",
+    "labels_too_many_classes": None,
+    "labels_missing_label": "labels[0].label",
+    "labels_too_many": "labels",
+    "reference_empty": "features",
+    "reference_all_null": "features.a",
+    "reference_mixed_column": "features.a",
+    "reference_kind_conflict": "features.a",
+    "reference_nan_literal": "features.a[0]",
+    "reference_csv_ragged": None,
+    "reference_csv_inf": None,
+    "reference_csv_empty": None,
+    "reference_csv_duplicate_header": None,
+    "reference_bad_media": None,
+    "reference_too_large": None,
+    "reference_model_name_too_long": "model",
+    "reference_same_column_twice": "label_column",
+    "reference_holds_nothing": "features",
+    "reference_csv_only_prediction_and_label_columns_empty": "predictions",
+    "reference_column_not_in_csv": "label_column",
+    "reference_values_near_float_max": "features.a",
+    "reference_predictions_near_float_max": "predictions",
+    "reference_version_too_many": "model_version",
+}
+
+#: The offending ``value`` sent back, where the rejection has one.
+VALUES: dict[str, object] = {
+    "nan_literal": "nan",
+    "infinity_literal": "-inf",
+    "overflow_number": "inf",
+    "features_not_object": "[1, 2]",
+    "id_too_long": "i" * 30,
+    "empty_model_name": "",
+    "duplicate_id_in_batch": "x1",
+    "too_many_models": "third",
+    "too_many_versions": "v3",
+    "prediction_type_mismatch": "cat",
+    "non_integer_class": 0.5,
+    "inline_label_mismatch": "yes",
+    "naive_timestamp": "2027-01-01T00:00:00",
+    "negative_timestamp": -5.0,
+    "garbage_timestamp": "yesterday",
+    "wrong_content_type": "text/plain",
+    "labels_unknown_model": "nope",
+    "labels_duplicate_id": "p1",
+    "reference_mixed_column": "x",
+    "reference_same_column_twice": "0",
+    "reference_column_not_in_csv": "truth",
+    "reference_values_near_float_max": 1e308,
+    "reference_predictions_near_float_max": 1.7e308,
+}
+
+
+def test_every_case_states_its_field() -> None:
+    assert set(FIELDS) == {c[0] for c in CASES}
+    assert set(VALUES) <= set(FIELDS)
 
 
 def baseline(make_exporter) -> Exporter:
@@ -699,12 +866,12 @@ def rejected(exp: Exporter) -> dict[str, float]:
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "raw", "headers", "status", "reason", "fragments", "events"),
-    [c[1:] for c in CASES],
+    ("case", "method", "path", "raw", "headers", "status", "reason", "fragments", "events"),
+    CASES,
     ids=[c[0] for c in CASES],
 )
 def test_bad_input_is_refused_counted_and_harmless(
-    make_exporter, method, path, raw, headers, status, reason, fragments, events
+    make_exporter, case, method, path, raw, headers, status, reason, fragments, events
 ) -> None:
     exp = baseline(make_exporter)
     before = state_of(exp)
@@ -715,6 +882,12 @@ def test_bad_input_is_refused_counted_and_harmless(
     assert payload["reason"] == reason
     for fragment in fragments:
         assert fragment in payload["detail"], (fragment, payload["detail"])
+    # Machine-readable: where (absent when the whole request is at fault) and what.
+    assert payload.get("field") == FIELDS[case], payload
+    if payload.get("field") is not None:
+        assert payload["detail"].startswith(payload["field"] + ": ")
+    if case in VALUES:
+        assert payload["value"] == VALUES[case], payload
     after_counts = rejected(exp)
     assert after_counts[reason] == counts[reason] + events
     assert {k: v for k, v in after_counts.items() if k != reason} == {

@@ -27,14 +27,15 @@ from exporter.errors import NO_VALUE, Reason, RejectedInput, describe_value
 REASON = "reason"
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
+async def read_body(request: Request, limit: int, setting: str = "max_body_bytes") -> bytes:
+    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes (the value of
+    ``limits.<setting>``)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RejectedInput(
             Reason.BODY_TOO_LARGE,
             f"{int(declared)} bytes is over the limit of {limit} bytes "
-            "(limits.max_body_bytes); send smaller batches",
+            f"(limits.{setting}); send less at once",
         )
     chunks: list[bytes] = []
     size = 0
@@ -43,7 +44,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise RejectedInput(
                 Reason.BODY_TOO_LARGE,
-                f"over the limit of {limit} bytes (limits.max_body_bytes); send smaller batches",
+                f"over the limit of {limit} bytes (limits.{setting}); send less at once",
             )
         chunks.append(chunk)
     return b"".join(chunks)

@@ -107,7 +107,7 @@ def router(ctx: Context) -> APIRouter:
         ``drift.reference_size`` predictions of each version become its reference. A reference
         of predictions and labels only (a holdout set) is valid."""
         kind = media_type(request)
-        body = await read_body(request, limits.max_reference_bytes)
+        body = await read_body(request, limits.max_reference_bytes, "max_reference_bytes")
 
         def work() -> dict[str, Any]:
             reference = reference_from_body(ctx, model, kind, body, prediction_column, label_column)

@@ -392,7 +392,12 @@ class MonitorClient:
                     self._stats.batches_sent += 1
                 return
             if response is not None and response.status != 429 and response.status < 500:
-                self._drop(batch, "dropped_rejected", f"{response.status}: {response.detail()}")
+                rejection = response.rejection()
+                self._drop(
+                    batch,
+                    "dropped_rejected",
+                    f"{response.status} {rejection.reason or ''}: {rejection.detail}",
+                )
                 return
             if attempt >= self.max_retries or self._stop.is_set():
                 reason = error or f"{response.status if response else '?'} after retries"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -13,16 +14,47 @@ class TransportError(Exception):
 
 
 @dataclass(frozen=True)
+class Rejection:
+    """The exporter's 4xx body: ``detail`` for a person; ``reason``, ``field`` (a path such as
+    ``events[3].label``, None when the whole request is refused) and ``value`` for code."""
+
+    detail: str
+    reason: str | None = None
+    field: str | None = None
+    value: Any = None
+
+    def event(self, items: str = "events") -> int | None:
+        """The index of the item (``events[i]`` or ``labels[i]``) the rejection names."""
+        prefix = f"{items}["
+        if self.field is None or not self.field.startswith(prefix):
+            return None
+        index, _, _ = self.field[len(prefix) :].partition("]")
+        return int(index) if index.isdigit() else None
+
+
+@dataclass(frozen=True)
 class Response:
     status: int
     body: bytes
     retry_after: float | None
 
-    def detail(self) -> str:
+    def rejection(self) -> Rejection:
         try:
-            return str(json.loads(self.body).get("detail", ""))[:500]
-        except (ValueError, AttributeError):
-            return self.body[:200].decode("utf-8", "replace")
+            data = json.loads(self.body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return Rejection(self.body[:200].decode("utf-8", "replace"))
+        field = data.get("field")
+        return Rejection(
+            detail=str(data.get("detail", ""))[:500],
+            reason=data.get("reason") if isinstance(data.get("reason"), str) else None,
+            field=field if isinstance(field, str) else None,
+            value=data.get("value"),
+        )
+
+    def detail(self) -> str:
+        return self.rejection().detail
 
 
 class Transport:
