@@ -141,12 +141,13 @@ class DriftSettings(_Section):
         0.1,
         ge=0,
         le=1,
-        description="a numeric feature drifts only if its KS statistic is this large",
+        description="a numeric feature (or a regression's predictions or labels) drifts only "
+        "if its KS statistic is this large",
     )
     min_psi: float = Field(
         0.1,
         ge=0,
-        description="a categorical feature (or the predictions, or the labels) drifts "
+        description="a categorical feature (or a classifier's predictions or labels) drifts "
         "only if its PSI is this large",
     )
     threads: int = Field(2, ge=1, le=32, description="threads sharing one drift computation")

@@ -53,8 +53,8 @@ class DetectorSettings:
     min_samples: int = 100  # values needed on both sides before a feature is tested
     alpha: float = 0.05
     correction: Correction = "bh"
-    min_ks_statistic: float = 0.1  # effect-size floor of a numeric feature
-    min_psi: float = 0.1  # effect-size floor of a categorical feature, predictions, labels
+    min_ks_statistic: float = 0.1  # floor of a numeric feature, a regression's predictions/labels
+    min_psi: float = 0.1  # floor of a categorical feature, a classifier's predictions/labels
     threads: int = 1  # parts the numeric features are split into (with an executor)
 
     @classmethod

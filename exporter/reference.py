@@ -48,13 +48,17 @@ class CategoricalReference:
     pooled: int = 0
 
     @classmethod
-    def from_counts(cls, counts: Mapping[str, int], max_categories: int) -> CategoricalReference:
+    def from_counts(
+        cls, counts: Mapping[str, int], max_categories: int, pooled: int = 0
+    ) -> CategoricalReference:
+        """Keep the most frequent categories (ties by name); pool the rest with ``pooled``
+        values whose category is already unknown."""
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         kept = ranked[:max_categories]
         return cls(
             categories=tuple(k for k, _ in kept),
             counts=np.array([v for _, v in kept], dtype=np.int64),
-            pooled=sum(v for _, v in ranked[max_categories:]),
+            pooled=pooled + sum(v for _, v in ranked[max_categories:]),
         )
 
     @property
@@ -387,8 +391,7 @@ def reference_from_rows(
         if kind == "numeric":
             numeric[name] = NumericReference.from_values(column, bins)
         else:
-            counts = _code_counts(column, layout.categories[j])
-            cats[name] = CategoricalReference.from_counts(counts, max_categories)
+            cats[name] = _categories(column, layout.categories[j], max_categories)
     predictions = None
     if rows.shape[0] and rows.shape[1]:
         column = rows[:, 0][~np.isnan(rows[:, 0])]
@@ -413,15 +416,17 @@ def target_from_column(
             NumericReference.from_values(column, bins),
             CategoricalReference.from_counts({}, max_categories),
         )
-    return TargetReference(
-        None, CategoricalReference.from_counts(_code_counts(column, classes), max_categories)
-    )
+    return TargetReference(None, _categories(column, classes, max_categories))
 
 
-def _code_counts(codes: FloatArray, labels: Sequence[str]) -> dict[str, int]:
+def _categories(
+    codes: FloatArray, labels: Sequence[str], max_categories: int
+) -> CategoricalReference:
+    """Category counts of stored codes. Code -1 (pooled: beyond the model's dictionary) is
+    pooled here too, into the bin where the detector puts the window's pooled codes: naming it
+    as a category made a window identical to its own first events look drifted."""
     counts = np.bincount(codes[codes >= 0].astype(np.int64), minlength=len(labels))
-    out = {labels[i]: int(c) for i, c in enumerate(counts.tolist()) if c and i < len(labels)}
-    pooled = int(np.count_nonzero(codes < 0))
-    if pooled:
-        out["__pooled__"] = out.get("__pooled__", 0) + pooled
-    return out
+    named = {labels[i]: int(c) for i, c in enumerate(counts.tolist()) if c and i < len(labels)}
+    return CategoricalReference.from_counts(
+        named, max_categories, pooled=int(np.count_nonzero(codes < 0))
+    )

@@ -140,9 +140,18 @@ class VersionState:
     def drift_key(self, window: str, now: float) -> tuple[int, ...]:
         """Equal keys: the same sample and reference. A window's sample changes when events or
         labels arrive (the revision) and when a bucket holding events leaves it (its counts
-        drop), so a quiet window is not recomputed at every bucket."""
-        events = self.samples[window].events(now) + self.label_samples[window].events(now)
-        return (self.uid, self.samples_revision, events)
+        drop), so a quiet window is not recomputed at every bucket. With a rolling reference
+        the window before it is the reference: its counts are part of the key too."""
+        rows, labels = self.samples[window], self.label_samples[window]
+        key: tuple[int, ...] = (
+            self.uid,
+            self.samples_revision,
+            rows.events(now),
+            labels.events(now),
+        )
+        if rows.history > 1:
+            key += (rows.events(now, 1), labels.events(now, 1))
+        return key
 
     def reservoirs(
         self, window: str, now: float, windows_back: int = 0

@@ -284,8 +284,9 @@ class SampleWindow:
                 self._rows[slot] = rows[np.sort(pick)]
                 self._cap[slot] = keep
 
-    def events(self, now: float) -> int:
-        return int(self._seen[self.time.live(now)].sum())
+    def events(self, now: float, windows_back: int = 0) -> int:
+        """Exact events in the window (``windows_back=1``: in the window before it)."""
+        return int(self._seen[self.time.live(now, windows_back)].sum())
 
     def snapshot(self, now: float, windows_back: int = 0) -> Reservoirs:
         """Copies of the live reservoirs and their exact counts (``windows_back=1``: those of

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.join import PendingBuffer
+from exporter.join import Join, PendingBuffer, PredictionsJoined
 
 
 def test_ttl_expiry_returns_only_old_entries_in_order() -> None:
-    buf: PendingBuffer[str] = PendingBuffer(ttl=10.0, capacity=100)
+    buf: PendingBuffer[str, str] = PendingBuffer(ttl=10.0, capacity=100)
     for i in range(5):
         buf.add(f"id{i}", float(i), f"p{i}")
     assert buf.expire(12.0) == ["p0", "p1", "p2"]  # arrived at 0, 1, 2: 10 s or more ago
@@ -15,21 +15,156 @@ def test_ttl_expiry_returns_only_old_entries_in_order() -> None:
 
 
 def test_capacity_evicts_oldest_first() -> None:
-    buf: PendingBuffer[int] = PendingBuffer(ttl=100.0, capacity=3)
+    buf: PendingBuffer[str, int] = PendingBuffer(ttl=100.0, capacity=3)
     evicted = [buf.add(f"k{i}", float(i), i) for i in range(5)]
     assert evicted == [[], [], [], [0], [1]]
     assert list(buf) == ["k2", "k3", "k4"]
 
 
 def test_pop_joins_once() -> None:
-    buf: PendingBuffer[int] = PendingBuffer(ttl=100.0, capacity=3)
+    buf: PendingBuffer[str, int] = PendingBuffer(ttl=100.0, capacity=3)
     buf.add("a", 0.0, 1)
     assert buf.pop("a") == 1
     assert buf.pop("a") is None
     assert len(buf) == 0
 
 
+def test_replace_keeps_keys_order_and_arrival_and_drops_none() -> None:
+    buf: PendingBuffer[str, int] = PendingBuffer(ttl=10.0, capacity=10)
+    for i in range(4):
+        buf.add(f"k{i}", float(i), i)
+    assert buf.replace(lambda values: [None if v == 1 else v * 10 for v in values]) == 1
+    assert list(buf) == ["k0", "k2", "k3"] and buf.get("k2") == 20
+    assert buf.expire(12.0) == [0, 20]  # arrival times kept: k0 at 0 and k2 at 2 expired
+
+
 @pytest.mark.parametrize(("ttl", "capacity"), [(0, 1), (-1, 1), (1, 0)])
 def test_invalid_parameters(ttl: float, capacity: int) -> None:
     with pytest.raises(ValueError):
         PendingBuffer(ttl=ttl, capacity=capacity)
+
+
+# -- Join: the join step of one model ---------------------------------------------------------
+
+
+def make_join(per_version: bool = False, **kw: float) -> Join:
+    opts = {"prediction_ttl": 100.0, "max_pending": 1000, "label_ttl": 10.0, "max_labels": 100}
+    opts.update(kw)
+    return Join(
+        opts["prediction_ttl"],
+        int(opts["max_pending"]),
+        opts["label_ttl"],
+        int(opts["max_labels"]),
+        per_version=per_version,
+    )
+
+
+def add(join: Join, uid: int, ids: list[str], now: float, inline=None) -> PredictionsJoined:
+    targets = [float(i) for i in range(len(ids))]
+    return join.add_predictions(uid, ids, targets, [now] * len(ids), inline, now)
+
+
+def test_predictions_wait_and_labels_join_them_once() -> None:
+    join = make_join()
+    out = add(join, 1, ["a", "b", "c"], 0.0)
+    assert (out.kept, out.duplicates, out.waiting, out.pairs.rows) == ([0, 1, 2], 0, 3, [])
+    assert join.pending(1) == 3
+    labels = join.add_labels(["b", "zz"], [1.0, 0.0], [5.0, 5.0], 5.0)
+    assert labels.joined == 1 and labels.waiting == 1  # zz waits for its prediction
+    pairs = labels.pairs[1]
+    assert (pairs.rows, pairs.predicted, pairs.prediction_times, pairs.actual) == (
+        [0],
+        [1.0],
+        [0.0],
+        [1.0],
+    )
+    assert pairs.label_times == [5.0]
+    assert join.pending(1) == 2 and join.early_labels == 1
+    again = join.add_labels(["b"], [0.0], [6.0], 6.0)  # a second label: the first one counts
+    assert again.duplicates == 1 and again.joined == 0 and not again.pairs
+
+
+def test_a_retried_batch_is_all_duplicates_and_inline_labels_join_at_once() -> None:
+    join = make_join()
+    out = add(join, 1, ["a", "b"], 0.0, inline=[None, 1.0])
+    assert out.waiting == 1 and out.pairs.rows == [1] and out.pairs.actual == [1.0]
+    retry = add(join, 1, ["a", "b"], 1.0, inline=[None, 1.0])
+    assert retry.duplicates == 2 and retry.kept == [] and retry.waiting == 0
+    other_version = add(join, 2, ["a"], 2.0)  # by id: one prediction per id, whatever version
+    assert other_version.duplicates == 1 and join.pending(2) == 0
+
+
+def test_early_labels_join_when_their_prediction_comes_and_expire_otherwise() -> None:
+    join = make_join(label_ttl=10.0)
+    join.add_labels(["a", "b"], [1.0, 0.0], [0.0, 0.0], 0.0)
+    out = add(join, 1, ["a"], 3.0)
+    assert out.pairs.rows == [0] and out.pairs.actual == [1.0] and out.pairs.label_times == [0.0]
+    gone = join.expire(10.0)  # b waited label_ttl
+    assert gone.labels == 1 and join.early_labels == 0
+    assert not gone.predictions
+
+
+def test_expiry_and_eviction_are_reported_per_version() -> None:
+    join = make_join(prediction_ttl=10.0, max_pending=3)
+    add(join, 1, ["a", "b"], 0.0)
+    out = add(join, 2, ["c", "d"], 5.0)  # one of version 1's must go to make room
+    assert out.evicted == {1: 1}
+    assert (join.pending(1), join.pending(2)) == (1, 2)
+    gone = join.expire(10.0)
+    assert gone.predictions == {1: 1}
+    gone = join.expire(15.0)
+    assert gone.predictions == {2: 2} and join.pending(2) == 0
+
+
+def test_labels_cannot_wait_when_label_ttl_is_zero() -> None:
+    join = make_join(label_ttl=0.0)
+    assert not join.labels_can_wait
+    add(join, 1, ["a"], 0.0)
+    assert join.awaits("a") and not join.awaits("b")
+    out = join.add_labels(["b"], [1.0], [0.0], 0.0)
+    assert out.waiting == 0 and join.early_labels == 0
+
+
+def test_labels_sent_before_the_task_was_known_are_encoded_later() -> None:
+    join = make_join()
+    join.add_labels(["a", "b", "c"], ["cat", 2.5, "dog"], [0.0, 1.0, 2.0], 2.0)
+    dropped = join.encode_early_labels(
+        lambda values: [
+            {"cat": 0.0, "dog": 1.0}.get(v) if isinstance(v, str) else None for v in values
+        ]
+    )
+    assert dropped == 1 and join.early_labels == 2
+    out = add(join, 1, ["c", "a"], 3.0)
+    assert out.pairs.actual == [1.0, 0.0] and out.pairs.label_times == [2.0, 0.0]
+
+
+def test_per_version_each_version_predicts_an_id_once_and_one_label_joins_them_all() -> None:
+    join = make_join(per_version=True)
+    add(join, 1, ["a", "b"], 0.0)
+    add(join, 2, ["a"], 1.0)
+    assert add(join, 1, ["a"], 2.0).duplicates == 1  # (a, v1) already predicted
+    out = join.add_labels(["a"], [1.0], [5.0], 5.0)
+    assert out.joined == 1 and sorted(out.pairs) == [1, 2]
+    assert join.pending(1) == 1 and join.pending(2) == 0
+    # A version that predicts the id after its label came joins it at once ...
+    late = add(join, 3, ["a"], 6.0)
+    assert late.pairs.rows == [0] and late.pairs.actual == [1.0] and late.waiting == 0
+    # ... and a second label for the id is a duplicate.
+    assert join.add_labels(["a"], [0.0], [7.0], 7.0).duplicates == 1
+
+
+def test_per_version_an_early_label_joins_every_version_that_comes() -> None:
+    join = make_join(per_version=True)
+    join.add_labels(["x"], [2.0], [0.0], 0.0)
+    first = add(join, 1, ["x"], 1.0)
+    second = add(join, 2, ["x"], 2.0)
+    assert first.pairs.actual == second.pairs.actual == [2.0]
+    assert join.early_labels == 0
+    assert join.expire(5.0).labels == 0  # it joined: not counted as expired
+
+
+def test_per_version_inline_labels_serve_later_versions_of_the_id() -> None:
+    join = make_join(per_version=True)
+    add(join, 1, ["r"], 0.0, inline=[1.0])
+    later = add(join, 2, ["r"], 1.0)
+    assert later.pairs.actual == [1.0] and later.pairs.label_times == [0.0]
