@@ -159,8 +159,13 @@ def json_value(value: object) -> Any:
     >>> json_value(3), json_value(float("nan")), json_value("x" * 70)[-4:]
     (3, 'nan', 'x...')
     """
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        if abs(value) < 2**63:
+            return value
+        text = str(value)  # a huge number: cut like a string
+        return text if len(text) <= VALUE_LENGTH else text[: VALUE_LENGTH - 3] + "..."
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     text = value if isinstance(value, str) else repr(value)

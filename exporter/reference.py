@@ -16,6 +16,7 @@ Pure numpy: no HTTP, no Prometheus.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,14 @@ from exporter.config import DriftSettings
 from exporter.errors import InvalidReference
 from exporter.schema import category_label
 from exporter.stats.drift import NumericReference
-from exporter.typedefs import FeatureKind, FloatArray, IntArray, ReferenceSource, WireValue
+from exporter.typedefs import (
+    FeatureKind,
+    FloatArray,
+    IndexArray,
+    IntArray,
+    ReferenceSource,
+    WireValue,
+)
 
 log = logging.getLogger("exporter.reference")
 
@@ -258,18 +266,23 @@ def _build(
                 field=where,
                 value=sample_cat,
             )
-        present, cut = _subsample(present, limit, seed=0)
-        subsampled |= cut
+        picked = _pick(len(present), limit, seed=0)
+        subsampled |= picked is not None
         if kinds == {True}:
-            counts = Counter(category_label(v) for v in present)
+            kept = present if picked is None else [present[i] for i in picked.tolist()]
+            counts = Counter(category_label(v) for v in kept)
             cats[name] = CategoricalReference.from_counts(counts, settings.max_categories)
         else:
-            numeric[name] = _numeric(present, name, where, settings.bins)
+            numbers = _finite(present, name, where)
+            numeric[name] = NumericReference.from_values(
+                numbers if picked is None else numbers[picked], settings.bins
+            )
     targets: dict[str, TargetReference] = {}
     for key, given in (("predictions", predictions), ("labels", labels)):
         if given is not None:
             rows = max(rows, len(given))
-            targets[key] = _target_reference(given, key, settings)
+            targets[key], cut = _target_reference(given, key, settings)
+            subsampled |= cut
     return Reference(
         source=source,
         rows=rows,
@@ -282,49 +295,65 @@ def _build(
     )
 
 
-def _subsample(values: list[Any], limit: int, seed: int) -> tuple[list[Any], bool]:
-    if len(values) <= limit:
-        return values, False
-    rng = np.random.default_rng(seed)
-    picked = np.sort(rng.choice(len(values), limit, replace=False))
-    return [values[i] for i in picked.tolist()], True
+def _pick(n: int, limit: int, seed: int) -> IndexArray | None:
+    """Sorted positions of a uniform subsample of ``limit`` of ``n`` values (None: keep all)."""
+    if n <= limit:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
 
 
-def _numeric(values: list[Any], name: str, where: str, bins: int) -> NumericReference:
-    arr = np.asarray(values, dtype=np.float64)
+def _finite(values: list[Any], name: str, where: str) -> FloatArray:
+    """All of a column's numbers as floats, refused if any is non-finite or too large (checked
+    on every value, before any subsampling, so that no bad value passes by not being drawn)."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except OverflowError:  # an int beyond float range
+        arr = np.array([_clamped(v) for v in values], dtype=np.float64)
     bad = ~np.isfinite(arr)
     if bad.any():
-        value = float(arr[bad][0])
+        shown = float(arr[bad][0])
         raise InvalidReference(
-            f"{name!r} holds a non-finite value ({value})", field=where, value=value
+            f"{name!r} holds a non-finite value ({shown})", field=where, value=shown
         )
     huge = np.abs(arr) > MAX_MAGNITUDE
     if huge.any():
-        value = float(arr[huge][0])
+        shown = float(arr[huge][0])
         raise InvalidReference(
-            f"{name!r} holds {value:g}, beyond +-{MAX_MAGNITUDE:g}: drift statistics of such "
+            f"{name!r} holds {shown:g}, beyond +-{MAX_MAGNITUDE:g}: drift statistics of such "
             "values overflow (if it marks a missing value, send null)",
             field=where,
-            value=value,
+            value=shown,
         )
-    return NumericReference.from_values(arr, bins)
+    return arr
+
+
+def _clamped(value: float) -> float:
+    """A number as a float, infinite when it is an int beyond float range."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _target_reference(
     values: Sequence[WireValue], what: str, settings: DriftSettings
-) -> TargetReference:
-    """Reference predictions or labels from wire values (classes or numbers)."""
+) -> tuple[TargetReference, bool]:
+    """Reference predictions or labels from wire values (classes or numbers), and whether
+    they were subsampled."""
     present = [v for v in values if v is not None]
     if not present:
         raise InvalidReference(f"{what} has no values", field=what)
-    present, _ = _subsample(present, settings.reference_max_values, seed=1)
+    picked = _pick(len(present), settings.reference_max_values, seed=1)
     numeric = None
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
-        numeric = _numeric(present, what, what, settings.bins)
-    counts = Counter(category_label(v) for v in present)
-    return TargetReference(
-        numeric, CategoricalReference.from_counts(counts, settings.max_categories)
-    )
+        numbers = _finite(present, what, what)
+        numeric = NumericReference.from_values(
+            numbers if picked is None else numbers[picked], settings.bins
+        )
+    kept = present if picked is None else [present[i] for i in picked.tolist()]
+    counts = Counter(category_label(v) for v in kept)
+    categories = CategoricalReference.from_counts(counts, settings.max_categories)
+    return TargetReference(numeric, categories), picked is not None
 
 
 # -- from stored rows (first events, previous window) --------------------------------------------

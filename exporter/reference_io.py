@@ -52,7 +52,8 @@ def parse_csv_columns(text: str, *, max_name_length: int) -> Columns:
         raise _csv_error(f"CSV header names feature {dup!r} twice")
     columns: Columns = {name: [] for name in names}
     try:
-        for line_no, row in enumerate(reader, start=2):
+        for row in reader:
+            line_no = reader.line_num  # the physical line where the row ends
             if not row:
                 continue
             if len(row) != len(names):

@@ -48,6 +48,8 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
+#: Largest magnitude of an int class (it fits in 64 bits, and its label in 20 characters).
+MAX_INT_CLASS = 2**63 - 1
 #: Floats with an integer value count as int classes only up to here (exact in a float64):
 #: ``1e308`` is a number, not class number 10^308 with a 309-digit label.
 MAX_INTEGRAL_FLOAT = 2.0**53
@@ -456,7 +458,10 @@ def encode_targets(
     """
     if task == "regression":
         if set(map(type, values)) <= {int, float}:
-            return np.array(values, dtype=np.float64)
+            try:
+                return np.array(values, dtype=np.float64)
+            except OverflowError:
+                pass  # an int beyond float range: the loop below names it
         out = np.empty(len(values), dtype=np.float64)
         for i, v in enumerate(values):
             if isinstance(v, bool) or not isinstance(v, int | float):
@@ -467,7 +472,15 @@ def encode_targets(
                     field=field_of(i),
                     value=v,
                 )
-            out[i] = v
+            try:
+                out[i] = v
+            except OverflowError:  # an int beyond float range
+                raise RejectedInput(
+                    Reason.NON_FINITE,
+                    "Number out of range of a 64-bit float (it would be Infinity)",
+                    field=field_of(i),
+                    value=v,
+                ) from None
         return out
     if kind is not None and set(map(type, values)) == {_PYTHON_TYPE[kind]}:
         try:  # fast path: every value is a known class of the right kind
@@ -488,6 +501,13 @@ def encode_targets(
             )
         # vkind is not None, so v is a bool, a string, an int or a float with an integer value.
         key: ClassValue = v if isinstance(v, bool | str) else int(v or 0)
+        if isinstance(key, int) and not isinstance(key, bool) and abs(key) > MAX_INT_CLASS:
+            raise RejectedInput(
+                Reason.INVALID_FIELD,
+                f"{describe_value(v)} is too large for a class: int classes fit in 64 bits",
+                field=field_of(i),
+                value=v,
+            )
         idx = codec.index.get(key)
         if idx is None:
             idx = new_classes.get(key)

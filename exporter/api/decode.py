@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import types
 from datetime import datetime
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -22,6 +23,8 @@ import msgspec
 from starlette.requests import Request
 
 from exporter.errors import NO_VALUE, Reason, RejectedInput, describe_value
+
+_FLOAT_MAX = sys.float_info.max
 
 #: ``msgspec.Meta(extra={REASON: ...})`` on a wire type sets the reason its failures get.
 REASON = "reason"
@@ -73,6 +76,12 @@ def decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
         raise diagnose(body, decoder.type, exc) from None
 
 
+#: Integer literals longer than this may be beyond a float (which ends near 1.8e308).
+_FLOAT_DIGITS = 308
+#: Python refuses to parse longer integer literals (``sys.get_int_max_str_digits()``).
+_INT_DIGITS = 4300
+
+
 class _Constant(float):
     """``NaN``, ``Infinity`` or ``-Infinity`` as written in a body (the standard library reads
     them; JSON has no such numbers)."""
@@ -97,12 +106,20 @@ def diagnose(body: bytes, schema: Any, refusal: Exception) -> RejectedInput:
             non_finite.append(True)
         return value
 
+    def integer(literal: str) -> int | float:
+        digits = len(literal.lstrip("-"))
+        if digits > _FLOAT_DIGITS:  # beyond every number type we accept
+            non_finite.append(True)
+            if digits > _INT_DIGITS:  # beyond Python's int-parsing limit too: read it as inf
+                return -math.inf if literal.startswith("-") else math.inf
+        return int(literal)
+
     def constant(literal: str) -> float:
         non_finite.append(True)
         return _Constant(literal)
 
     try:
-        document = json.loads(text, parse_float=number, parse_constant=constant)
+        document = json.loads(text, parse_float=number, parse_int=integer, parse_constant=constant)
     except json.JSONDecodeError as exc:
         if exc.pos >= len(text.rstrip()):
             return RejectedInput(
@@ -164,7 +181,10 @@ def _fits(node: Any, tp: Any) -> bool:
 
 
 def _non_finite(node: Any) -> bool:
-    return isinstance(node, float) and not math.isfinite(node)
+    """NaN, an infinity, or an int no float can hold."""
+    if isinstance(node, float):
+        return not math.isfinite(node)
+    return isinstance(node, int) and not isinstance(node, bool) and abs(node) > _FLOAT_MAX
 
 
 def _walk(node: Any, tp: Any, path: str) -> RejectedInput | None:
@@ -234,7 +254,9 @@ def _leaf(
                 "send null for a missing value"
             )
         else:
-            message = "Number out of range of a 64-bit float (it would be Infinity), got inf"
+            message = (
+                f"Number out of range of a 64-bit float (it would be Infinity), got {_shown(node)}"
+            )
         return RejectedInput(Reason.NON_FINITE, message, field=path or None, value=node)
     length = _string_limits(tp)
     if isinstance(node, str) and length is not None:
