@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-from exporter.stats.ks import ks_pvalues, ks_statistic_merged, merge, wasserstein_merged
+from exporter.stats.ks import ks_pvalues, ks_wasserstein
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -135,9 +135,10 @@ def numeric_drift(
     """Drift of each column of ``window`` (rows x features, NaN missing) against its reference.
 
     A column gets ``None`` when it has no reference or either side has fewer than
-    ``min_samples`` values. Columns are sorted together; KS p-values are computed for all
-    columns at once. With an ``executor``, the columns are split into ``chunks`` processed in
-    parallel (numpy's sorts release the GIL).
+    ``min_samples`` values. Columns are sorted together, and every statistic is computed for
+    many columns at once. With an ``executor``, the columns are split into ``chunks`` processed
+    in parallel (the large numpy steps release the GIL); every column's result is the same
+    whichever chunk it falls in.
 
     Examples
     --------
@@ -156,20 +157,42 @@ def numeric_drift(
         done = list(executor.map(lambda c: _numeric_part(references, window, c, need), parts))
     else:
         done = [_numeric_part(references, window, c, need) for c in parts]
-    rows = [row for part in done for row in part]
-    pvalues = (
-        ks_pvalues(
-            np.array([r.ks_statistic for _, r in rows]),
-            np.array([r.reference_values for _, r in rows], dtype=np.int64),
-            np.array([r.window_values for _, r in rows], dtype=np.int64),
-        )
-        if rows
-        else np.empty(0)
-    )
+    found = [f for part in done for f in part]
     results: list[NumericDrift | None] = [None] * len(references)
-    for (column, row), p in zip(rows, pvalues.tolist(), strict=True):
-        results[column] = replace(row, ks_pvalue=p)
+    if not found:
+        return results
+    # The p-values of all columns at once, after the parts: inside them, the many small numpy
+    # calls of the Pelz-Good series fought over the GIL (2 threads took 1 ms longer).
+    pvalues = ks_pvalues(
+        np.array([f.ks_statistic for f in found]),
+        np.array([f.reference_values for f in found], dtype=np.int64),
+        np.array([f.window_values for f in found], dtype=np.int64),
+    )
+    for f, p in zip(found, pvalues.tolist(), strict=True):
+        results[f.column] = NumericDrift(
+            window_values=f.window_values,
+            reference_values=f.reference_values,
+            ks_statistic=f.ks_statistic,
+            ks_pvalue=p,
+            wasserstein=f.wasserstein,
+            psi=f.psi,
+            jensen_shannon=f.jensen_shannon,
+            out_of_range=f.out_of_range,
+        )
     return results
+
+
+class _Found(NamedTuple):
+    """A column's drift but for the p-value, as :func:`_numeric_part` computes it."""
+
+    column: int
+    reference_values: int
+    window_values: int
+    ks_statistic: float
+    wasserstein: float
+    psi: float
+    jensen_shannon: float
+    out_of_range: float
 
 
 def _numeric_part(
@@ -177,38 +200,120 @@ def _numeric_part(
     window: FloatArray,
     columns: IntArray,
     need: int,
-) -> list[tuple[int, NumericDrift]]:
-    """Everything but the p-values (computed for all columns at once afterwards)."""
-    # Sorting the transposed copy sorts each column contiguously; NaN sorts last.
-    ordered = np.sort(np.ascontiguousarray(window[:, columns].T), axis=1)
-    counts = np.count_nonzero(~np.isnan(ordered), axis=1)
-    out: list[tuple[int, NumericDrift]] = []
+) -> list[_Found]:
+    """Everything but the p-values for ``columns`` (consecutive, as ``np.array_split`` cuts them).
+
+    Every step handles many columns per numpy call: the columns whose reference and window
+    sizes agree (usually all) go through :func:`~exporter.stats.ks.ks_wasserstein` together, and
+    PSI and Jensen-Shannon through :func:`_bin_distances`.
+    """
+    ordered = _sorted_columns(window, columns)
+    counts = _value_counts(ordered)
+    eligible: list[tuple[int, NumericReference, int]] = []  # (column, reference, window values)
+    rows: list[FloatArray] = []
     for i, j in enumerate(columns.tolist()):
         ref = references[j]
         m = int(counts[i])
         if ref is None or m < need or ref.size < need:
             continue
-        win = ordered[i, :m]
-        # One merge at a time, dropped at once: keeping all of them alive (17 MB for 50
-        # features) defeats malloc's reuse and costs page faults (1.6x slower).
-        merged = merge(ref.values, win)
-        statistic = ks_statistic_merged(merged)
-        distance = wasserstein_merged(merged)
-        del merged
-        shares = bin_counts(win, ref.edges) / m
+        eligible.append((j, ref, m))
+        rows.append(ordered[i, :m])
+    if not eligible:
+        return []
+    statistics = np.empty(len(eligible))
+    distances = np.empty(len(eligible))
+    sizes: dict[tuple[int, int], list[int]] = {}
+    for f, (_, ref, m) in enumerate(eligible):
+        sizes.setdefault((ref.size, m), []).append(f)
+    for group in sizes.values():
+        statistics[group], distances[group] = ks_wasserstein(
+            [eligible[f][1].values for f in group], [rows[f] for f in group]
+        )
+    psis, jss, outside = _bin_distances([ref for _, ref, _ in eligible], rows)
+    return [
+        _Found(j, ref.size, m, statistic, distance, psi_value, js, share)
+        for (j, ref, m), statistic, distance, psi_value, js, share in zip(
+            eligible, statistics.tolist(), distances.tolist(), psis, jss, outside, strict=True
+        )
+    ]
+
+
+def _sorted_columns(window: FloatArray, columns: IntArray) -> FloatArray:
+    """The ``columns`` of ``window`` as contiguous rows, each sorted (NaN last).
+
+    One transposing copy, sorted in place: 2.5 ms for 50 columns of 10,000 rows, where
+    ``np.sort(np.ascontiguousarray(window[:, columns].T))`` made three copies (3.2 ms).
+    """
+    lo, hi = int(columns[0]), int(columns[-1]) + 1
+    block = window[:, lo:hi] if hi - lo == columns.shape[0] else window[:, columns]
+    ordered = np.ascontiguousarray(block.T)
+    ordered.sort(axis=1)
+    return ordered
+
+
+def _value_counts(ordered: FloatArray) -> IntArray:
+    """Non-NaN values per sorted row: only a row ending in NaN has any, and ``searchsorted``
+    (which orders NaN last, as the sort does) finds the first. (Counting ``~isnan`` over the
+    whole array took 0.4 ms for 50 columns of 10,000 rows.)"""
+    rows = ordered.shape[1]
+    counts: IntArray = np.full(ordered.shape[0], rows, dtype=np.int64)
+    if rows:
+        for i in np.flatnonzero(np.isnan(ordered[:, -1])).tolist():
+            counts[i] = np.searchsorted(ordered[i], np.nan)
+    return counts
+
+
+def _bin_distances(
+    references: list[NumericReference], windows: list[FloatArray]
+) -> tuple[list[float], list[float], list[float]]:
+    """PSI, Jensen-Shannon distance and out-of-range share of each sorted window.
+
+    The arithmetic of :func:`bin_counts`, :func:`psi` and :func:`jensen_shannon`, on one row per
+    window of a 2-D array per number of bins: a row sum is the same pairwise sum as the 1-D sum,
+    so the results are bit-identical, and 50 columns take 0.35 ms instead of 1.2 ms.
+    """
+    psis = [0.0] * len(windows)
+    jss = [0.0] * len(windows)
+    outside = [0.0] * len(windows)
+    by_bins: dict[int, list[int]] = {}
+    cuts: list[IntArray] = []
+    for f, (ref, win) in enumerate(zip(references, windows, strict=True)):
+        m = win.shape[0]
+        cuts.append(np.searchsorted(win, ref.edges, side="left"))
         below = int(np.searchsorted(win, ref.values[0], side="left"))
         above = m - int(np.searchsorted(win, ref.values[-1], side="right"))
-        drift = NumericDrift(
-            window_values=m,
-            reference_values=ref.size,
-            ks_statistic=statistic,
-            ks_pvalue=float("nan"),
-            wasserstein=distance,
-            psi=psi(ref.shares, shares),
-            jensen_shannon=jensen_shannon(ref.shares, shares),
-            out_of_range=(below + above) / m,
-        )
-        out.append((j, drift))
+        outside[f] = (below + above) / m
+        by_bins.setdefault(ref.edges.shape[0], []).append(f)
+    for edges, group in by_bins.items():
+        sizes = np.array([windows[f].shape[0] for f in group], dtype=np.int64)[:, None]
+        bounds = np.zeros((len(group), edges + 2), dtype=np.int64)
+        if edges:
+            bounds[:, 1:-1] = [cuts[f] for f in group]
+        bounds[:, -1:] = sizes
+        window_shares = np.diff(bounds, axis=1) / sizes
+        reference_shares = np.array([references[f].shares for f in group])
+        group_psi = _psi_rows(reference_shares, window_shares).tolist()
+        group_js = _jensen_shannon_rows(reference_shares, window_shares).tolist()
+        for f, psi_value, js in zip(group, group_psi, group_js, strict=True):
+            psis[f], jss[f] = psi_value, js
+    return psis, jss, outside
+
+
+def _psi_rows(reference_shares: FloatArray, window_shares: FloatArray) -> FloatArray:
+    """:func:`psi` of each row pair."""
+    p = np.maximum(reference_shares, PSI_FLOOR)
+    q = np.maximum(window_shares, PSI_FLOOR)
+    out: FloatArray = np.sum((q - p) * np.log(q / p), axis=1)
+    return out
+
+
+def _jensen_shannon_rows(reference_shares: FloatArray, window_shares: FloatArray) -> FloatArray:
+    """:func:`jensen_shannon` of each row pair."""
+    p = reference_shares / np.sum(reference_shares, axis=1, keepdims=True)
+    q = window_shares / np.sum(window_shares, axis=1, keepdims=True)
+    m = (p + q) / 2.0
+    js = np.sum(special.rel_entr(p, m), axis=1) + np.sum(special.rel_entr(q, m), axis=1)
+    out: FloatArray = np.sqrt(np.maximum(js / np.log(2.0), 0.0) / 2.0)
     return out
 
 

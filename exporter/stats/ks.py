@@ -6,13 +6,16 @@ Definition (tested against ``scipy.stats.ks_2samp(..., method="asymp")``):
   uses, so it is bit-identical;
 * p-value ``kstwo.sf(D, round(n*m/(n+m)))``, SciPy's two-sided ``"asymp"`` p-value.
 
+The statistic (and the Wasserstein-1 distance, which needs the same sorted samples) is computed
+by :func:`ks_wasserstein` for many features at once; see there for how.
+
 Why not SciPy's call itself: ``kstwo.sf`` evaluates, whenever ``n D^2 >= 2.2`` (a p-value below
 about 0.03, that is, exactly when a feature drifts), Smirnov's sum
 ``2 d sum_v C(n,v) (d + v/n)^(v-1) (1 - d - v/n)^(n-v)`` as a scalar loop of ``n`` terms: 5 ms per
 feature at ``n = 5000``, so 50 drifting features took 230 ms. Here that regime is evaluated for all
 features at once in log space (binomial coefficients cached per ``n``); every other regime, which
-is cheap, is still delegated to ``scipy.stats.kstwo.sf``. ``tests/test_stats_ks.py`` checks the sum
-against ``scipy.special.smirnov`` to 1e-12 relative.
+is cheap, is still delegated to ``scipy.stats.kstwo.sf``. ``tests/test_stats_drift.py`` checks the
+sum against ``scipy.special.smirnov`` to 1e-10 relative.
 
 Why ``"asymp"`` rather than SciPy's default ``"auto"``: ``"auto"`` switches from an exact to an
 asymptotic p-value at 10,000 values, which would make a p-value jump as a window fills, and the
@@ -21,6 +24,7 @@ exact distribution costs O(n*m). One definition at every size is what an alert t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,6 +37,18 @@ IntArray = npt.NDArray[np.int64]
 
 #: Above this many (features x terms), Smirnov sums are evaluated one feature at a time.
 _MAX_BLOCK = 4_000_000
+
+#: :func:`ks_wasserstein` handles its sample pairs in blocks of about this many pooled values
+#: (pairs x (n + m)): 6 pairs of 10,000 + 10,000 values, 1 MiB per working array. For 50 such
+#: pairs on one core: 12.3 ms in blocks of 6 pairs, 12.1 ms of 13, 12.4 ms of 3 or 26, 13.3 ms one
+#: pair at a time (per-call overhead) or all 50 at once (memory traffic). Blocks of 13 pairs (2 MiB
+#: arrays) page-fault again on every call unless :func:`exporter.runtime.tune_malloc` was applied
+#: (2,800 faults, 21.5 ms instead of 18.3 ms for ``numeric_drift`` of 50 such columns).
+_BLOCK_VALUES = 1 << 17
+
+#: :func:`_quantile_weights` are cached (8 entries) for samples of up to this many values in all,
+#: that is, at most 8 x 6 MiB.
+_WEIGHTS_CACHE_VALUES = 1 << 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +109,188 @@ def ks_statistic(reference: FloatArray, window: FloatArray) -> float:
     Examples
     --------
     >>> ks_statistic(np.array([1.0, 2.0, 3.0]), np.array([2.5, 3.5]))
-    0.6666666666666667
+    0.6666666666666666
     """
     return ks_statistic_merged(merge(reference, window))
+
+
+def ks_wasserstein(
+    first: Sequence[FloatArray], second: Sequence[FloatArray]
+) -> tuple[FloatArray, FloatArray]:
+    """KS statistics and Wasserstein-1 distances of pairs of *sorted*, NaN-free samples.
+
+    ``first[i]`` and ``second[i]`` are the two samples of pair ``i``; all ``first`` have one size
+    and all ``second`` one size. Returns ``(statistics, distances)``: the statistic of
+    ``scipy.stats.ks_2samp`` bit for bit, and ``scipy.stats.wasserstein_distance`` to rounding
+    (as :func:`ks_statistic_merged` and :func:`wasserstein_merged` of :func:`merge`).
+
+    For 50 pairs of 10,000 values: 11 ms on one core, where one :func:`merge` per pair and the
+    two functions on it took 21 ms. The merge's stable argsort of the pooled values (7 ms) is
+    still there; everything around it, the gather of the merged values, the counts of both
+    samples at every one of the ``n + m`` pooled values, the tie groups, the differences, is
+    replaced by work on the smaller sample only, in one numpy call per block of pairs:
+
+    * the KS statistic from the ranks of the smaller sample's values in the larger one
+      (:func:`_ks_statistics`);
+    * the Wasserstein distance from the quantile functions, which needs no merge at all
+      (:func:`_wasserstein_sorted`).
+
+    Rows with an infinite or overflowing Wasserstein sum are recomputed with :func:`merge` (the
+    quantile form gives ``inf - inf`` where SciPy's gives ``inf * 0``, and its terms can overflow
+    where SciPy's do not).
+
+    >>> ks, w = ks_wasserstein([np.array([1.0, 2.0, 3.0])], [np.array([2.5, 3.5])])
+    >>> float(ks[0]), float(w[0])
+    (0.6666666666666666, 1.0)
+    """
+    pairs = len(first)
+    if len(second) != pairs:
+        raise ValueError("ks_wasserstein needs as many first as second samples")
+    statistics = np.empty(pairs)
+    distances = np.empty(pairs)
+    if pairs == 0:
+        return statistics, distances
+    n, m = first[0].shape[0], second[0].shape[0]
+    if n == 0 or m == 0:
+        raise ValueError("ks_wasserstein needs non-empty samples")
+    if any(x.shape != (n,) for x in first) or any(y.shape != (m,) for y in second):
+        raise ValueError("ks_wasserstein needs one size for all first and one for all second")
+    # The larger sample goes first in each pooled row, and the ranks of the smaller one in it
+    # are what the statistic needs: fewer values to handle afterwards.
+    big, small = (first, second) if n >= m else (second, first)
+    b, a = max(n, m), min(n, m)
+    rows = max(1, _BLOCK_VALUES // (a + b))
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite distances: recomputed below
+        for lo in range(0, pairs, rows):
+            hi = min(lo + rows, pairs)
+            pooled = np.empty((hi - lo, b + a))
+            for r in range(lo, hi):
+                pooled[r - lo, :b] = big[r]
+                pooled[r - lo, b:] = small[r]
+            statistics[lo:hi] = _ks_statistics(pooled, b)
+            distances[lo:hi] = _wasserstein_sorted(pooled, b)
+    for r in np.flatnonzero(~np.isfinite(distances)).tolist():
+        distances[r] = wasserstein_merged(merge(big[r], small[r]))
+    return statistics, distances
+
+
+def _ks_statistics(pooled: FloatArray, b: int) -> FloatArray:
+    """KS statistic of each row's sorted samples ``x = pooled[:, :b]`` and ``s = pooled[:, b:]``.
+
+    With ``a`` values in ``s``, let ``right[k]`` and ``left[k]`` count the ``x`` values
+    ``<= s_k`` and ``< s_k``. ``max (F_s - F_x)`` is reached at some ``s_k``, with counts
+    ``(k + 1, right[k])``, and ``max (F_x - F_s)`` just below some ``s_k``, with counts
+    ``(k, left[k])``: any other pooled value has the same ``s`` count as one of these and an
+    ``x`` count that is no better. ``fl(fl(i/a) - fl(j/b))`` is monotone in ``i`` and ``j``, so
+    the maxima of these ``2 a`` candidates equal the maxima of the very same floating-point
+    expressions SciPy evaluates at all ``a + b`` pooled values: the statistic is bit-identical.
+    (Candidates inside a tie group of ``s`` are dominated by its ends; ``(0, 0)`` gives 0, as
+    the last pooled value does.)
+
+    ``right`` comes from a stable argsort of each row, a single timsort merge of two sorted runs
+    (6.9 ms for 50 rows of 10,000 + 10,000 values; 50 ``searchsorted`` calls take 10 ms, and the
+    AVX-512 ``np.sort`` of the values alone, which loses which sample each came from, 5.2 ms):
+    ``x`` comes first among equal values and ``s`` keeps its order, so ``s_k`` lands at
+    ``right[k] + k``. When ``s`` is much smaller (``a log2 b < 1.6 (a + b)``, measured
+    crossover), ``searchsorted`` is cheaper: 50 pairs of 1,000 and 10,000 values take 3.8 ms in
+    :func:`ks_wasserstein` that way, 4.6 ms with the argsort.
+
+    ``left`` equals ``right`` except where ``s_k`` equals an ``x`` value. Since
+    ``left <= right``, the maximum of ``F_x - F_s`` computed with ``right`` is the true one if it
+    is reached at a ``k`` without such a tie, which one comparison per row checks; only rows
+    failing it (data with ties) search again with ``side="left"``. (Checking every ``k`` cost
+    1.3 ms for 50 rows.)
+    """
+    rows, width = pooled.shape
+    a = width - b
+    if a * np.log2(b + 1) < 1.6 * (a + b):
+        right = np.empty((rows, a), dtype=np.intp)
+        for r in range(rows):
+            right[r] = np.searchsorted(pooled[r, :b], pooled[r, b:], side="right")
+    else:
+        order = np.argsort(pooled, axis=1, kind="stable")
+        # Flat positions of the s values, row by row and in order: row * width + right[k] + k.
+        right = np.flatnonzero(order >= b).reshape(rows, a)
+        right -= width * np.arange(rows)[:, None]
+        right -= np.arange(a)
+    steps = _steps(a)
+    at_right = right / b
+    s_above = np.max(steps[1:] - at_right, axis=1)
+    x_above = at_right
+    x_above -= steps[:-1]
+    k = np.argmax(x_above, axis=1)
+    out: FloatArray = np.maximum(s_above, x_above[np.arange(rows), k])
+    for r in range(rows):
+        j = int(right[r, k[r]])
+        if j > 0 and pooled[r, j - 1] == pooled[r, b + k[r]]:
+            left = np.searchsorted(pooled[r, :b], pooled[r, b:], side="left")
+            out[r] = max(s_above[r], np.max(left / b - steps[:-1]))
+    return out
+
+
+def _wasserstein_sorted(pooled: FloatArray, b: int) -> FloatArray:
+    """Wasserstein-1 distance of each row's sorted ``x = pooled[:, :b]`` and ``s = pooled[:, b:]``.
+
+    ``int |F_x - F_s| dt`` equals ``int_0^1 |Q_x(u) - Q_s(u)| du`` over the quantile functions,
+    which are constant on the intervals ``[i/b, (i+1)/b)`` and ``[k/a, (k+1)/a)``. As ``a <= b``,
+    the interval of ``x_i`` overlaps at most two of those of ``s``, so the distance is a weighted
+    sum of ``|x_i - s_k|`` over ``b`` pairs plus at most ``a`` more, with columns and weights that
+    depend only on ``(a, b)`` (:func:`_quantile_weights`); for ``a == b``, just the mean of
+    ``|x_i - s_i|``. Every term is non-negative, so this agrees with SciPy's sum over the merged
+    values to rounding (within 3e-14 relative on the tests' inputs; they require 1e-12).
+
+    For 50 pairs of 10,000 and ``a`` values: 0.7 ms at ``a = b``, 1.0 ms at ``a = 1,000``,
+    2.6 ms at ``a = 9,500`` (plus 0.1 ms for the weights), where :func:`wasserstein_merged`
+    took 1.9 ms on top of the 17.5 ms of :func:`merge`.
+    """
+    a = pooled.shape[1] - b
+    x = pooled[:, :b]
+    if a == b:
+        gaps = x - pooled[:, b:]
+        np.abs(gaps, out=gaps)
+        out: FloatArray = np.sum(gaps, axis=1) / a
+        return out
+    weights = _quantile_weights if a + b <= _WEIGHTS_CACHE_VALUES else _quantile_weights.__wrapped__
+    first, weight, split, second, rest = weights(b, a)
+    gaps = np.take(pooled, first, axis=1)
+    np.subtract(x, gaps, out=gaps)
+    np.abs(gaps, out=gaps)
+    gaps *= weight
+    beyond = np.take(pooled, split, axis=1)
+    beyond -= np.take(pooled, second, axis=1)
+    np.abs(beyond, out=beyond)
+    beyond *= rest
+    out = (np.sum(gaps, axis=1) + np.sum(beyond, axis=1)) / (float(a) * float(b))
+    return out
+
+
+@lru_cache(maxsize=8)
+def _quantile_weights(
+    b: int, a: int
+) -> tuple[IntArray, FloatArray, IntArray, IntArray, FloatArray]:
+    """Columns and weights for :func:`_wasserstein_sorted` (``a < b``), in units of ``1/(a b)``.
+
+    The interval of ``x_i`` is ``[i a, i a + a)`` and that of ``s_k`` is ``[k b, k b + b)``, so
+    ``x_i`` overlaps ``s_j``, ``j = floor(i a / b)``, over ``min((j + 1) b - i a, a)``, and, when
+    that is less than ``a``, ``s_(j+1)`` over the rest. Returns the pooled column of ``s_j`` and
+    the first weight for every ``i``, then, for the split intervals only, the column of ``x_i``,
+    the column of ``s_(j+1)`` and the rest. (All integers, exact in floating point below 2^53.)
+    """
+    start = np.arange(b) * a
+    j = start // b
+    weight = np.minimum((j + 1) * b - start, a)
+    split = np.flatnonzero(weight < a)
+    rest = (a - weight[split]).astype(np.float64)
+    out = (b + j, weight.astype(np.float64), split, b + 1 + j[split], rest)
+    for arr in out:
+        arr.setflags(write=False)
+    return out
+
+
+def _steps(a: int) -> FloatArray:
+    """``k / a`` for ``k = 0..a``, the same float divisions as SciPy's ``count / size``."""
+    out: FloatArray = np.arange(a + 1) / a
+    return out
 
 
 @lru_cache(maxsize=32)
@@ -117,7 +312,7 @@ def smirnov_sf(n: int, d: FloatArray) -> FloatArray:
     Examples
     --------
     >>> float(smirnov_sf(1000, np.array([0.05]))[0])  # doctest: +ELLIPSIS
-    0.00674...
+    0.00650...
     """
     d = np.asarray(d, dtype=np.float64)
     out = np.empty(d.shape[0])
