@@ -199,7 +199,8 @@ def test_drift_computation_never_holds_up_ingest_or_scrapes(make_exporter, monke
 
 
 def test_scrape_computation_never_holds_up_ingest(make_exporter, monkeypatch) -> None:
-    """Quality scores are computed after the model lock is released."""
+    """Quality scores are computed after the model lock is released, and a stuck render makes
+    ingest wait no longer than exporter.api.priority.MAX_WAIT."""
     exp = populated(make_exporter)
     entered, release = threading.Event(), threading.Event()
     real = views.classification_scores

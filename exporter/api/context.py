@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from exporter.api.priority import ScrapePriority
 from exporter.api.schemas import Decoders
 from exporter.config import Settings
 from exporter.drift_worker import DriftCache
@@ -20,4 +21,5 @@ class Context:
     exposition: Exposition
     drift: DriftCache
     decoders: Decoders
+    priority: ScrapePriority = field(default_factory=ScrapePriority)
     ready: bool = False

@@ -1,8 +1,10 @@
 """``POST /v1/predictions`` and ``POST /v1/labels``.
 
-A batch is decoded and committed on the event loop when it is small (a 1000-event batch is
-~5 ms of CPU; a hop to a thread would cost more than it saves) and in the thread pool when its
-body is over :data:`OFFLOAD_BYTES`, so that one large batch never stalls every other request.
+A batch is decoded, then committed, in two steps, each on the event loop when the body is small
+(a 1000-event batch is ~5 ms of CPU in all; a hop to a thread would cost more than it saves)
+and in the thread pool when the body is over :data:`OFFLOAD_BYTES`, so that one large batch
+never stalls every other request. Before each step the request lets a scrape that is rendering
+go first (:mod:`exporter.api.priority`).
 
 (No ``from __future__ import annotations``: FastAPI must evaluate the route signatures.)
 """
@@ -60,7 +62,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _run(body: bytes, work: Callable[[], T]) -> T:
+async def _step(ctx: Context, body: bytes, work: Callable[[], T]) -> T:
+    """One CPU-bound step of a request (decoding, or committing), after any scrape that is
+    rendering; off the event loop when the body is large."""
+    await ctx.priority.ingest()
     if len(body) > OFFLOAD_BYTES:
         return await run_in_threadpool(work)
     return work()
@@ -94,16 +99,16 @@ def router(ctx: Context) -> APIRouter:
         default now. ``label`` is optional inline ground truth."""
         require_json(request)
         body = await read_body(request, limits.max_body_bytes)
-
-        def work() -> dict[str, int]:
-            batch = decode(ctx.decoders.predictions, body)
-            request.state.events = len(batch.events)  # what a rejection from here on counts
-            check_batch(len(batch.events), "events")
-            result = ctx.store.add_predictions(batch.model, batch.model_version, batch.events)
-            ctx.telemetry.count_received("prediction", len(batch.events))
-            return result.as_dict()
-
-        return await _run(body, work)
+        batch = await _step(ctx, body, lambda: decode(ctx.decoders.predictions, body))
+        request.state.events = len(batch.events)  # what a rejection from here on counts
+        check_batch(len(batch.events), "events")
+        result = await _step(
+            ctx,
+            body,
+            lambda: ctx.store.add_predictions(batch.model, batch.model_version, batch.events),
+        )
+        ctx.telemetry.count_received("prediction", len(batch.events))
+        return result.as_dict()
 
     @r.post(
         "/v1/labels",
@@ -119,15 +124,11 @@ def router(ctx: Context) -> APIRouter:
         for the same id is a duplicate: the first one counts."""
         require_json(request)
         body = await read_body(request, limits.max_body_bytes)
-
-        def work() -> dict[str, int]:
-            batch = decode(ctx.decoders.labels, body)
-            request.state.events = len(batch.labels)
-            check_batch(len(batch.labels), "labels")
-            result = ctx.store.add_labels(batch.model, batch.labels)
-            ctx.telemetry.count_received("label", len(batch.labels))
-            return result.as_dict()
-
-        return await _run(body, work)
+        batch = await _step(ctx, body, lambda: decode(ctx.decoders.labels, body))
+        request.state.events = len(batch.labels)
+        check_batch(len(batch.labels), "labels")
+        result = await _step(ctx, body, lambda: ctx.store.add_labels(batch.model, batch.labels))
+        ctx.telemetry.count_received("label", len(batch.labels))
+        return result.as_dict()
 
     return r

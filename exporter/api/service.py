@@ -16,14 +16,21 @@ def router(ctx: Context) -> APIRouter:
     r = APIRouter()
 
     @r.get("/metrics", tags=["prometheus"], summary="Prometheus metrics")
-    def metrics(request: Request) -> Response:
+    async def metrics(request: Request) -> Response:
         """Text format 0.0.4 or OpenMetrics, as the ``Accept`` header asks; gzip if accepted.
-        A plain ``def``: rendering runs in the thread pool, never on the event loop."""
-        body, content_type = ctx.exposition.render(request.headers.get("accept", ""))
-        headers = {}
-        if "gzip" in request.headers.get("accept-encoding", ""):
-            body = gzip.compress(body, compresslevel=1)  # level 1: ~7x cheaper than 9, ~same size
-            headers["Content-Encoding"] = "gzip"
+        Rendered in the thread pool, never on the event loop, with priority over ingest
+        (:mod:`exporter.api.priority`)."""
+        accept = request.headers.get("accept", "")
+        compress = "gzip" in request.headers.get("accept-encoding", "")
+
+        def render() -> tuple[bytes, str]:
+            body, content_type = ctx.exposition.render(accept)
+            if compress:  # level 1: ~7x cheaper than 9, about the same size
+                body = gzip.compress(body, compresslevel=1)
+            return body, content_type
+
+        body, content_type = await ctx.priority.scrape(render)
+        headers = {"Content-Encoding": "gzip"} if compress else {}
         return Response(body, media_type=content_type, headers=headers)
 
     @r.get("/-/healthy", tags=["health"], summary="Liveness")
