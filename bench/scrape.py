@@ -7,7 +7,7 @@ idle and while a second wrk posts 1000-event batches with new ids on every reque
 11th model, as fast as the server takes them):
 
 * **paced**: scrapes at a fixed interval (default 200 scrapes 50 ms apart), each timed by the
-  client, as Prometheus scrapes; p50, p99 and max;
+  client, asking for gzip as Prometheus does (and once more without, idle); p50, p99, max;
 * **back to back** (``--wrk``): wrk on one connection, as the earlier benchmark did.
 
 Targets (issue 8): paced p99 <= 30 ms under ingest at 10 x 20; with ``--models 100
@@ -91,10 +91,12 @@ def wait_for_drift(url: str, expected: int, timeout: float = 600) -> str:
     raise SystemExit("drift was not computed in time")
 
 
-def paced(url: str, scrapes: int, interval: float) -> list[float]:
-    """Latency of each of ``scrapes`` scrapes started ``interval`` seconds apart."""
+def paced(url: str, scrapes: int, interval: float, gzip: bool = True) -> list[float]:
+    """Latency of each of ``scrapes`` scrapes started ``interval`` seconds apart, asking for
+    gzip as Prometheus does (or not)."""
     seconds = []
-    with httpx.Client(base_url=url, timeout=30) as c:
+    encoding = "gzip" if gzip else "identity"
+    with httpx.Client(base_url=url, timeout=30, headers={"Accept-Encoding": encoding}) as c:
         next_at = time.perf_counter()
         for _ in range(scrapes):
             started = time.perf_counter()
@@ -187,6 +189,8 @@ def main() -> None:
         )
         idle = paced(server.url, args.scrapes, args.interval)
         print(f"paced, idle:                 {summary(idle)}")
+        plain = paced(server.url, args.scrapes, args.interval, gzip=False)
+        print(f"paced, idle, no gzip:        {summary(plain)}")
         busy: list[float] = []
         if not args.no_ingest:
             scrape_time = args.scrapes * args.interval

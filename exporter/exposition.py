@@ -6,9 +6,11 @@ Why: encoding costs 15-27 us per series and runs in the interpreter that ingest 
 80-160 ms. Most models do not change between two scrapes (and a model that receives no events
 changes only when a bucket holding data leaves a window), so :class:`Exposition` keeps, per
 model and per part (quality and traffic; drift), the encoded sample lines of every family,
-keyed by what the part shows (:meth:`~exporter.snapshot.ModelSnapshot.key`; the serials of the
-drift results). A scrape then takes each model's snapshot, re-encodes only what changed, and
-joins the cached lines family by family under each family's header.
+keyed by what the part shows (:attr:`~exporter.snapshot.ModelSnapshot.key`; the serials of the
+drift results). A scrape then asks each model for a snapshot unless nothing changed since the
+last one (:meth:`~exporter.model.ModelState.snapshot_if_changed`, which then copies nothing),
+re-encodes only what changed, and joins the cached lines family by family under each family's
+header.
 
 Correct by construction rather than by parsing: each family is encoded on its own by the
 library's encoder, and its header (``# HELP``/``# TYPE``, known exactly from encoding the same
@@ -20,6 +22,7 @@ silenced meanwhile. ``registry.collect()`` still sees everything.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -32,6 +35,8 @@ from prometheus_client.registry import CollectorRegistry
 from exporter.collectors.drift import drift_key
 from exporter.collectors.models import PARTS, ModelCollector
 from exporter.snapshot import ModelSnapshot
+
+log = logging.getLogger("exporter.collectors")
 
 EOF_MARK = b"# EOF\n"
 Encoder = Callable[[Any], bytes]
@@ -62,6 +67,7 @@ class Exposition:
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, bool, str], _Part] = {}  # (model, openmetrics, part)
         self._headers: dict[tuple[bool, str], list[bytes]] = {}
+        self._latest: dict[str, ModelSnapshot] = {}  # the last snapshot of each model
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """The exposition the ``Accept`` header asks for (text 0.0.4 or OpenMetrics), and its
@@ -75,9 +81,32 @@ class Exposition:
             return models + rest.removesuffix(EOF_MARK) + EOF_MARK, content_type
         return models + rest, content_type
 
+    def _snapshots(self, failed: list[str]) -> list[ModelSnapshot]:
+        """One snapshot per model, the lock taken once each: the copy of the previous scrape
+        when the model has not changed since (nothing is copied then)."""
+        store = self.models.store
+        now = store.clock()
+        out = []
+        for state in store.models():
+            with self._lock:
+                previous = self._latest.get(state.name)
+            try:
+                if previous is None:
+                    snapshot = state.snapshot(now)
+                else:
+                    snapshot = state.snapshot_if_changed(now, previous.key) or previous
+            except Exception:
+                log.exception("cannot take a snapshot of model %s", state.name)
+                failed.append(f"model {state.name}: snapshot failed")
+                continue
+            out.append(snapshot)
+        with self._lock:
+            self._latest = {s.name: s for s in out}
+        return out
+
     def _models(self, encoder: Encoder, openmetrics: bool) -> bytes:
         failed: list[str] = []
-        snapshots = self.models.snapshots(failed)
+        snapshots = self._snapshots(failed)
         results = self.models.results(snapshots)
         encoded: dict[str, list[list[bytes]]] = {}  # part -> per model: its families' lines
         for name in PARTS:
@@ -88,7 +117,7 @@ class Exposition:
                     key = (
                         drift_key(snapshot, results[snapshot.name])
                         if name == "drift"
-                        else snapshot.key()
+                        else snapshot.key
                     )
                     try:
                         per_model.append(

@@ -206,8 +206,21 @@ class ModelState:
 
     def snapshot(self, now: float) -> ModelSnapshot:
         """Counters, window aggregates and references of every version, as of ``now``."""
+        snapshot = self._snapshot(now, None)
+        assert snapshot is not None
+        return snapshot
+
+    def snapshot_if_changed(self, now: float, key: object) -> ModelSnapshot | None:
+        """A snapshot as of ``now``, or None if its key would be ``key``: the reader's copy,
+        taken with that key, is still current (and nothing is copied)."""
+        return self._snapshot(now, key)
+
+    def _snapshot(self, now: float, unless: object) -> ModelSnapshot | None:
         with self.lock:
             self._expire(now)
+            key = (self.revision, tuple((v.uid, v.content_key(now)) for v in self.versions))
+            if key == unless:
+                return None
             schema = self.schema
             versions = tuple(
                 VersionSnapshot(
@@ -222,7 +235,7 @@ class ModelState:
             return ModelSnapshot(
                 name=self.name,
                 taken_at=now,
-                revision=self.revision,
+                key=key,
                 task=schema.task,
                 task_declared=schema.task_declared,
                 positive_index=schema.positive_index,

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from exporter.counters import ModelCounters, VersionCounters
 from exporter.reference import Reference, RowLayout, TargetReference
 from exporter.typedefs import FeatureKind, IntArray, Task
@@ -37,11 +35,6 @@ class WindowCounts:
     labeled: int  # joined labels in the window, by label time
     confusion: IntArray | None  # classification: true x predicted class counts
     errors: ErrorSums | None  # regression
-
-    def key(self) -> tuple[object, ...]:
-        """What this window shows, as a hashable value (equal keys render the same)."""
-        aggregate = self.confusion.tobytes() if self.confusion is not None else self.errors
-        return (self.window, self.predictions, self.labeled, aggregate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +63,9 @@ class ModelSnapshot:
 
     name: str
     taken_at: float
-    revision: int  # changes whenever anything but the passage of time changes the model
+    #: Equal keys mean equal content: the model's revision (bumped by every change but the
+    #: passage of time) and, per version, the live buckets holding data (which time changes).
+    key: tuple[object, ...]
     task: Task | None
     task_declared: bool
     positive_index: int | None
@@ -81,13 +76,11 @@ class ModelSnapshot:
     pending_labels: int
     versions: tuple[VersionSnapshot, ...]
 
-    def key(self) -> tuple[object, ...]:
-        """Equal keys mean equal content: the revision covers every change but time, the
-        window aggregates cover what time changes (events leaving a window)."""
-        return (
-            self.revision,
-            tuple((v.name, tuple(w.key() for w in v.windows)) for v in self.versions),
-        )
+    @property
+    def revision(self) -> int:
+        revision = self.key[0]
+        assert isinstance(revision, int)
+        return revision
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +104,3 @@ class DriftSnapshot:
     layout: RowLayout
     versions: tuple[str, ...]  # every version the model has now
     windows: tuple[DriftInput, ...]  # the windows whose key is not among those already known
-
-
-def empty_counts() -> IntArray:
-    return np.zeros((0, 0), dtype=np.int64)

@@ -137,6 +137,15 @@ class VersionState:
                 out.append(WindowCounts(label, predictions, int(confusion.sum()), confusion, None))
         return tuple(out)
 
+    def content_key(self, now: float) -> tuple[int, ...]:
+        """What time alone can change of the windows: the live buckets holding data (without
+        new data, a window's counts change exactly when one of them leaves)."""
+        return tuple(
+            n
+            for label, quality in self.quality.items()
+            for n in (self.samples[label].live_buckets(now), quality.live_buckets(now))
+        )
+
     def drift_key(self, window: str, now: float) -> tuple[int, ...]:
         """Equal keys: the same sample and reference. A window's sample changes when events or
         labels arrive (the revision) and when a bucket holding events leaves it (its counts

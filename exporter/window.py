@@ -153,6 +153,17 @@ class QualityWindow:
         live = self._errors[self.time.live(now)]
         return int(live[:, 0].sum()), float(live[:, 1].sum()), float(live[:, 2].sum())
 
+    def live_buckets(self, now: float) -> int:
+        """Live buckets holding data: without new data, the window's content changes exactly
+        when this drops (a bucket with data leaves it)."""
+        live = self.time.live(now)
+        if self.regression:
+            return int(np.count_nonzero(self._errors[live, 0]))
+        confusion = self._confusion[live]
+        if confusion.size == 0:
+            return 0
+        return int(np.count_nonzero(confusion.any(axis=(1, 2))))
+
 
 @dataclass(frozen=True, slots=True)
 class WindowSample:
@@ -287,6 +298,10 @@ class SampleWindow:
     def events(self, now: float, windows_back: int = 0) -> int:
         """Exact events in the window (``windows_back=1``: in the window before it)."""
         return int(self._seen[self.time.live(now, windows_back)].sum())
+
+    def live_buckets(self, now: float) -> int:
+        """Live buckets holding events (see :meth:`QualityWindow.live_buckets`)."""
+        return int(np.count_nonzero(self._seen[self.time.live(now)]))
 
     def snapshot(self, now: float, windows_back: int = 0) -> Reservoirs:
         """Copies of the live reservoirs and their exact counts (``windows_back=1``: those of

@@ -309,11 +309,11 @@ def test_results_are_never_written_into_the_store(
     state = store.get("m")
     now = store.clock()
     revisions = (state.revision, [v.samples_revision for v in state.versions])
-    key = state.snapshot(now).key()
+    key = state.snapshot(now).key
     refresh(store, cache, force=True)
 
     assert (state.revision, [v.samples_revision for v in state.versions]) == revisions
-    assert state.snapshot(now).key() == key
+    assert state.snapshot(now).key == key
     for cls in (ModelSnapshot, VersionSnapshot):
         assert not [f.name for f in fields(cls) if "drift" in f.name]
     drift_types = (DriftResult, DriftScores, DriftCache)

@@ -134,7 +134,7 @@ def test_a_new_version_replaces_only_one_idle_for_longer_than_the_longest_window
         store.add_predictions("m", "v3", events(["c"]))
     assert refused.value.reason is Reason.TOO_MANY_VERSIONS
     assert refused.value.field == "model_version" and refused.value.value == "v3"
-    assert snap(store).key() == before.key()
+    assert snap(store).key == before.key
     clock.advance(3601.0)
     store.add_labels("m", labels(["b"]))  # v2 active again and nothing of v1 waits? a does
     with pytest.raises(RejectedInput):  # v1 is idle, but its prediction a still waits
@@ -166,7 +166,7 @@ def test_a_rejected_batch_changes_nothing(batch: list[Event], reason: Reason) ->
         store.add_predictions("m", None, batch)
     assert refused.value.reason is reason
     after = snap(store)
-    assert after.key() == before.key()
+    assert after.key == before.key
     assert (after.classes, after.features, after.counters) == (
         before.classes,
         before.features,
@@ -220,7 +220,7 @@ def test_a_refused_reference_changes_nothing_even_when_the_version_does_not_fit(
     assert refused.value.reason is Reason.TOO_MANY_VERSIONS
     after = snap(store)
     assert after.features == before.features == (("x", "numeric"),)  # "new" not adopted
-    assert after.key() == before.key()
+    assert after.key == before.key
 
 
 def test_a_reference_uploaded_first_declares_the_features_and_refuses_conflicts() -> None:
@@ -245,16 +245,16 @@ def test_a_reference_uploaded_first_declares_the_features_and_refuses_conflicts(
 def test_the_snapshot_key_changes_exactly_when_what_it_shows_changes() -> None:
     store, clock = make_store(windows=["1h"], window_buckets=60)  # 1-minute buckets
     store.add_predictions("m", None, events(["a"]))
-    first = snap(store).key()
+    first = snap(store).key
     clock.advance(30.0)
-    assert snap(store).key() == first  # time passed, nothing left the window
+    assert snap(store).key == first  # time passed, nothing left the window
     clock.advance(3600.0)
-    assert snap(store).key() != first  # the bucket holding "a" left the window
-    moved = snap(store).key()
+    assert snap(store).key != first  # the bucket holding "a" left the window
+    moved = snap(store).key
     clock.advance(120.0)
-    assert snap(store).key() == moved  # empty buckets leaving change nothing
+    assert snap(store).key == moved  # empty buckets leaving change nothing
     store.add_predictions("m", None, events(["b"]))
-    assert snap(store).key() != moved
+    assert snap(store).key != moved
 
 
 def test_drift_snapshots_skip_windows_whose_key_is_known() -> None:
@@ -298,3 +298,17 @@ def test_a_version_idle_for_exactly_the_longest_window_can_be_replaced() -> None
     clock.advance(1.0)
     store.add_predictions("m", "v2", events(["b"]))
     assert [v.name for v in snap(store).versions] == ["v2"]
+
+
+def test_an_unchanged_model_gives_no_new_snapshot_and_copies_nothing() -> None:
+    store, clock = make_store(windows=["1h"], window_buckets=60)
+    store.add_predictions("m", None, events(["a"]))
+    state = store.get("m")
+    first = state.snapshot(clock())
+    clock.advance(30.0)
+    assert state.snapshot_if_changed(clock(), first.key) is None
+    store.add_labels("m", labels(["a"]))
+    changed = state.snapshot_if_changed(clock(), first.key)
+    assert changed is not None and version(changed).counters.labels == 1
+    clock.advance(3600.0)  # the data leaves the window: a change with no new event
+    assert state.snapshot_if_changed(clock(), changed.key) is not None

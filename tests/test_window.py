@@ -162,3 +162,18 @@ def test_draw_sample_shrinks_when_one_bucket_cannot_supply_its_share() -> None:
     # The first bucket holds 99.5 % of events but can supply only 5 rows: m = 5 / 0.995.
     assert s.rows.shape[0] == 5
     assert s.events == 1005
+
+
+def test_live_buckets_count_the_buckets_with_data_that_are_still_in_the_window() -> None:
+    q = QualityWindow(60.0, 6, regression=False)  # 10 s buckets
+    s = SampleWindow(60.0, 6, capacity=10)
+    assert q.live_buckets(1000.0) == s.live_buckets(1000.0) == 0
+    for t in (1000.0, 1001.0, 1025.0):
+        q.add_outcomes(np.array([t]), np.array([0]), np.array([1]), t)
+        s.add(np.array([t]), np.array([[1.0]]), t)
+    assert q.live_buckets(1025.0) == s.live_buckets(1025.0) == 2
+    assert q.live_buckets(1059.0) == s.live_buckets(1059.0) == 2
+    assert q.live_buckets(1060.0) == s.live_buckets(1060.0) == 1  # the bucket at 1000 left
+    r = QualityWindow(60.0, 6, regression=True)
+    r.add_errors(np.array([1000.0]), np.array([0.5]), 1000.0)
+    assert r.live_buckets(1000.0) == 1 and r.live_buckets(1100.0) == 0
