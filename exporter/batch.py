@@ -16,16 +16,9 @@ from typing import Protocol
 import numpy as np
 
 from exporter.config import LimitSettings
+from exporter.encoding import encode_targets, feature_matrix, timestamps
 from exporter.errors import Reason, RejectedInput
-from exporter.schema import (
-    FeatureBatch,
-    ModelSchema,
-    class_kind_of,
-    encode_targets,
-    feature_matrix,
-    infer_task,
-    timestamps,
-)
+from exporter.schema import FeatureBatch, ModelSchema, class_kind_of, infer_task
 from exporter.typedefs import ClassKind, ClassValue, FloatArray, Task, WireValue
 
 

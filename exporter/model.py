@@ -29,6 +29,7 @@ from exporter.batch import (
 )
 from exporter.config import ModelSpec, Settings
 from exporter.counters import ModelCounters
+from exporter.encoding import encode_targets
 from exporter.errors import Reason, RejectedInput
 from exporter.join import Join, Pairs
 from exporter.reference import (
@@ -38,7 +39,7 @@ from exporter.reference import (
     reference_from_rows,
     target_from_column,
 )
-from exporter.schema import FeatureBatch, ModelSchema, class_kind_of, encode_targets
+from exporter.schema import FeatureBatch, ModelSchema, class_kind_of
 from exporter.snapshot import (
     DriftInput,
     DriftSnapshot,

@@ -246,37 +246,14 @@ def _build(
     cats: dict[str, CategoricalReference] = {}
     rows = 0
     subsampled = False
-    limit = settings.reference_max_values
     for name, values in features.items():
         rows = max(rows, len(values))
-        where = f"features.{name}"
-        present = [v for v in values if v is not None]
-        if not present:
-            raise InvalidReference(
-                f"feature {name!r} has no values (all null or empty)", field=where
-            )
-        declared = name in categorical
-        kinds = {declared or isinstance(v, bool | str) for v in present}
-        if len(kinds) > 1:
-            sample_num = next(v for v in present if not isinstance(v, bool | str))
-            sample_cat = next(v for v in present if isinstance(v, bool | str))
-            raise InvalidReference(
-                f"feature {name!r} mixes numbers ({sample_num!r}) and categories "
-                f"({sample_cat!r}); a feature must be one or the other",
-                field=where,
-                value=sample_cat,
-            )
-        picked = _pick(len(present), limit, seed=0)
-        subsampled |= picked is not None
-        if kinds == {True}:
-            kept = present if picked is None else [present[i] for i in picked.tolist()]
-            counts = Counter(category_label(v) for v in kept)
-            cats[name] = CategoricalReference.from_counts(counts, settings.max_categories)
+        built, cut = _feature(name, values, name in categorical, settings)
+        subsampled |= cut
+        if isinstance(built, NumericReference):
+            numeric[name] = built
         else:
-            numbers = _finite(present, name, where)
-            numeric[name] = NumericReference.from_values(
-                numbers if picked is None else numbers[picked], settings.bins
-            )
+            cats[name] = built
     targets: dict[str, TargetReference] = {}
     for key, given in (("predictions", predictions), ("labels", labels)):
         if given is not None:
@@ -293,6 +270,35 @@ def _build(
         labels=targets.get("labels"),
         subsampled=subsampled,
     )
+
+
+def _feature(
+    name: str, values: Sequence[WireValue], declared: bool, settings: DriftSettings
+) -> tuple[NumericReference | CategoricalReference, bool]:
+    """One feature's reference from its column (numbers, or categories: strings, bools, or
+    numbers of a feature declared categorical), and whether it was subsampled."""
+    where = f"features.{name}"
+    present = [v for v in values if v is not None]
+    if not present:
+        raise InvalidReference(f"feature {name!r} has no values (all null or empty)", field=where)
+    kinds = {declared or isinstance(v, bool | str) for v in present}
+    if len(kinds) > 1:
+        sample_num = next(v for v in present if not isinstance(v, bool | str))
+        sample_cat = next(v for v in present if isinstance(v, bool | str))
+        raise InvalidReference(
+            f"feature {name!r} mixes numbers ({sample_num!r}) and categories "
+            f"({sample_cat!r}); a feature must be one or the other",
+            field=where,
+            value=sample_cat,
+        )
+    picked = _pick(len(present), settings.reference_max_values, seed=0)
+    if kinds == {True}:
+        kept = present if picked is None else [present[i] for i in picked.tolist()]
+        counts = Counter(category_label(v) for v in kept)
+        return CategoricalReference.from_counts(counts, settings.max_categories), picked is not None
+    numbers = _finite(present, name, where)
+    chosen = numbers if picked is None else numbers[picked]
+    return NumericReference.from_values(chosen, settings.bins), picked is not None
 
 
 def _pick(n: int, limit: int, seed: int) -> IndexArray | None:

@@ -18,6 +18,7 @@ PURE = [
     "exporter.reference",
     "exporter.reference_io",
     "exporter.schema",
+    "exporter.encoding",
     "exporter.batch",
     "exporter.version",
     "exporter.model",

@@ -15,6 +15,7 @@ import pytest
 
 from exporter.batch import prepare_labels, prepare_predictions
 from exporter.config import LimitSettings
+from exporter.encoding import encode_targets, feature_matrix, timestamps, to_epoch
 from exporter.errors import Reason, RejectedInput
 from exporter.schema import (
     MAX_INTEGRAL_FLOAT,
@@ -23,11 +24,7 @@ from exporter.schema import (
     ModelSchema,
     category_label,
     class_kind_of,
-    encode_targets,
-    feature_matrix,
     infer_task,
-    timestamps,
-    to_epoch,
 )
 
 NOW = 1_800_000_000.0

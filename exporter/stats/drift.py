@@ -23,18 +23,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 from scipy import special
 
 from exporter.stats.ks import ks_pvalues, ks_wasserstein
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
-Correction = Literal["bh", "bonferroni", "none"]
+from exporter.typedefs import BoolArray, Correction, FloatArray, IntArray
 
 PSI_FLOOR = 1e-4
 

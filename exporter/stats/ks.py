@@ -29,11 +29,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import numpy.typing as npt
 from scipy import special, stats
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+from exporter.typedefs import BoolArray, FloatArray, IntArray
 
 #: Above this many (features x terms), Smirnov sums are evaluated one feature at a time.
 _MAX_BLOCK = 4_000_000
@@ -63,7 +61,7 @@ class Merged:
 
     values: FloatArray
     diff: FloatArray
-    ends: npt.NDArray[np.bool_]
+    ends: BoolArray
 
 
 def merge(reference: FloatArray, window: FloatArray) -> Merged:
