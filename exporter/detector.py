@@ -162,6 +162,18 @@ class DriftDetector:
         self._executor = executor
         kinds = layout.kinds
         self._numeric = [j for j, k in enumerate(kinds) if k == "numeric"]
+        # The numeric columns of a sample: a view when they are contiguous (the common case of
+        # all features numeric), so the sort's one copy is the only one (4 MB at 50 x 10,000).
+        contiguous = (
+            self._numeric == list(range(self._numeric[0], self._numeric[-1] + 1))
+            if self._numeric
+            else False
+        )
+        self._numeric_columns: slice | list[int] = (
+            slice(self._numeric[0] + 1, self._numeric[-1] + 2)
+            if contiguous
+            else [j + 1 for j in self._numeric]
+        )
         self._numeric_refs: list[NumericReference | None] = [
             reference.numeric.get(layout.names[j]) if reference is not None else None
             for j in self._numeric
@@ -199,7 +211,7 @@ class DriftDetector:
         n = rows.shape[0]
         results = numeric_drift(
             self._numeric_refs,
-            rows[:, [j + 1 for j in self._numeric]],
+            rows[:, self._numeric_columns],
             min_samples=self.settings.min_samples,
             executor=self._executor,
             chunks=self.settings.threads,
