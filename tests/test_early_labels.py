@@ -106,3 +106,24 @@ def test_without_waiting_labels_a_declared_model_refuses_unknown_ids(make_export
     assert r.status_code == 422 and r.json()["reason"] == "unknown_id"
     assert r.json()["field"] == "labels[0].id"
     assert exp.client.get("/v1/models").json() == {"models": []}
+
+
+def test_a_reference_of_predictions_and_labels_only_is_a_valid_holdout_set(make_exporter):
+    """A holdout set (no features) is accepted over HTTP, as JSON and as CSV columns, and
+    becomes the model's reference for prediction and label drift."""
+    exp = make_exporter()
+    body = {"features": {}, "predictions": [1, 0, 1, 1], "labels": [1, 0, 0, 1]}
+    r = exp.client.put("/v1/models/fraud/reference", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["features"] == {} and r.json()["rows"] == 4
+    assert r.json()["predictions"]["values"] == 4 and r.json()["labels"]["values"] == 4
+    csv = b"p,y\n1,1\n0,0\n1,0\n"
+    r = exp.client.put(
+        "/v1/models/fraud/reference?model_version=v2&prediction_column=p&label_column=y",
+        content=csv,
+        headers={"Content-Type": "text/csv"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["scope"] == "version" and r.json()["labels"]["values"] == 3
+    reference = exp.status("fraud")["versions"]["v2"]["reference"]
+    assert reference["source"] == "upload" and reference["scope"] == "version"
