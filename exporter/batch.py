@@ -62,6 +62,21 @@ class PreparedLabels:
     targets: list[WireValue]  # class indices or values; the wire values while task is None
 
 
+def _ids_and_times(
+    items: Sequence[PredictionEventLike] | Sequence[LabelLike],
+    what: str,
+    now: float,
+    limits: LimitSettings,
+) -> tuple[list[str], FloatArray]:
+    """The ids of a batch (non-empty, unique) and its timestamps as epoch seconds."""
+    if not items:
+        raise RejectedInput(Reason.INVALID_FIELD, f"the batch holds no {what}", field=what)
+    ids = [item.id for item in items]
+    _unique(ids, what)
+    stamps = [item.timestamp for item in items]
+    return ids, timestamps(stamps, now, limits.max_clock_skew, f"{what}[{{}}].timestamp".format)
+
+
 def _unique(ids: list[str], what: str) -> None:
     if len(set(ids)) == len(ids):
         return
@@ -88,13 +103,7 @@ def prepare_predictions(
 ) -> PreparedPredictions:
     """Check and encode a batch of prediction events (and their inline labels)."""
     n = len(events)
-    if n == 0:
-        raise RejectedInput(Reason.INVALID_FIELD, "the batch holds no events", field="events")
-    ids = [e.id for e in events]
-    _unique(ids, "events")
-    times = timestamps(
-        [e.timestamp for e in events], now, limits.max_clock_skew, "events[{}].timestamp".format
-    )
+    ids, times = _ids_and_times(events, "events", now, limits)
     predictions: list[WireValue] = [e.prediction for e in events]
     inline: list[WireValue] = [e.label for e in events]
     labelled = [i for i, v in enumerate(inline) if v is not None]
@@ -152,13 +161,7 @@ def prepare_labels(
 ) -> PreparedLabels:
     """Check and encode a batch of labels. Before the model's task is known (a model declared
     by a reference upload, not yet by a prediction) the values are kept as sent."""
-    if not labels:
-        raise RejectedInput(Reason.INVALID_FIELD, "the batch holds no labels", field="labels")
-    ids = [lbl.id for lbl in labels]
-    _unique(ids, "labels")
-    times = timestamps(
-        [lbl.timestamp for lbl in labels], now, limits.max_clock_skew, "labels[{}].timestamp".format
-    )
+    ids, times = _ids_and_times(labels, "labels", now, limits)
     values: list[WireValue] = [lbl.label for lbl in labels]
     if schema.task is None:
         return PreparedLabels(None, None, {}, ids, times, values)
