@@ -22,7 +22,6 @@ silenced meanwhile. ``registry.collect()`` still sees everything.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -35,8 +34,6 @@ from prometheus_client.registry import CollectorRegistry
 from exporter.collectors.drift import drift_key
 from exporter.collectors.models import PARTS, ModelCollector
 from exporter.snapshot import ModelSnapshot
-
-log = logging.getLogger("exporter.collectors")
 
 EOF_MARK = b"# EOF\n"
 Encoder = Callable[[Any], bytes]
@@ -81,32 +78,13 @@ class Exposition:
             return models + rest.removesuffix(EOF_MARK) + EOF_MARK, content_type
         return models + rest, content_type
 
-    def _snapshots(self, failed: list[str]) -> list[ModelSnapshot]:
-        """One snapshot per model, the lock taken once each: the copy of the previous scrape
-        when the model has not changed since (nothing is copied then)."""
-        store = self.models.store
-        now = store.clock()
-        out = []
-        for state in store.models():
-            with self._lock:
-                previous = self._latest.get(state.name)
-            try:
-                if previous is None:
-                    snapshot = state.snapshot(now)
-                else:
-                    snapshot = state.snapshot_if_changed(now, previous.key) or previous
-            except Exception:
-                log.exception("cannot take a snapshot of model %s", state.name)
-                failed.append(f"model {state.name}: snapshot failed")
-                continue
-            out.append(snapshot)
-        with self._lock:
-            self._latest = {s.name: s for s in out}
-        return out
-
     def _models(self, encoder: Encoder, openmetrics: bool) -> bytes:
         failed: list[str] = []
-        snapshots = self._snapshots(failed)
+        with self._lock:
+            latest = dict(self._latest)
+        snapshots = self.models.snapshots(failed, latest)
+        with self._lock:
+            self._latest = {s.name: s for s in snapshots}
         results = self.models.results(snapshots)
         encoded: dict[str, list[list[bytes]]] = {}  # part -> per model: its families' lines
         for name in PARTS:

@@ -209,3 +209,23 @@ def test_replay_errors(server, tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert down.returncode == 1 and "cannot reach" in down.stderr
+
+
+def test_a_rejection_names_the_event_by_its_field() -> None:
+    from exporter.client._transport import Response
+
+    def rejection(body: bytes):
+        return Response(422, body, None).rejection()
+
+    r = rejection(b'{"detail": "x", "reason": "task_mismatch", "field": "events[3].label"}')
+    assert (r.reason, r.field, r.event(), r.event("labels")) == (
+        "task_mismatch",
+        "events[3].label",
+        3,
+        None,
+    )
+    assert (
+        rejection(b'{"detail": "y", "reason": "unknown_model", "field": "model"}').event() is None
+    )
+    assert rejection(b'{"detail": "z", "reason": "malformed_json"}').event() is None
+    assert rejection(b"not json").detail == "not json"

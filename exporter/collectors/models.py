@@ -68,12 +68,20 @@ class ModelCollector(Collector):
         finally:
             self._quiet.on = False
 
-    def snapshots(self, errors: list[str]) -> list[ModelSnapshot]:
+    def snapshots(
+        self, errors: list[str], latest: Mapping[str, ModelSnapshot] | None = None
+    ) -> list[ModelSnapshot]:
+        """One snapshot per model, its lock taken once; with ``latest`` (the caller's copies),
+        a model that has not changed since gives its copy back and nothing is copied."""
         now = self.store.clock()
         out = []
         for state in self.store.models():
+            previous = latest.get(state.name) if latest is not None else None
             try:
-                out.append(state.snapshot(now))
+                if previous is None:
+                    out.append(state.snapshot(now))
+                else:
+                    out.append(state.snapshot_if_changed(now, previous.key) or previous)
             except Exception:
                 log.exception("cannot take a snapshot of model %s", state.name)
                 errors.append(f"model {state.name}: snapshot failed")
