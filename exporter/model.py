@@ -362,7 +362,7 @@ class ModelState:
                 self._record(version, pairs, now)
         self.revision += 1
         return IngestResult(
-            accepted=len(p.ids),
+            accepted=len(p.ids) - joined.duplicates,
             duplicates=joined.duplicates,
             joined=joined.joined,
             pending=joined.waiting,

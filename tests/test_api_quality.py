@@ -311,10 +311,12 @@ def test_duplicates_are_ignored_and_counted(make_exporter) -> None:
         "pending": 0,
     }
     exp.labels("m", [{"id": "3", "label": 1}])
-    assert exp.labels("m", [{"id": "3", "label": 0}])["duplicates"] == 1
+    # "accepted" means new on both endpoints: a label seen before is a duplicate only.
+    again = exp.labels("m", [{"id": "3", "label": 0}, {"id": "4", "label": 0}])
+    assert (again["accepted"], again["duplicates"], again["joined"]) == (1, 1, 1)
     m = exp.metrics()
     key = {"model": "m", "model_version": "default"}
     assert sample(m, "model_predictions_total", **key) == 10
     assert sample(m, "model_duplicate_events_total", model="m", kind="prediction") == 10
     assert sample(m, "model_duplicate_events_total", model="m", kind="label") == 1
-    assert sample(m, "model_accuracy", **key, window="1h") == 1.0  # the first label counted
+    assert sample(m, "model_accuracy", **key, window="1h") == 1.0  # id 3: the first label counted
