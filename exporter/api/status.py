@@ -41,9 +41,29 @@ def router(ctx: Context) -> APIRouter:
     @r.get("/v1/models/{model}", summary="Status of one model")
     def get_model(model: str) -> dict[str, Any]:
         snapshot = ctx.store.get(model).snapshot(ctx.store.clock())
-        return model_json(snapshot, ctx.drift.results(model), ctx.settings)
+        return tidy(model_json(snapshot, ctx.drift.results(model), ctx.settings))
 
     return r
+
+
+#: Significant digits of the numbers in the status JSON (``/metrics`` keeps full precision).
+DIGITS = 12
+
+
+def tidy(value: Any) -> Any:
+    """``value`` with every float rounded to :data:`DIGITS` significant digits, so that sums
+    such as 0.1 + 0.0415 read ``0.1415``, not ``0.14150000000000001``.
+
+    >>> tidy({"a": [0.1 + 0.0415, 3, True, None], "p": 1.2345678901234567e-200})
+    {'a': [0.1415, 3, True, None], 'p': 1.23456789012e-200}
+    """
+    if isinstance(value, float):
+        return float(f"{value:.{DIGITS}g}")
+    if isinstance(value, dict):
+        return {k: tidy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [tidy(v) for v in value]
+    return value
 
 
 def model_json(
