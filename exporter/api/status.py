@@ -41,7 +41,8 @@ def router(ctx: Context) -> APIRouter:
     @r.get("/v1/models/{model}", summary="Status of one model")
     def get_model(model: str) -> dict[str, Any]:
         snapshot = ctx.store.get(model).snapshot(ctx.store.clock())
-        return tidy(model_json(snapshot, ctx.drift.results(model), ctx.settings))
+        status: dict[str, Any] = tidy(model_json(snapshot, ctx.drift.results(model), ctx.settings))
+        return status
 
     return r
 
