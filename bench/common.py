@@ -135,7 +135,7 @@ def wrk(
     """Run wrk; returns requests/s, latency percentiles (s) and non-2xx count."""
     binary = shutil.which("wrk")
     if binary is None:
-        raise SystemExit("wrk is not installed: apt-get install -y --no-install-recommends wrk")
+        raise SystemExit("wrk is not installed: scripts/install-system-packages bench installs it")
     args = [
         binary,
         f"-t{threads}",

@@ -1,4 +1,4 @@
-"""Running real processes in tests: the exporter under uvicorn, and promtool."""
+"""Running real processes in tests: the exporter under uvicorn, and the Prometheus tools."""
 
 from __future__ import annotations
 
@@ -15,17 +15,35 @@ import httpx2 as httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Where scripts/install-system-packages unpacks Debian's prometheus and prometheus-alertmanager.
+TOOLS = ROOT / ".tools" / "debian" / "usr" / "bin"
 
 
-def require_binary(name: str) -> str:
-    path = shutil.which(name)
+def find_binary(*names: str, tools: Path = TOOLS) -> str | None:
+    """The first of ``names`` unpacked in ``tools``, else the first on PATH, else ``None``.
+
+    The project's copy wins over one installed on the machine, so that every run tests the
+    same versions whatever the machine has.
+    """
+    for name in names:
+        if os.access(tools / name, os.X_OK):
+            return str(tools / name)
+    for name in names:
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    return None
+
+
+def require_binary(*names: str) -> str:
+    """The path of a tool the test runs (several names: alternatives), or skip; fail in CI."""
+    path = find_binary(*names)
     if path is None:
-        # CI installs these (scripts/test); a developer without them gets a clear message.
+        where = f"neither in {TOOLS.relative_to(ROOT)} nor on PATH"
+        # CI unpacks these (scripts/test); a developer without them gets a clear message.
         if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed, but CI must have it (scripts/test installs it)")
-        pytest.skip(
-            f"{name} is not installed (scripts/test installs it: apt-get install prometheus)"
-        )
+            pytest.fail(f"{names[0]} is {where}, but CI must have it (scripts/test unpacks it)")
+        pytest.skip(f"{names[0]} is {where} (scripts/install-system-packages unpacks it there)")
     return path
 
 

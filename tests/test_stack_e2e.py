@@ -79,7 +79,7 @@ def wait_ready(url: str, deadline: float, what: str, log: Path) -> None:
 
 def test_alerts_route_and_dashboards_query_real_prometheus(tmp_path: Path) -> None:
     prometheus = require_binary("prometheus")
-    alertmanager = require_binary("prometheus-alertmanager")
+    alertmanager = require_binary("prometheus-alertmanager", "alertmanager")  # Debian, upstream
     deadline = time.monotonic() + DEADLINE
     Webhook.received = []
     hook = ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
