@@ -16,6 +16,7 @@ import pytest
 import yaml
 from sklearn.metrics import accuracy_score, f1_score
 
+from exporter.errors import ConfigError
 from exporter.monitoring import dashboards
 from exporter.monitoring.rules import EXPORTER_ALERTS, MODEL_ALERTS, Thresholds, rule_groups
 from tests.golden import GOLDEN, metric_names, normalise
@@ -76,7 +77,7 @@ def test_seed_rule_is_verbatim_and_every_alert_is_complete() -> None:
         assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}, name
         assert rule["annotations"]["runbook_url"].endswith(f"#{name.lower()}")
         assert name.lower() in anchors, f"docs/runbook.md has no section for {name}"
-    for field in Thresholds.__dataclass_fields__:
+    for field in Thresholds.model_fields:
         assert f"`{field}`" in runbook, f"docs/runbook.md does not document {field}"
     records = [r["record"] for g in groups for r in g["rules"] if "record" in r]
     assert all(re.fullmatch(r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+", r) for r in records), records
@@ -113,8 +114,146 @@ def test_thresholds_render_and_scale(tmp_path: Path) -> None:
     assert fast["ModelAccuracyDrop"]["for"] == "2s" and fast["ModelFeatureDrift"]["for"] == "1s"
     bad = tmp_path / "bad.yml"
     bad.write_text("accuracy_blow: 0.8\n")
-    with pytest.raises(ValueError, match="unknown thresholds"):
+    with pytest.raises(ConfigError, match=r"unknown thresholds \['accuracy_blow'\]; known: "):
         Thresholds.load(bad)
+
+
+#: The kind of every threshold: a ratio an alert fires below or above, a duration, a regex, text.
+THRESHOLD_KINDS = {
+    "accuracy_below": "ratio_below",
+    "f1_below": "ratio_below",
+    "rejected_ratio_above": "ratio_above",
+    "ground_truth_stale_after": "duration",
+    "exporter_job": "regex",
+    "runbook_base": "text",
+    **{name: "duration" for name in Thresholds.model_fields if name.endswith("_for")},
+}
+#: Per kind: values that must be refused and the message, values accepted and what they render.
+BAD_THRESHOLDS = {
+    "ratio_below": [
+        (
+            85,
+            "must be a ratio in (0, 1] such as 0.85 for 85%: an alert on values below it "
+            "would always fire",
+        ),
+        (0, "an alert on values below it would never fire"),
+        (-0.5, "would never fire"),
+        (1.01, "would always fire"),
+        (".nan", "Input should be a finite number"),
+        ("'0.8'", "Input should be a valid number"),
+        ("true", "Input should be a valid number"),
+    ],
+    "ratio_above": [
+        (
+            1,
+            "must be a ratio in [0, 1) such as 0.05 for 5%: an alert on values above it "
+            "would never fire",
+        ),
+        (5, "would never fire"),
+        (-0.01, "would always fire"),
+        (".inf", "Input should be a finite number"),
+        ("'5%'", "Input should be a valid number"),
+    ],
+    "duration": [
+        (0, "must be a positive duration such as '15m'"),
+        ("0s", "must be a positive duration such as '15m'"),
+        (0.0001, "must be a positive duration such as '15m'"),
+        ("-5m", "expected a duration such as"),
+        ("15 minutes", "expected a duration such as"),
+        ("true", "expected a duration such as '5m' or a number of seconds"),
+    ],
+    "regex": [("'(('", "must be a regular expression"), ("''", "at least 1 character")],
+    "text": [("''", "at least 1 character"), (3, "Input should be a valid string")],
+}
+GOOD_THRESHOLDS = {
+    "ratio_below": [(1, 1.0), (0.001, 0.001), (0.5, 0.5)],
+    "ratio_above": [(0, 0.0), (0.999, 0.999)],
+    "duration": [(90, "1m30s"), ("60m", "1h"), ("1h30m", "1h30m"), ("500ms", "500ms")],
+    "regex": [("'model-exporter\\.prod'", "model-exporter\\.prod")],
+    "text": [("https://example.org/runbook", "https://example.org/runbook")],
+}
+
+
+def test_every_threshold_has_a_kind() -> None:
+    assert set(THRESHOLD_KINDS) == set(Thresholds.model_fields)
+    assert set(BAD_THRESHOLDS) == set(GOOD_THRESHOLDS) == set(THRESHOLD_KINDS.values())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (key, value, message)
+        for key, kind in sorted(THRESHOLD_KINDS.items())
+        for value, message in BAD_THRESHOLDS[kind]
+    ],
+)
+def test_bad_thresholds_name_the_key_and_value(tmp_path: Path, key, value, message) -> None:
+    path = tmp_path / "t.yml"
+    path.write_text(f"{key}: {value}\n")
+    shown = repr(yaml.safe_load(f"v: {value}")["v"])
+    with pytest.raises(ConfigError) as info:
+        Thresholds.load(path)
+    assert str(info.value).startswith(
+        f"thresholds file '{path}': config key 'thresholds.{key}': "
+    ), str(info.value)
+    assert message in str(info.value) and str(info.value).endswith(f"(got {shown})")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "loaded"),
+    [
+        (key, value, loaded)
+        for key, kind in sorted(THRESHOLD_KINDS.items())
+        for value, loaded in GOOD_THRESHOLDS[kind]
+    ],
+)
+def test_good_thresholds_are_kept(tmp_path: Path, key, value, loaded) -> None:
+    path = tmp_path / "t.yml"
+    path.write_text(f"{key}: {value}\n")
+    assert getattr(Thresholds.load(path), key) == loaded
+
+
+def test_thresholds_at_the_edges_render_rules_promtool_accepts(tmp_path: Path) -> None:
+    promtool = require_binary("promtool")
+    path = tmp_path / "t.yml"
+    path.write_text(
+        "accuracy_below: 1\nf1_below: 0.001\nrejected_ratio_above: 0\naccuracy_for: 90\n"
+        "ground_truth_stale_after: 1h30m\nexporter_job: 'model-exporter\\.prod|\"quoted\"'\n"
+    )
+    out = tmp_path / "out"
+    result = run(
+        sys.executable, "-m", "exporter", "generate", "--thresholds", str(path), "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    rules = out / "prometheus" / "rules" / "model-exporter.rules.yml"
+    check = run(promtool, "check", "rules", str(rules))
+    assert check.returncode == 0 and "SUCCESS: 18 rules found" in check.stdout, check.stdout
+    alerts = {
+        r.get("alert"): r for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"]
+    }
+    assert alerts["ModelAccuracyDrop"]["expr"] == "model_accuracy < 1.0"
+    assert alerts["ModelAccuracyDrop"]["for"] == "1m30s"
+    assert (
+        alerts["ModelExporterDown"]["expr"]
+        == 'up{job=~"model-exporter\\\\.prod|\\"quoted\\""} == 0'
+    )
+    assert "increase(model_labels_total[1h30m])" in alerts["ModelGroundTruthStale"]["expr"]
+
+
+def test_generate_refuses_a_bad_threshold_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.yml"
+    path.write_text("accuracy_below: 85\n")
+    out = tmp_path / "out"
+    result = run(
+        sys.executable, "-m", "exporter", "generate", "--thresholds", str(path), "--out", str(out)
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"model-exporter generate: thresholds file '{path}': config key "
+        "'thresholds.accuracy_below': must be a ratio in (0, 1] such as 0.85 for 85%: an alert "
+        "on values below it would always fire (got 85)"
+    ]
+    assert not out.exists()  # nothing written
 
 
 def test_kubernetes_prometheus_rule_holds_the_same_rules(tmp_path: Path) -> None:

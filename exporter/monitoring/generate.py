@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from exporter.errors import ConfigError
 from exporter.monitoring import dashboards
 from exporter.monitoring.rules import Thresholds, render_prometheus_rule, render_rules
 
@@ -31,7 +32,7 @@ def outputs(thresholds: Thresholds) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     try:
         thresholds = Thresholds.load(args.thresholds)
-    except (OSError, ValueError, TypeError) as exc:
+    except ConfigError as exc:
         print(f"model-exporter generate: {exc}", file=sys.stderr)
         return 2
     stale = []

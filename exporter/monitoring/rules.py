@@ -3,13 +3,21 @@ thresholds (documented in ``docs/runbook.md``, one section per alert)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from exporter.config import format_duration, parse_duration
+from exporter.config import (
+    describe_validation_error,
+    format_duration,
+    parse_duration,
+    read_yaml_mapping,
+)
+from exporter.errors import ConfigError
 
 MODEL_ALERTS = (
     "ModelAccuracyDrop",
@@ -27,51 +35,113 @@ EXPORTER_ALERTS = (
 )
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """Every threshold and duration of the shipped alerts, in one place."""
+def _fires_below(value: float) -> float:
+    if not 0 < value <= 1:
+        fate = "never" if value <= 0 else "always"
+        raise ValueError(
+            "must be a ratio in (0, 1] such as 0.85 for 85%: "
+            f"an alert on values below it would {fate} fire"
+        )
+    return value
 
-    accuracy_below: float = 0.9  # the seed's rule: model_accuracy < 0.9 for 1h
-    accuracy_for: str = "1h"
-    f1_below: float = 0.8
-    f1_for: str = "1h"
-    feature_drift_for: str = "15m"
-    prediction_drift_for: str = "15m"
-    ground_truth_stale_after: str = "2h"  # no label joined for this long while predictions flow
-    ground_truth_stale_for: str = "15m"
-    no_predictions_for: str = "15m"
-    exporter_down_for: str = "5m"
-    exporter_absent_for: str = "10m"
-    collector_failing_for: str = "10m"
-    rejected_ratio_above: float = 0.05  # share of events refused with a 4xx
-    rejected_for: str = "15m"
+
+def _fires_above(value: float) -> float:
+    if not 0 <= value < 1:
+        fate = "never" if value >= 1 else "always"
+        raise ValueError(
+            "must be a ratio in [0, 1) such as 0.05 for 5%: "
+            f"an alert on values above it would {fate} fire"
+        )
+    return value
+
+
+def _positive_duration(value: object) -> str:
+    """A positive duration, spelled as Prometheus reads it (``90`` seconds is ``1m30s``)."""
+    spelled = format_duration(parse_duration(value))
+    if spelled == "0s":
+        raise ValueError("must be a positive duration such as '15m'")
+    return spelled
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"must be a regular expression: {exc}") from None
+    return value
+
+
+_Finite = Field(strict=True, allow_inf_nan=False)  # a number: not a string, not a boolean
+#: Ratios an alert fires below (it could never fire at 0 and would always fire above 1) ...
+_RatioBelow = Annotated[float, _Finite, AfterValidator(_fires_below)]
+#: ... and ratios it fires above (always at less than 0, never from 1).
+_RatioAbove = Annotated[float, _Finite, AfterValidator(_fires_above)]
+_RuleDuration = Annotated[str, BeforeValidator(_positive_duration)]
+
+
+class Thresholds(BaseModel):
+    """Every threshold and duration of the shipped alerts, in one place, each range-checked so
+    that every alert can both fire and stay quiet."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accuracy_below: _RatioBelow = 0.9  # the seed's rule: model_accuracy < 0.9 for 1h
+    accuracy_for: _RuleDuration = "1h"
+    f1_below: _RatioBelow = 0.8
+    f1_for: _RuleDuration = "1h"
+    feature_drift_for: _RuleDuration = "15m"
+    prediction_drift_for: _RuleDuration = "15m"
+    # no label joined for this long while predictions flow
+    ground_truth_stale_after: _RuleDuration = "2h"
+    ground_truth_stale_for: _RuleDuration = "15m"
+    no_predictions_for: _RuleDuration = "15m"
+    exporter_down_for: _RuleDuration = "5m"
+    exporter_absent_for: _RuleDuration = "10m"
+    collector_failing_for: _RuleDuration = "10m"
+    rejected_ratio_above: _RatioAbove = 0.05  # share of events refused with a 4xx
+    rejected_for: _RuleDuration = "15m"
     # Regex for the `job` label of `up`: "model-exporter" (static config) and
     # "<namespace>/model-exporter" (prometheus-operator PodMonitor) both match.
-    exporter_job: str = ".*model-exporter"
-    runbook_base: str = "https://github.com/model-exporter/model-exporter/blob/main/docs/runbook.md"
+    exporter_job: Annotated[str, Field(min_length=1), AfterValidator(_regex)] = ".*model-exporter"
+    runbook_base: Annotated[str, Field(min_length=1)] = (
+        "https://github.com/model-exporter/model-exporter/blob/main/docs/runbook.md"
+    )
 
     @classmethod
     def load(cls, path: Path | None) -> Thresholds:
+        """The defaults overridden by the YAML file at ``path``.
+
+        Raises :class:`ConfigError`, in one line naming each bad key (``thresholds.f1_below``)
+        and its value.
+        """
         if path is None:
             return cls()
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        data = read_yaml_mapping(path, "thresholds file")
+        where = f"thresholds file {str(path)!r}"
+        unknown = sorted(str(key) for key in set(data) - set(cls.model_fields))
         if unknown:
-            raise ValueError(f"{path}: unknown thresholds {unknown}; known: {sorted(known)}")
-        changes: dict[str, Any] = {
-            k: str(v) if k.endswith(("_for", "_after")) else v for k, v in data.items()
-        }
-        return replace(cls(), **changes)
+            raise ConfigError(
+                f"{where}: unknown thresholds {unknown}; known: {sorted(cls.model_fields)}"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = describe_validation_error(exc, root="thresholds.")
+            raise ConfigError(f"{where}: {problems}") from None
 
     def scaled(self, factor: float) -> Thresholds:
         """The same rules with every ``for`` duration multiplied (the end-to-end test's copy)."""
         changes: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name.endswith("_for"):
-                seconds = max(1.0, parse_duration(getattr(self, f.name)) * factor)
-                changes[f.name] = format_duration(round(seconds))
-        return replace(self, **changes)
+        for name in type(self).model_fields:
+            if name.endswith("_for"):
+                seconds = max(1.0, parse_duration(getattr(self, name)) * factor)
+                changes[name] = format_duration(round(seconds))
+        return self.model_copy(update=changes)
+
+
+def _promql_string(value: str) -> str:
+    """``value`` as a PromQL string literal (its escapes are JSON's)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _alert(
@@ -98,7 +168,7 @@ def _alert(
 
 def alerting_rules(t: Thresholds) -> list[dict[str, Any]]:
     mv = "{{ $labels.model }} {{ $labels.model_version }}"
-    job = f'job=~"{t.exporter_job}"'
+    job = f"job=~{_promql_string(t.exporter_job)}"
     labels_gone = t.ground_truth_stale_after
     return [
         _alert(
