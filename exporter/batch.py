@@ -2,7 +2,8 @@
 
 :func:`prepare_predictions` and :func:`prepare_labels` raise
 :class:`~exporter.errors.RejectedInput` (naming the field and the value) for anything that does
-not fit, and otherwise return everything the commit needs: encoded targets, the feature matrix
+not fit, and otherwise return everything the commit needs: the ids as strings (an integer id
+is its decimal string, so ``42`` and ``"42"`` are one id), encoded targets, the feature matrix
 and what the batch would add to the schema. Pure Python and numpy.
 """
 
@@ -11,29 +12,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
 from exporter.config import LimitSettings
 from exporter.encoding import encode_targets, feature_matrix, timestamps
-from exporter.errors import Reason, RejectedInput
+from exporter.errors import Reason, RejectedInput, describe_value
 from exporter.schema import FeatureBatch, ModelSchema, class_kind_of, infer_task
 from exporter.typedefs import ClassKind, ClassValue, FloatArray, Task, WireValue
 
 
 class PredictionEventLike(Protocol):
-    id: str
     features: dict[str, float | str | bool | None]
     prediction: int | float | str | bool
     timestamp: float | datetime | None
     label: int | float | str | bool | None
 
+    @property
+    def id(self) -> str | int:
+        """An integer id is its decimal string: ``42`` and ``"42"`` are one id."""
+
 
 class LabelLike(Protocol):
-    id: str
     label: int | float | str | bool
     timestamp: float | datetime | None
+
+    @property
+    def id(self) -> str | int:
+        """As :attr:`PredictionEventLike.id`."""
 
 
 @dataclass(frozen=True)
@@ -68,28 +75,64 @@ def _ids_and_times(
     now: float,
     limits: LimitSettings,
 ) -> tuple[list[str], FloatArray]:
-    """The ids of a batch (non-empty, unique) and its timestamps as epoch seconds."""
+    """The ids of a batch (non-empty, unique, as strings) and its timestamps as epoch seconds."""
     if not items:
         raise RejectedInput(Reason.INVALID_FIELD, f"the batch holds no {what}", field=what)
-    ids = [item.id for item in items]
-    _unique(ids, what)
+    sent = [item.id for item in items]
+    try:  # a batch of string ids, the usual case, is used as it is: join is the fastest check
+        "".join(cast(list[str], sent))
+        ids = cast(list[str], sent)
+    except TypeError:  # an integer id among them
+        ids = _decimal_ids(sent, what, limits)
+    _unique(ids, sent, what)
     stamps = [item.timestamp for item in items]
     return ids, timestamps(stamps, now, limits.max_clock_skew, f"{what}[{{}}].timestamp".format)
 
 
-def _unique(ids: list[str], what: str) -> None:
-    if len(set(ids)) == len(ids):
-        return
-    seen: set[str] = set()
-    for i, ident in enumerate(ids):
-        if ident in seen:
+def _decimal_ids(sent: list[str | int], what: str, limits: LimitSettings) -> list[str]:
+    """Ids as strings: an integer id is its decimal string, within the same length limit."""
+    ids: list[str] = []
+    for i, ident in enumerate(sent):
+        if isinstance(ident, str):
+            ids.append(ident)
+            continue
+        if isinstance(ident, bool):  # an int to Python, not to JSON
             raise RejectedInput(
-                Reason.DUPLICATE_ID,
-                f"{ident!r} appears more than once in this batch",
+                Reason.INVALID_FIELD,
+                f"expected a string or an integer, got {describe_value(ident)}",
                 field=f"{what}[{i}].id",
                 value=ident,
             )
-        seen.add(ident)
+        text = str(ident)
+        if len(text) > limits.max_value_length:
+            raise RejectedInput(
+                Reason.STRING_TOO_LONG,
+                f"an integer id of {len(text)} characters is over limits.max_value_length "
+                f"({limits.max_value_length}), as a string id would be",
+                field=f"{what}[{i}].id",
+                value=ident,
+            )
+        ids.append(text)
+    return ids
+
+
+def _unique(ids: list[str], sent: list[str | int], what: str) -> None:
+    if len(set(ids)) == len(ids):
+        return
+    first: dict[str, int] = {}
+    for i, ident in enumerate(ids):
+        j = first.setdefault(ident, i)
+        if j == i:
+            continue
+        same = ""
+        if type(sent[i]) is not type(sent[j]):  # 42 and "42"
+            same = f" ({describe_value(sent[j])} and {describe_value(sent[i])} are the same id)"
+        raise RejectedInput(
+            Reason.DUPLICATE_ID,
+            f"{ident!r} appears more than once in this batch (first at {what}[{j}]){same}",
+            field=f"{what}[{i}].id",
+            value=sent[i],
+        )
 
 
 def prepare_predictions(

@@ -3,7 +3,8 @@
 One plain dataclass per owner: :class:`ModelCounters` for what a model counts as a whole (labels
 received, duplicates, join departures of labels, feature anomalies), :class:`VersionCounters`
 for each version (predictions, joined labels, outcomes, errors, label delays, join departures of
-predictions). They only ever grow; :meth:`copy` gives a reader its own.
+predictions, events that fell in no window). They only ever grow; :meth:`copy` gives a reader
+its own.
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ def _departures() -> dict[str, int]:
     return {"ttl": 0, "capacity": 0}
 
 
+def _kinds() -> dict[str, int]:
+    return {"prediction": 0, "label": 0}
+
+
+def _excluded() -> dict[str, int]:
+    return {"negative": 0, "beyond_ttl": 0}
+
+
 @dataclass
 class ModelCounters:
     labels_received: int = 0
@@ -70,6 +79,11 @@ class VersionCounters:
         default_factory=lambda: np.zeros(len(LABEL_DELAY_BUCKETS) + 1, dtype=np.int64)
     )
     delay_sum: float = 0.0
+    #: Delays kept out of the histogram: ``negative`` (the label's time is before the
+    #: prediction's) or ``beyond_ttl`` (longer than join.prediction_ttl).
+    delays_excluded: dict[str, int] = field(default_factory=_excluded)
+    #: Events older than every window when they arrived (by prediction or label time).
+    outside_windows: dict[str, int] = field(default_factory=_kinds)
 
     def count_outcomes(self, actual: IntArray, predicted: IntArray, classes: int) -> None:
         """Add (true class, predicted class) pairs to the confusion counts."""
@@ -87,8 +101,20 @@ class VersionCounters:
         self.abs_error_sum += float(np.sum(np.abs(errors)))
         self.sq_error_sum += float(np.sum(errors * errors))
 
-    def count_delays(self, delays: FloatArray) -> None:
-        """Add label delays (seconds from prediction to label) to the histogram."""
+    def count_delays(self, delays: FloatArray, ttl: float) -> None:
+        """Add label delays (seconds from prediction to label) to the histogram, except those
+        below 0 or above ``ttl``, which are only counted in :attr:`delays_excluded`.
+
+        Neither is a time a label took: a prediction waits at most ``ttl`` for its label, so
+        a longer delay comes from event times far from arrival (a replay), and a negative one
+        from a label timed before its prediction (sent early, or clocks apart).
+        """
+        negative = delays < 0
+        beyond = delays > ttl
+        if negative.any() or beyond.any():
+            self.delays_excluded["negative"] += int(np.count_nonzero(negative))
+            self.delays_excluded["beyond_ttl"] += int(np.count_nonzero(beyond))
+            delays = delays[~(negative | beyond)]
         self.delay_counts += np.bincount(
             np.searchsorted(LABEL_DELAY_BUCKETS, delays, side="left"),
             minlength=len(LABEL_DELAY_BUCKETS) + 1,
@@ -101,4 +127,6 @@ class VersionCounters:
             expired=dict(self.expired),
             outcomes=self.outcomes.copy(),
             delay_counts=self.delay_counts.copy(),
+            delays_excluded=dict(self.delays_excluded),
+            outside_windows=dict(self.outside_windows),
         )

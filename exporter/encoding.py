@@ -13,7 +13,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -41,8 +41,18 @@ from exporter.typedefs import (
 FieldOf = Callable[[int], str]
 
 
+#: The earliest event time accepted: 2000-01-01T00:00:00Z, as epoch seconds. Replayed logs are
+#: newer; anything older is a mix-up (a duration, epoch minutes or days, a placeholder date).
+EARLIEST_TIME: Final = 946_684_800.0
+EARLIEST_TEXT: Final = "2000-01-01T00:00:00Z"
+
+#: Units that a number meant as a time may be in instead of seconds, by size.
+_UNITS: Final = (("minutes", 60.0), ("hours", 3600.0), ("days", 86400.0))
+
+
 def to_epoch(value: float | datetime | None, now: float, max_skew: float, where: str) -> float:
-    """Seconds since the epoch of an event timestamp (``None`` is ``now``)."""
+    """Seconds since the epoch of an event timestamp (``None`` is ``now``), from
+    :data:`EARLIEST_TIME` to ``max_skew`` seconds after ``now``."""
     if value is None:
         return now
     sent: float | str = value.isoformat() if isinstance(value, datetime) else value
@@ -57,10 +67,18 @@ def to_epoch(value: float | datetime | None, now: float, max_skew: float, where:
         ts = value.timestamp()
     else:
         ts = float(value)
-    if not math.isfinite(ts) or ts < 0:
+    if not math.isfinite(ts):
         raise RejectedInput(
             Reason.INVALID_TIMESTAMP,
             f"{describe_value(sent)} is not a valid time",
+            field=where,
+            value=sent,
+        )
+    if ts < EARLIEST_TIME:
+        raise RejectedInput(
+            Reason.INVALID_TIMESTAMP,
+            f"{describe_value(sent)} is before {EARLIEST_TEXT} ({EARLIEST_TIME:.0f} in epoch "
+            f"seconds), the earliest time accepted{_past_hint(value, ts, now)}",
             field=where,
             value=sent,
         )
@@ -74,6 +92,16 @@ def to_epoch(value: float | datetime | None, now: float, max_skew: float, where:
             value=sent,
         )
     return ts
+
+
+def _past_hint(value: float | datetime, ts: float, now: float) -> str:
+    """The likely mix-up behind a time before :data:`EARLIEST_TIME`."""
+    if isinstance(value, datetime):
+        return " (a placeholder date such as 1970-01-01, or a two-digit year?)"
+    for unit, seconds in _UNITS:
+        if EARLIEST_TIME <= ts * seconds <= now:
+            return f" (epoch seconds are expected; this looks like {unit} since the epoch)"
+    return " (epoch seconds are expected; is it a duration, or a time since the start of a run?)"
 
 
 def timestamps(

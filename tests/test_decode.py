@@ -259,7 +259,7 @@ def test_an_integer_literal_of_5000_digits_is_rejected() -> None:
         (PREDICTIONS, batch([event(0), event(1, prediction=None)]), "events[1].prediction", None),
         (PREDICTIONS, batch([event(0), event(1, prediction=[0])]), "events[1].prediction", [0]),
         (PREDICTIONS, batch([event(0, label={"a": 1})]), "events[0].label", {"a": 1}),
-        (PREDICTIONS, batch([event(0, id=7)]), "events[0].id", 7),
+        (PREDICTIONS, batch([event(0, id=7.0)]), "events[0].id", 7.0),  # an int id is fine
         (PREDICTIONS, batch([event(0), event(1, features=[1, 2])]), "events[1].features", [1, 2]),
         (PREDICTIONS, batch([event(0), 5]), "events[1]", 5),
         (PREDICTIONS, {"model": "m", "events": {"0": event(0)}}, "events", {"0": event(0)}),

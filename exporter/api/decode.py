@@ -278,7 +278,17 @@ def _leaf(
             field=path or None,
             value=node,
         )
-    return _invalid(path, f"expected {_describe(tp)}, got {_shown(node)}", node)
+    hint = ""
+    if isinstance(node, float) and node.is_integer() and abs(node) < 2**53 and _integers_only(tp):
+        hint = f" (a number with a fraction or an exponent is not an integer: write {int(node)})"
+    return _invalid(path, f"expected {_describe(tp)}, got {_shown(node)}{hint}", node)
+
+
+def _integers_only(tp: Any) -> bool:
+    """Whether ``tp`` takes integers but no other numbers (an id: ``1.0`` is refused)."""
+    inner, _ = _unwrap(tp)
+    members = {_unwrap(m)[0] for m in get_args(inner)} if _is_union(inner) else {inner}
+    return int in members and float not in members
 
 
 def _invalid(path: str, message: str, value: Any = NO_VALUE) -> RejectedInput:

@@ -26,7 +26,8 @@ from exporter.errors import Reason
 def _structs(limits: LimitSettings) -> dict[str, Any]:
     """Build the schema classes with the configured string limits baked into their types."""
     name = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.max_name_length)]
-    ident = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.max_value_length)]
+    # An integer id is its decimal string (exporter/batch.py); floats and bools are refused.
+    ident = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.max_value_length)] | int
     value = Annotated[str, msgspec.Meta(max_length=limits.max_value_length)]
     feature_value = float | value | bool | None
     label_value = int | float | value | bool

@@ -60,8 +60,16 @@ def traffic_families(snapshots: Sequence[ModelSnapshot]) -> list[Metric]:
     )
     delay = HistogramMetricFamily(
         "model_label_delay_seconds",
-        "Time from a prediction to its ground-truth label, at join time.",
+        "Time from a prediction to its ground-truth label, at join time; delays below 0 or "
+        "above join.prediction_ttl are left out (model_label_delays_excluded_total).",
         labels=MV,
+    )
+    delays_excluded = CounterMetricFamily(
+        "model_label_delays_excluded",
+        "Joined labels whose delay is left out of model_label_delay_seconds: reason negative "
+        "(the label's time is before the prediction's) or beyond_ttl (longer than "
+        "join.prediction_ttl: event times far from arrival, e.g. a replay).",
+        labels=[*MV, "reason"],
     )
     pending = GaugeMetricFamily(
         "model_pending_predictions",
@@ -91,6 +99,13 @@ def traffic_families(snapshots: Sequence[ModelSnapshot]) -> list[Metric]:
         "Events ignored because their id was already seen: kind prediction (e.g. a retried "
         "batch) or label (a second label for one prediction; the first one counts).",
         labels=["model", "kind"],
+    )
+    outside = CounterMetricFamily(
+        "model_events_outside_windows",
+        "Events accepted but older than every window on arrival (e.g. a replay of old logs): "
+        "counted in model_predictions_total or model_labels_total, in no window. kind "
+        "prediction (by prediction time) or label (a joined label, by label time).",
+        labels=[*MV, "kind"],
     )
     mismatches = CounterMetricFamily(
         "model_feature_type_mismatches",
@@ -137,6 +152,10 @@ def traffic_families(snapshots: Sequence[ModelSnapshot]) -> list[Metric]:
                 expired.add_metric([*key, reason], count)
             cumulative = vc.delay_counts.cumsum().tolist()
             delay.add_metric(key, list(zip(bounds, cumulative, strict=True)), vc.delay_sum)
+            for reason, count in vc.delays_excluded.items():
+                delays_excluded.add_metric([*key, reason], count)
+            for kind, count in vc.outside_windows.items():
+                outside.add_metric([*key, kind], count)
             if m.task == "regression":
                 abs_error.add_metric(key, vc.error_count, vc.abs_error_sum)
                 sq_error.add_metric(key, vc.error_count, vc.sq_error_sum)
@@ -157,11 +176,13 @@ def traffic_families(snapshots: Sequence[ModelSnapshot]) -> list[Metric]:
         abs_error,
         sq_error,
         delay,
+        delays_excluded,
         pending,
         pending_labels,
         expired,
         labels_expired,
         duplicates,
+        outside,
         mismatches,
         pooled,
         reference_rows,
