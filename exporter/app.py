@@ -28,7 +28,8 @@ log = logging.getLogger("exporter")
 
 
 def load_reference_files(settings: Settings, store: Store) -> None:
-    """Load every ``models.<name>.reference_file`` as that model's reference.
+    """Load every ``models.<name>.reference_file`` as that model's reference (again whenever
+    the model is registered anew after a removal).
 
     Raises :class:`ConfigError` naming the key when a file cannot be read or used.
     """
@@ -49,7 +50,7 @@ def load_reference_files(settings: Settings, store: Store) -> None:
                 prediction_column=spec.reference_prediction_column,
                 label_column=spec.reference_label_column,
             )
-            store.set_reference(model, None, reference)
+            store.load_reference(model, reference)
         except RejectedInput as exc:
             raise ConfigError(
                 f"config key '{key}': {exc.detail} (got {str(spec.reference_file)!r})"
@@ -81,6 +82,7 @@ def create_app(
     store = Store(settings, clock=clock)
     telemetry = Telemetry()
     worker = DriftWorker(store, on_run=telemetry.count_drift_run)
+    store.on_removed(worker.cache.forget)
     registry, models = build_registry(store, telemetry, worker.cache, registry)
     ctx = Context(
         settings=settings,
@@ -109,6 +111,7 @@ def create_app(
         version=__version__,
         description="Prometheus exporter sidecar for machine-learning model quality and drift.",
         lifespan=lifespan,
+        redirect_slashes=False,  # a trailing slash is ignored instead (api/handlers.py)
     )
     app.state.ctx = ctx
     app.state.store = store

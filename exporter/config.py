@@ -3,16 +3,26 @@
 Every option has a working default, so ``model-exporter serve`` needs no file. An invalid value
 fails start-up with a :class:`~exporter.errors.ConfigError` naming the key and the value.
 Nested keys map to environment variables with ``__``: ``drift.sample_size`` is
-``MODEL_EXPORTER_DRIFT__SAMPLE_SIZE``; lists are JSON (``MODEL_EXPORTER_WINDOWS='["5m","1h"]'``).
+``MODEL_EXPORTER_DRIFT__SAMPLE_SIZE``. The environment is read by our own source, not
+pydantic-settings' (which decodes every list as JSON and fails with a traceback): a list is
+comma-separated (``MODEL_EXPORTER_WINDOWS=5m,1h``), bracketed (``[5m,1h]``) or JSON
+(``'["5m","1h"]'``); a mapping or a section is a JSON object (``MODEL_EXPORTER_MODELS='{"fraud":
+{"task": "binary"}}'``); anything else is passed as text to the field's validation. Every error is
+one line naming the key, the variable it came from and the value.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import types
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -21,12 +31,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from exporter.errors import ConfigError
+from exporter.names import ALLOWED, name_problem
 from exporter.typedefs import ClassValue, Correction, ReferencePolicy, Task
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -82,6 +94,40 @@ def format_duration(seconds: float) -> str:
             count, ms = divmod(ms, size)
             parts.append(f"{count}{unit}")
     return "".join(parts) or "0s"
+
+
+def parse_env_list(text: str) -> list[Any]:
+    """The items of a list-valued environment variable: JSON, bracketed or comma-separated.
+
+    Items are stripped of spaces and of one pair of quotes; an empty value is an empty list.
+
+    >>> parse_env_list("5m, 1h"), parse_env_list("[5m,'1h']"), parse_env_list('["5m", 3600]')
+    (['5m', '1h'], ['5m', '1h'], ['5m', 3600])
+    """
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, list):
+            return decoded
+        if not text.endswith("]"):
+            raise ValueError("a list that starts with '[' must end with ']'")
+        text = text[1:-1].strip()
+    if not text:
+        return []
+    items = [item.strip() for item in text.split(",")]
+    for position, item in enumerate(items, 1):
+        if not item:
+            raise ValueError(f"item {position} of the list is empty")
+    return [_unquoted(item) for item in items]
+
+
+def _unquoted(item: str) -> str:
+    if len(item) >= 2 and item[0] == item[-1] and item[0] in "'\"":
+        return item[1:-1]
+    return item
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -177,6 +223,11 @@ class LimitSettings(_Section):
     max_clock_skew: Duration = Field(
         300.0, description="timestamps further than this in the future are rejected"
     )
+    idle_model_ttl: Duration = Field(
+        7 * 86400.0,
+        description="a model or version with no prediction or label accepted for this long, and "
+        "nothing waiting in its join, is removed (a declared model stays declared); 0: never",
+    )
 
 
 class ModelSpec(_Section):
@@ -220,15 +271,131 @@ class _YamlSource(PydanticBaseSettingsSource):
         return dict(_yaml_data.get())
 
 
+_ENV_PREFIX = "MODEL_EXPORTER_"
+_ENV_NESTING = "__"
+
+
+@dataclass(frozen=True)
+class _EnvValue:
+    """One ``MODEL_EXPORTER_*`` variable: its name, the key path it sets, its decoded value."""
+
+    variable: str
+    path: tuple[str, ...]
+    value: Any
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _annotation_at(path: tuple[str, ...]) -> Any:
+    """The type of the setting at ``path``; ``Any`` below an unknown key (validation names it)."""
+    annotation: Any = Settings
+    for depth, key in enumerate(path):
+        annotation = _unwrap_optional(annotation)
+        if _is_model(annotation):
+            field = annotation.model_fields.get(key)
+            annotation = Any if field is None else field.annotation
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        elif annotation is not Any:
+            raise ValueError(f"'{'.'.join(path[:depth])}' has no keys below it")
+    return _unwrap_optional(annotation)
+
+
+def _decode(annotation: Any, text: str) -> Any:
+    """A list, a mapping (JSON object) or the text itself, which the field's validation parses."""
+    if get_origin(annotation) is list:
+        return parse_env_list(text)
+    if get_origin(annotation) is dict or _is_model(annotation):
+        try:
+            decoded = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"expected a JSON object: {exc}") from None
+        if not isinstance(decoded, dict):
+            raise ValueError("expected a JSON object")
+        return decoded
+    return text
+
+
+def _environment(environ: Mapping[str, str]) -> list[_EnvValue]:
+    """Every ``MODEL_EXPORTER_*`` variable that names a setting, decoded by the type of its key.
+
+    A variable whose first part names no setting is ignored (``MODEL_EXPORTER_CONFIG`` is the
+    CLI's); an unknown key below a setting is left to validation, which names it. Names are
+    case-insensitive, so model names set through variables are lower case.
+    """
+    found, problems = [], []
+    for variable, text in sorted(environ.items()):
+        if not variable.upper().startswith(_ENV_PREFIX):
+            continue
+        path = tuple(variable[len(_ENV_PREFIX) :].lower().split(_ENV_NESTING))
+        if path[0] not in Settings.model_fields:
+            continue
+        try:
+            found.append(_EnvValue(variable, path, _decode(_annotation_at(path), text)))
+        except ValueError as exc:
+            problems.append(_problem(".".join(path), variable, str(exc), text))
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    return found
+
+
+def _nested(values: list[_EnvValue]) -> dict[str, Any]:
+    """The variables as one mapping; a deeper variable replaces that key of a JSON object."""
+    data: dict[str, Any] = {}
+    for item in sorted(values, key=lambda v: len(v.path)):
+        node = data
+        for key in item.path[:-1]:
+            child = node.get(key)
+            node[key] = dict(child) if isinstance(child, dict) else {}
+            node = node[key]
+        node[item.path[-1]] = item.value
+    return data
+
+
+def _variable(loc: tuple[int | str, ...], values: Sequence[_EnvValue]) -> str | None:
+    """The variable that set the value at ``loc``, or ``None`` if it came from elsewhere."""
+    for item in sorted(values, key=lambda v: -len(v.path)):
+        if loc[: len(item.path)] != item.path:
+            continue
+        node = item.value
+        for key in loc[len(item.path) :]:
+            if not _holds(node, key):
+                return None  # a key the YAML file set beside this variable's JSON object
+            node = node[key]
+        return item.variable
+    return None
+
+
+def _holds(node: Any, key: int | str) -> bool:
+    if isinstance(node, dict):
+        return key in node
+    return isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node)
+
+
+class _EnvSource(PydanticBaseSettingsSource):
+    """The ``MODEL_EXPORTER_*`` variables, read by :func:`_environment` (not pydantic-settings)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # pragma: no cover - __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        return _nested(_environment(os.environ))
+
+
 class Settings(BaseSettings):
     """All options; see the README's example config for each one with its default."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MODEL_EXPORTER_",
-        env_nested_delimiter="__",
-        extra="forbid",
-        frozen=True,
-    )
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)  # environment: _EnvSource
 
     host: str = "0.0.0.0"
     port: int = Field(17090, ge=0, le=65535)
@@ -253,6 +420,28 @@ class Settings(BaseSettings):
             raise ValueError(f"windows must be distinct, got {labels}")
         return sorted(value)
 
+    @field_validator("default_model_version")
+    @classmethod
+    def _version_name(cls, value: str) -> str:
+        problem = name_problem(value)
+        if problem is not None:
+            raise ValueError(f"not a valid version name: {problem}; {ALLOWED}")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(
+        cls, value: dict[str, ModelSpec], info: ValidationInfo
+    ) -> dict[str, ModelSpec]:
+        limits = info.data.get("limits")
+        for name in value:
+            problem = name_problem(name)
+            if problem is None and limits is not None and len(name) > limits.max_name_length:
+                problem = f"it is longer than limits.max_name_length ({limits.max_name_length})"
+            if problem is not None:
+                raise ValueError(f"{name!r} is not a valid model name: {problem}; {ALLOWED}")
+        return value
+
     @model_validator(mode="after")
     def _models_within_limits(self) -> Settings:
         if len(self.models) > self.limits.max_models:
@@ -271,51 +460,78 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _YamlSource(settings_cls)
+        return init_settings, _EnvSource(settings_cls), _YamlSource(settings_cls)
 
     @property
     def window_labels(self) -> list[str]:
         return [format_duration(w) for w in self.windows]
 
 
-def _describe(error: Any) -> str:
-    key = ".".join(str(p) for p in error["loc"]) or "(top level)"
-    value = error.get("input")
+def _shown(value: object) -> str:
     shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"config key '{key}': {message} (got {shown})"
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def _problem(key: str, variable: str | None, message: str, value: object) -> str:
+    """One problem, on one line: ``config key 'k' (VARIABLE): message (got value)``."""
+    source = f" ({variable})" if variable else ""
+    return f"config key '{key}'{source}: {' '.join(message.split())} (got {_shown(value)})"
+
+
+def describe_validation_error(
+    exc: ValidationError, *, root: str = "", env: Sequence[_EnvValue] = ()
+) -> str:
+    """Every problem in ``exc`` on one line; keys prefixed by ``root``, variables from ``env``."""
+    problems = []
+    for error in exc.errors():
+        loc = error["loc"]
+        key = root + ".".join(str(p) for p in loc) or "(top level)"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(_problem(key, _variable(loc, env), message, error.get("input")))
+    return "; ".join(problems)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        problem = exc.problem or exc.context or "syntax error"
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
+def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """The mapping in the YAML file at ``path`` (empty if the file is); else a one-line error."""
+    name = repr(str(path))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {name}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {name} is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {name} is not valid YAML: {_yaml_problem(exc)}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{what} {name} must hold a mapping of keys, got {type(loaded).__name__}")
+    return loaded
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Build settings from defaults, the YAML file at ``path``, the environment and overrides.
 
-    Raises :class:`ConfigError` naming every invalid key and its value.
+    Raises :class:`ConfigError` naming every invalid key, its value, and the environment
+    variable it came from if it did, in one line.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from exc
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(
-                f"config file {str(path)!r} must hold a mapping of keys, "
-                f"got {type(loaded).__name__}"
-            )
-        data = loaded
-    token = _yaml_data.set(data)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    token = _yaml_data.set({} if path is None else read_yaml_mapping(path))
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        return Settings(**given)
     except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors())
+        env = [v for v in _environment(os.environ) if v.path[0] not in given]
+        problems = describe_validation_error(exc, env=env)
         raise ConfigError(f"invalid configuration: {problems}") from None
     finally:
         _yaml_data.reset(token)

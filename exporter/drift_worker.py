@@ -5,7 +5,9 @@ of each model (copies of the samples of the windows whose content changed since 
 looked), scores them with a :class:`~exporter.detector.DriftDetector` outside any lock, and
 stores the results in its :class:`DriftCache`, keyed by (model, version, window). Nothing is
 written back into the models; readers (collectors, status API) read the cache. Neither ingest
-nor a scrape ever waits for a drift computation.
+nor a scrape ever waits for a drift computation. The store tells the cache of every model and
+version it removes (:meth:`DriftCache.forget`); a run that took its snapshot before the removal
+has its results for it discarded, so a computation in flight never brings a removed model back.
 """
 
 from __future__ import annotations
@@ -50,12 +52,19 @@ class DriftResult:
 
 class DriftCache:
     """The latest drift result of every (model, version, window), with the key of the input it
-    was computed from. Written by the drift worker only; read by anyone."""
+    was computed from. Written by the drift worker only; read by anyone.
+
+    Removals are ordered against computations by one counter: a run draws a :meth:`ticket`
+    before it takes its snapshots, :meth:`forget` draws one when a model or version goes, and
+    :meth:`put` refuses a result whose run's ticket is older than a removal of its model or
+    version."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, dict[WindowKey, tuple[tuple[int, ...], DriftResult]]] = {}
         self._serials = itertools.count(1)
+        #: (model, version or None for the whole model) -> the serial drawn at its removal.
+        self._removed: dict[tuple[str, str | None], int] = {}
 
     def results(self, model: str) -> dict[WindowKey, DriftResult]:
         """The model's results by (version, window): a copy, safe to read without a lock."""
@@ -72,9 +81,36 @@ class DriftCache:
         with self._lock:
             return next(self._serials)
 
-    def put(self, model: str, window: WindowKey, key: tuple[int, ...], result: DriftResult) -> None:
+    def ticket(self) -> int:
+        """Drawn by a run before it takes its snapshots; passed to :meth:`put`."""
+        return self.next_serial()
+
+    def put(
+        self,
+        model: str,
+        window: WindowKey,
+        key: tuple[int, ...],
+        result: DriftResult,
+        ticket: int,
+    ) -> None:
+        """Store a result, unless its model or version was removed after ``ticket``."""
         with self._lock:
+            removed = self._removed
+            if ticket < max(removed.get((model, None), 0), removed.get((model, window[0]), 0)):
+                return
             self._entries.setdefault(model, {})[window] = (key, result)
+
+    def forget(self, model: str, version: str | None) -> None:
+        """A model (``version`` None) or one of its versions was removed: drop its results,
+        and refuse those computed from a snapshot taken before now."""
+        with self._lock:
+            self._removed[(model, version)] = next(self._serials)
+            if version is None:
+                self._entries.pop(model, None)
+                return
+            entries = self._entries.get(model, {})
+            for key in [k for k in entries if k[0] == version]:
+                del entries[key]
 
     def keep(self, model: str, versions: Collection[str]) -> None:
         """Forget the results of the model's versions that no longer exist."""
@@ -84,11 +120,14 @@ class DriftCache:
                 for key in [k for k in entries if k[0] not in versions]:
                     del entries[key]
 
-    def keep_models(self, models: Collection[str]) -> None:
-        """Forget the results of models that no longer exist."""
+    def keep_models(self, models: Collection[str], ticket: int) -> None:
+        """Forget the results of models that no longer exist, and the removals before the run
+        of ``ticket`` (no computation from before it is in flight any more)."""
         with self._lock:
             for model in [m for m in self._entries if m not in models]:
                 del self._entries[model]
+            for removal in [r for r, serial in self._removed.items() if serial < ticket]:
+                del self._removed[removal]
 
 
 @dataclass
@@ -111,6 +150,7 @@ def refresh(
     stats = RefreshStats()
     settings = store.settings.drift
     now = store.clock()
+    ticket = cache.ticket()
     models = store.models()
     for state in models:
         snapshot = state.drift_snapshot(now, {} if force else cache.known(state.name))
@@ -127,9 +167,9 @@ def refresh(
                 )
                 stats.failed += 1
                 continue
-            cache.put(snapshot.model, (window.version, window.window), window.key, result)
+            cache.put(snapshot.model, (window.version, window.window), window.key, result, ticket)
             stats.computed += 1
-    cache.keep_models({state.name for state in models})
+    cache.keep_models({state.name for state in models}, ticket)
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -192,7 +232,8 @@ def compute(
 
 
 class DriftWorker:
-    """Background thread: recomputes drift of changed windows and expires join buffers.
+    """Background thread: recomputes drift of changed windows, expires join buffers and
+    removes idle models (:meth:`~exporter.store.Store.expire_all`).
 
     With ``drift.threads`` above 1 a small pool shares each computation (numpy's sorts release
     the GIL). The worker owns the :attr:`cache` of results.

@@ -5,8 +5,8 @@
     ExporterError          base of everything raised on purpose
     ├── ConfigError        invalid configuration: names the key and the value; fails start-up
     └── RejectedInput      a client's mistake: an HTTP 4xx whose status follows its ``Reason``
-        │                  (400 malformed, 404 unknown model, 413 too large, 415 media type,
-        │                  422 everything else)
+        │                  (400 malformed, 404 unknown model, version or path, 405 method,
+        │                  409 pinned version, 413 too large, 415 media type, 422 the rest)
         └── InvalidReference   reference data that cannot be used (uploaded or from a file)
 
 A ``RejectedInput`` carries its reason, the field it is about (a path such as
@@ -42,9 +42,14 @@ class Reason(StrEnum):
     INVALID_TIMESTAMP = "invalid_timestamp"
     DUPLICATE_ID = "duplicate_id"  # the same id twice in one batch
     UNKNOWN_MODEL = "unknown_model"
+    UNKNOWN_VERSION = "unknown_version"
+    INVALID_NAME = "invalid_name"  # a model or version name outside exporter.names' rule
+    PINNED_VERSION = "pinned_version"  # a version a comparison names cannot be removed
     UNKNOWN_ID = "unknown_id"  # a label for an id never seen (when early labels are disabled)
     INVALID_REFERENCE = "invalid_reference"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    UNKNOWN_PATH = "unknown_path"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
 
 
 #: HTTP status of each rejection reason; any reason not listed is 422 Unprocessable Content.
@@ -52,6 +57,10 @@ STATUS: dict[Reason, int] = {
     Reason.MALFORMED_JSON: 400,
     Reason.MALFORMED_CSV: 400,
     Reason.UNKNOWN_MODEL: 404,
+    Reason.UNKNOWN_VERSION: 404,
+    Reason.UNKNOWN_PATH: 404,
+    Reason.METHOD_NOT_ALLOWED: 405,
+    Reason.PINNED_VERSION: 409,
     Reason.BODY_TOO_LARGE: 413,
     Reason.BATCH_TOO_LARGE: 413,
     Reason.UNSUPPORTED_MEDIA_TYPE: 415,

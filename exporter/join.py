@@ -405,10 +405,12 @@ class Join:
         labels = len(self._early.expire(now)) if self._early is not None else 0
         return Expired(predictions, labels)
 
-    def forget(self, uid: int) -> None:
-        """Stop counting a retired version (the caller retires only versions with nothing
-        waiting, so no entry refers to it)."""
-        self._waiting.pop(uid, None)
+    def forget(self, uid: int) -> int:
+        """Forget a removed version: drop its predictions that wait for a label (O(waiting));
+        returns how many there were."""
+        if not self._waiting.pop(uid, 0):
+            return 0
+        return self._pending.replace(lambda entries: [None if e[0] == uid else e for e in entries])
 
     def encode_early_labels(
         self, encode: Callable[[list[WireValue]], list[WireValue | None]]

@@ -7,6 +7,14 @@ raises :class:`~exporter.errors.RejectedInput` and changes nothing), then commit
 take one immutable snapshot (:meth:`~ModelState.snapshot`, :meth:`~ModelState.drift_snapshot`)
 and compute outside the lock, so a scrape never holds up ingest.
 
+Removal, under the same lock: a version leaves when it is deleted, idle for
+``limits.idle_model_ttl`` or replaced by a new one (:meth:`~ModelState.delete_version`,
+:meth:`~ModelState.expire_idle`), each departure told to ``on_version_removed``; the
+model as a whole is closed by the store (:meth:`~ModelState.close`), after which a writer that
+was waiting for the lock raises :class:`ModelRemoved` and the store registers the model anew.
+A version named in :attr:`~exporter.version.Versions.pinned` (by a comparison) is never
+replaced, expired or deleted, nor is its model.
+
 No statistics are computed on the ingest path: it appends and returns.
 """
 
@@ -14,8 +22,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -50,6 +59,27 @@ from exporter.snapshot import (
 from exporter.typedefs import WireValue
 from exporter.version import Versions, VersionState
 
+#: Why a version left its model: deleted, idle for limits.idle_model_ttl, or replaced by a new
+#: version (limits.max_versions_per_model).
+RemovalReason = Literal["deleted", "idle", "replaced"]
+#: Told of every version that leaves a model: (version, why).
+VersionRemoved = Callable[[str, RemovalReason], None]
+
+
+class ModelRemoved(Exception):
+    """The model was closed while a writer waited for its lock; the store retries the write on
+    the model registered anew."""
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What closing a model removed."""
+
+    model: str
+    versions: tuple[str, ...]
+    pending_predictions: int  # predictions that waited for their label, dropped
+    pending_labels: int  # labels that waited for their prediction, dropped
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -72,6 +102,8 @@ class ModelState:
 
     ``per_version_join``: each version may predict an id once and a label joins every
     version's prediction of it (shadow deployments); by default an id has one prediction.
+    ``uid`` tells this model apart from an earlier one of the same name (readers' caches key on
+    it); ``on_version_removed`` is told of every version that leaves.
     """
 
     def __init__(
@@ -82,11 +114,18 @@ class ModelState:
         now: float,
         *,
         per_version_join: bool = False,
+        uid: int = 0,
+        on_version_removed: VersionRemoved | None = None,
     ) -> None:
         self.name = name
+        self.uid = uid
         self.settings = settings
         self.lock = threading.Lock()
         self.created = now
+        #: When a request last changed the model (registration included): idle expiry's clock.
+        self.last_activity = now
+        self.closed = False
+        self._on_version_removed = on_version_removed
         self.schema = ModelSchema(
             spec.task if spec else None,
             spec.positive_class if spec else None,
@@ -114,6 +153,7 @@ class ModelState:
         self, version: str, events: Sequence[PredictionEventLike], now: float
     ) -> IngestResult:
         with self.lock:
+            self._check_open()
             self._expire(now)
             batch = prepare_predictions(
                 self.schema,
@@ -128,6 +168,7 @@ class ModelState:
 
     def add_labels(self, labels: Sequence[LabelLike], now: float) -> IngestResult:
         with self.lock:
+            self._check_open()
             self._expire(now)
             batch = prepare_labels(
                 self.schema, labels, now, model=self.name, limits=self.settings.limits
@@ -153,6 +194,7 @@ class ModelState:
         misspelt names), gives a feature another kind than the events do, or would exceed
         ``limits.max_features``."""
         with self.lock:
+            self._check_open()
             features = self.schema.features
             known = list(features.names)
             if known and reference.features and not set(known) & reference.features:
@@ -193,8 +235,11 @@ class ModelState:
                     v.set_reference(None)
             else:
                 if replaces is not None:
-                    self._retire(replaces)
-                self._version(version, now).set_reference(reference)
+                    self._retire(replaces, "replaced")
+                target = self._version(version, now)
+                target.set_reference(reference)
+                target.last_activity = now
+            self.last_activity = now
             self.revision += 1
             return known
 
@@ -202,6 +247,91 @@ class ModelState:
         """Drop join entries past their TTL and count them."""
         with self.lock:
             self._expire(now)
+
+    # -- removal --------------------------------------------------------------------------------
+
+    def delete_version(self, name: str, now: float) -> int:
+        """Remove a version with its windows and counters; returns how many of its predictions
+        waited for a label (dropped with it).
+
+        Raises :class:`~exporter.errors.RejectedInput`: ``unknown_version``, or
+        ``pinned_version`` when a comparison names it."""
+        with self.lock:
+            self._check_open()
+            self._expire(now)
+            if name not in self.versions:
+                known = ", ".join(sorted(self.versions.names())) or "none"
+                raise RejectedInput(
+                    Reason.UNKNOWN_VERSION,
+                    f"model {self.name!r} has no version {name!r} (its versions: {known})",
+                    field="model_version",
+                    value=name,
+                )
+            if name in self.versions.pinned:
+                raise RejectedInput(
+                    Reason.PINNED_VERSION,
+                    f"version {name!r} of model {self.name!r} is named by a comparison; "
+                    "remove the comparison first",
+                    field="model_version",
+                    value=name,
+                )
+            return self._retire(name, "deleted")
+
+    def expire_idle(self, now: float, ttl: float) -> bool:
+        """Remove the versions idle for ``ttl`` seconds with nothing waiting for a label;
+        returns whether the model as a whole is idle (its versions are then left for the store,
+        which removes the model)."""
+        with self.lock:
+            self._expire(now)
+            if self.closed:
+                return False
+            if self._idle(now, ttl):
+                return True
+            idle = [
+                v.name
+                for v in self.versions
+                if v.last_activity <= now - ttl
+                and not self.join.pending(v.uid)
+                and v.name not in self.versions.pinned
+            ]
+            for name in idle:
+                self._retire(name, "idle")
+            return False
+
+    def close(self, now: float, *, idle_ttl: float | None = None) -> Removal | None:
+        """Close the model for good: the store then forgets it. With ``idle_ttl``, only if it is
+        idle (nothing accepted for that long, nothing waiting in its join, no pinned version);
+        returns None if it is not. Without, it is a deletion: refused with ``pinned_version``
+        while a comparison names one of its versions."""
+        with self.lock:
+            self._expire(now)
+            if idle_ttl is not None and not self._idle(now, idle_ttl):
+                return None
+            pinned = self.versions.pinned
+            if pinned:
+                raise RejectedInput(
+                    Reason.PINNED_VERSION,
+                    f"model {self.name!r} has versions named by a comparison "
+                    f"({', '.join(sorted(pinned))}); remove the comparison first",
+                    field="model",
+                    value=self.name,
+                )
+            self.closed = True
+            return Removal(
+                self.name,
+                tuple(self.versions.names()),
+                sum(self.join.pending(v.uid) for v in self.versions),
+                self.join.early_labels,
+            )
+
+    def pin(self, version: str) -> None:
+        """Exempt a version (present or future) from replacement, idle expiry and deletion."""
+        with self.lock:
+            self.versions.pinned.add(version)
+
+    def unpin(self, version: str) -> None:
+        with self.lock:
+            self.versions.pinned.discard(version)
 
     # -- readers --------------------------------------------------------------------------------
 
@@ -219,7 +349,8 @@ class ModelState:
     def _snapshot(self, now: float, unless: object) -> ModelSnapshot | None:
         with self.lock:
             self._expire(now)
-            key = (self.revision, tuple((v.uid, v.content_key(now)) for v in self.versions))
+            content = tuple((v.uid, v.content_key(now)) for v in self.versions)
+            key = (self.revision, content, self.uid)
             if key == unless:
                 return None
             schema = self.schema
@@ -294,9 +425,10 @@ class ModelState:
         if not task_was_known:
             self._task_established()
         if replaces is not None:
-            self._retire(replaces)
+            self._retire(replaces, "replaced")
         version = self._version(name, now)
         version.last_activity = now
+        self.last_activity = now
         self.revision += 1
         joined = self.join.add_predictions(
             version.uid, p.ids, p.targets.tolist(), p.times.tolist(), p.inline, now
@@ -353,6 +485,7 @@ class ModelState:
         if p.task is not None:
             self.schema.commit(p.task, p.class_kind, p.new_classes)
         self.counters.labels_received += len(p.ids)
+        self.last_activity = now
         joined = self.join.add_labels(p.ids, p.targets, p.times.tolist(), now)
         self.counters.duplicate_labels += joined.duplicates
         self.counters.labels_expired["capacity"] += joined.evicted
@@ -452,8 +585,26 @@ class ModelState:
             self.versions.add(version)
         return version
 
-    def _retire(self, name: str) -> None:
-        self.join.forget(self.versions.retire(name).uid)
+    def _retire(self, name: str, reason: RemovalReason) -> int:
+        """Remove a version; returns how many of its predictions waited (dropped)."""
+        dropped = self.join.forget(self.versions.retire(name).uid)
+        self.revision += 1
+        if self._on_version_removed is not None:
+            self._on_version_removed(name, reason)
+        return dropped
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ModelRemoved(self.name)
+
+    def _idle(self, now: float, ttl: float) -> bool:
+        """Nothing accepted for ``ttl`` seconds, nothing waiting in the join, nothing pinned."""
+        return (
+            self.last_activity <= now - ttl
+            and not self.join.early_labels
+            and not self.versions.pinned
+            and not any(self.join.pending(v.uid) for v in self.versions)
+        )
 
     def _count_evicted(self, evicted: Counter[int]) -> None:
         for uid, count in evicted.items():

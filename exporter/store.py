@@ -1,26 +1,61 @@
-"""The registry of monitored models, within ``limits.max_models``.
+"""The registry of monitored models, within ``limits.max_models``: registration and removal.
 
 A model is registered by its first valid prediction batch, by a reference (an upload, or a file
 named in the config), or, when it is declared under ``models`` in the config, by its first
 labels (which then wait for their predictions). A request that is rejected registers nothing:
 a new model is validated against a fresh :class:`~exporter.model.ModelState` and registered
-only if the request succeeded. Everything else is the model's own business.
+only if the request succeeded. Names are checked where they enter, here
+(:func:`~exporter.names.check_name`). Everything else is the model's own business.
+
+A model leaves when it is deleted (:meth:`Store.delete`) or has been idle for
+``limits.idle_model_ttl`` (:meth:`Store.expire_all`, on the drift worker's cadence); a version
+when it is deleted, idle, or replaced by a new one. A model declared in the config stays
+declared: its next event registers it anew, empty, with the reference from its file. The
+removed model's counters go with it, so what removal drops is counted here
+(:class:`RemovalCounts`), and listeners (the drift worker's cache) are told, so that no reader
+shows the model again.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Literal, TypeVar, get_args
 
 from exporter.batch import LabelLike, PredictionEventLike
 from exporter.config import Settings
 from exporter.errors import Reason, RejectedInput
-from exporter.model import IngestResult, ModelState
+from exporter.model import IngestResult, ModelRemoved, ModelState, Removal, RemovalReason
+from exporter.names import check_name
 from exporter.reference import Reference
 
 R = TypeVar("R")
+
+#: Told of every removal: (model, version), the version None when the whole model went.
+Listener = Callable[[str, str | None], None]
+
+ModelRemovalReason = Literal["deleted", "idle"]
+MODEL_REMOVALS: tuple[str, ...] = get_args(ModelRemovalReason)
+VERSION_REMOVALS: tuple[str, ...] = get_args(RemovalReason)
+
+
+@dataclass
+class RemovalCounts:
+    """What left the store, cumulative: models and versions by reason, and the predictions
+    and labels that waited in a removed join (``prediction``, ``label``)."""
+
+    models: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MODEL_REMOVALS, 0))
+    versions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VERSION_REMOVALS, 0))
+    dropped: dict[str, int] = field(default_factory=lambda: {"prediction": 0, "label": 0})
+
+    def copy(self) -> RemovalCounts:
+        return replace(
+            self, models=dict(self.models), versions=dict(self.versions), dropped=dict(self.dropped)
+        )
 
 
 class Store:
@@ -31,6 +66,13 @@ class Store:
         self.clock = clock
         self._lock = threading.Lock()
         self._models: dict[str, ModelState] = {}
+        self._uids = itertools.count(1)
+        self._file_references: dict[str, Reference] = {}
+        self._listeners: list[Listener] = []
+        # Apart from _lock: versions are counted under their model's lock, which a thread
+        # holding _lock may be waiting for.
+        self._counts_lock = threading.Lock()
+        self._counts = RemovalCounts()
 
     def models(self) -> list[ModelState]:
         with self._lock:
@@ -40,17 +82,25 @@ class Store:
         with self._lock:
             state = self._models.get(model)
         if state is None:
-            raise RejectedInput(
-                Reason.UNKNOWN_MODEL,
-                f"{model!r} is unknown: no prediction has been received for it",
-                field="model",
-                value=model,
-            )
+            raise _unknown(model)
         return state
+
+    def on_removed(self, listener: Listener) -> None:
+        """Tell ``listener`` of every model and version removed from now on."""
+        self._listeners.append(listener)
+
+    def removals(self) -> RemovalCounts:
+        with self._counts_lock:
+            return self._counts.copy()
+
+    # -- writers --------------------------------------------------------------------------------
 
     def add_predictions(
         self, model: str, version: str | None, events: Sequence[PredictionEventLike]
     ) -> IngestResult:
+        check_name(model, "model")
+        if version is not None:
+            check_name(version, "model_version")
         now = self.clock()
         name = version or self.settings.default_model_version
         return self._write(model, now, lambda s: s.add_predictions(name, events, now))
@@ -58,34 +108,105 @@ class Store:
     def add_labels(self, model: str, labels: Sequence[LabelLike]) -> IngestResult:
         """Labels of a model seen before, or of one declared in the config (which then wait
         for their predictions); any other model is unknown."""
+        check_name(model, "model")
         now = self.clock()
         if model not in self.settings.models:
-            return self.get(model).add_labels(labels, now)
+            return self._write_existing(model, lambda s: s.add_labels(labels, now))
         return self._write(model, now, lambda s: s.add_labels(labels, now))
 
     def set_reference(self, model: str, version: str | None, reference: Reference) -> list[str]:
         """Replace a reference; registers the model (and version) when it is new, so that a
         reference can be uploaded before the first prediction. Returns the features the model
         knew before."""
+        check_name(model, "model")
+        if version is not None:
+            check_name(version, "model_version")
         now = self.clock()
         return self._write(model, now, lambda s: s.set_reference(reference, version, now))
 
-    def expire_all(self) -> None:
-        now = self.clock()
-        for state in self.models():
-            state.expire(now)
+    def load_reference(self, model: str, reference: Reference) -> None:
+        """The reference of a file named in the config: the model's now, and again whenever
+        the model is registered anew after a removal."""
+        self.set_reference(model, None, reference)
+        self._file_references[model] = reference
 
-    def _write(self, model: str, now: float, write: Callable[[ModelState], R]) -> R:
-        """Apply ``write`` to the model, registering it first if it is new and ``write``
-        succeeds (a rejected first request leaves no trace)."""
+    # -- removal --------------------------------------------------------------------------------
+
+    def delete(self, model: str) -> Removal:
+        """Remove a model with everything it holds.
+
+        Raises :class:`~exporter.errors.RejectedInput`: ``unknown_model``, or
+        ``pinned_version`` while a comparison names one of its versions."""
+        now = self.clock()
         with self._lock:
             state = self._models.get(model)
             if state is None:
-                state = self._new_model(model, now)
-                result = write(state)
-                self._models[model] = state
-                return result
-        return write(state)
+                raise _unknown(model)
+            removal = state.close(now)
+            assert removal is not None  # a deletion closes or raises
+            del self._models[model]
+        self._model_removed(removal, "deleted")
+        return removal
+
+    def delete_version(self, model: str, version: str) -> int:
+        """Remove one version of a model; returns how many of its predictions waited for a
+        label (dropped). Raises ``unknown_model``, ``unknown_version`` or ``pinned_version``."""
+        now = self.clock()
+        dropped = self._write_existing(model, lambda s: s.delete_version(version, now))
+        with self._counts_lock:
+            self._counts.dropped["prediction"] += dropped
+        return dropped
+
+    def expire_all(self) -> None:
+        """Drop join entries past their TTL; remove the versions, then the models, idle for
+        ``limits.idle_model_ttl`` (0: never)."""
+        now = self.clock()
+        ttl = self.settings.limits.idle_model_ttl
+        idle = []
+        for state in self.models():
+            state.expire(now)
+            if ttl and state.expire_idle(now, ttl):
+                idle.append(state)
+        for state in idle:
+            with self._lock:
+                # Closed only if still registered and still idle, both under the locks.
+                removal = (
+                    state.close(now, idle_ttl=ttl)
+                    if self._models.get(state.name) is state
+                    else None
+                )
+                if removal is not None:
+                    del self._models[state.name]
+            if removal is not None:
+                self._model_removed(removal, "idle")
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _write(self, model: str, now: float, write: Callable[[ModelState], R]) -> R:
+        """Apply ``write`` to the model, registering it first if it is new and ``write``
+        succeeds (a rejected first request leaves no trace); a model removed while ``write``
+        waited for its lock is registered anew."""
+        while True:
+            with self._lock:
+                state = self._models.get(model)
+                if state is None:
+                    state = self._new_model(model, now)
+                    result = write(state)
+                    self._models[model] = state
+                    return result
+            try:
+                return write(state)
+            except ModelRemoved:
+                continue
+
+    def _write_existing(self, model: str, write: Callable[[ModelState], R]) -> R:
+        """Apply ``write`` to a registered model; ``unknown_model`` if there is none (also when
+        it is removed while ``write`` waited for its lock)."""
+        while True:
+            try:
+                return write(self.get(model))
+            except ModelRemoved:
+                continue
 
     def _new_model(self, model: str, now: float) -> ModelState:
         spec = self.settings.models.get(model)
@@ -105,4 +226,38 @@ class Store:
                 field="model",
                 value=model,
             )
-        return ModelState(model, spec, self.settings, now)
+        state = ModelState(
+            model,
+            spec,
+            self.settings,
+            now,
+            uid=next(self._uids),
+            on_version_removed=functools.partial(self._version_removed, model),
+        )
+        reference = self._file_references.get(model)
+        if reference is not None:
+            state.set_reference(reference, None, now)
+        return state
+
+    def _version_removed(self, model: str, version: str, reason: RemovalReason) -> None:
+        with self._counts_lock:
+            self._counts.versions[reason] += 1
+        for listener in self._listeners:
+            listener(model, version)
+
+    def _model_removed(self, removal: Removal, reason: ModelRemovalReason) -> None:
+        with self._counts_lock:
+            self._counts.models[reason] += 1
+            self._counts.dropped["prediction"] += removal.pending_predictions
+            self._counts.dropped["label"] += removal.pending_labels
+        for listener in self._listeners:
+            listener(removal.model, None)
+
+
+def _unknown(model: str) -> RejectedInput:
+    return RejectedInput(
+        Reason.UNKNOWN_MODEL,
+        f"{model!r} is unknown: no prediction has been received for it, or it was removed",
+        field="model",
+        value=model,
+    )

@@ -4,6 +4,10 @@ A :class:`VersionState` records what happened to its own predictions: rows into 
 windows (by prediction time), joined outcomes into its quality windows and label samples (by
 label time), and everything cumulative into its :class:`~exporter.counters.VersionCounters`.
 It knows nothing of ids or of the join, which the model owns. Pure numpy.
+
+An event older than every window (a replayed log) is accepted and counted like any other, but
+no window holds it: the windows drop what is older than their oldest bucket on arrival. It is
+counted in ``outside_windows``, so that a replay that misses the windows shows.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from exporter.counters import VersionCounters
 from exporter.errors import Reason, RejectedInput
 from exporter.reference import Reference, ReferenceBuilder, TargetReference
 from exporter.snapshot import ErrorSums, WindowCounts
-from exporter.typedefs import FloatArray, Task
-from exporter.window import QualityWindow, Reservoirs, SampleWindow
+from exporter.typedefs import BoolArray, FloatArray, Task
+from exporter.window import QualityWindow, Reservoirs, SampleWindow, TimeBuckets
 
 
 class VersionState:
@@ -65,6 +69,8 @@ class VersionState:
         self.first_events: Reference | None = None  # built from first_rows once complete
         self.first_label_reference: TargetReference | None = None  # from first_labels, likewise
         self.counters = VersionCounters()
+        #: Longer label delays are kept out of the delay histogram (see count_delays).
+        self.max_delay = settings.join.prediction_ttl
         #: Bumped by every change to the samples or the reference: the drift worker's cue.
         self.samples_revision = 0
 
@@ -83,6 +89,8 @@ class VersionState:
         if collect_first:
             self.first_rows.add(rows)
         self.counters.predictions += rows.shape[0]
+        outside = _outside(times, [w.time for w in self.samples.values()], now)
+        self.counters.outside_windows["prediction"] += outside
         self.last_activity = now
         self.samples_revision += 1
 
@@ -104,7 +112,9 @@ class VersionState:
         for sample in self.label_samples.values():
             sample.add(label_times, truth, now)
         self.first_labels.add(truth)
-        counters.count_delays(np.maximum(label_times - prediction_times, 0.0))
+        counters.count_delays(label_times - prediction_times, self.max_delay)
+        outside = _outside(label_times, [w.time for w in self.quality.values()], now)
+        counters.outside_windows["label"] += outside
         if task == "regression":
             errors = predicted - actual
             counters.count_errors(errors)
@@ -172,11 +182,27 @@ class VersionState:
         )
 
 
+def _outside(times: FloatArray, spans: list[TimeBuckets], now: float) -> int:
+    """How many of ``times`` are older than the oldest bucket of every window at ``now`` (a
+    time after ``now`` counts as ``now``, as in the windows: inside)."""
+    if not times.shape[0] or any(_inside(times.min(keepdims=True), s, now)[0] for s in spans):
+        return 0  # the usual case: the oldest event is in a window, so every event is
+    inside = np.zeros(times.shape[0], dtype=np.bool_)
+    for span in spans:
+        inside |= _inside(times, span, now)
+    return int(times.shape[0] - np.count_nonzero(inside))
+
+
+def _inside(times: FloatArray, span: TimeBuckets, now: float) -> BoolArray:
+    return span.bucket_of(times) > span.current(now) - span.count
+
+
 class Versions:
     """The versions of one model, by name and by uid, within ``limits.max_versions_per_model``.
 
     When the limit is reached, a new version replaces the one idle the longest, provided it
     has been idle for longer than the longest window and nothing of it waits in the join.
+    A version named in :attr:`pinned` (by a comparison) is never replaced.
     """
 
     def __init__(self, limit: int, idle_after: float) -> None:
@@ -185,6 +211,8 @@ class Versions:
         self._by_name: dict[str, VersionState] = {}
         self._by_uid: dict[int, VersionState] = {}
         self._last_uid = 0
+        #: Names of versions exempt from replacement, idle expiry and deletion.
+        self.pinned: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._by_name)
@@ -211,8 +239,13 @@ class Versions:
         """
         if name in self._by_name or len(self._by_name) < self.limit:
             return None
-        oldest = min(self._by_name.values(), key=lambda v: v.last_activity)
-        if oldest.last_activity <= now - self.idle_after and pending(oldest.uid) == 0:
+        candidates = [v for v in self._by_name.values() if v.name not in self.pinned]
+        oldest = min(candidates, key=lambda v: v.last_activity, default=None)
+        if (
+            oldest is not None
+            and oldest.last_activity <= now - self.idle_after
+            and pending(oldest.uid) == 0
+        ):
             return oldest.name
         names = ", ".join(sorted(self._by_name))
         raise RejectedInput(

@@ -349,12 +349,12 @@ def test_cache_keep_keep_models_and_serials() -> None:
 
     for model in ("a", "b"):
         for version in ("v1", "v2"):
-            cache.put(model, (version, "5m"), (1, 2, 3), result(cache.next_serial()))
+            cache.put(model, (version, "5m"), (1, 2, 3), result(cache.next_serial()), 0)
     cache.keep("a", ["v2"])
     assert set(cache.results("a")) == {("v2", "5m")}
     assert set(cache.results("b")) == {("v1", "5m"), ("v2", "5m")}
     assert cache.known("a") == {("v2", "5m"): (1, 2, 3)}
-    cache.keep_models(["b", "c"])
+    cache.keep_models(["b", "c"], cache.ticket())
     assert cache.results("a") == {} and len(cache.results("b")) == 2
     assert cache.results("never") == {} and cache.known("never") == {}
 

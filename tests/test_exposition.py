@@ -60,8 +60,8 @@ def populated(make_exporter) -> Exporter:
         ],
     )
     exp.predictions(
-        'we"ird\\model\nname',
-        [{"id": "r1", "features": {"x": 1.0}, "prediction": 1.5, "label": 2.0}],
+        'we"ird\\model name',  # a newline is no name (exporter/names.py): it is a feature's
+        [{"id": "r1", "features": {"x\nline": 1.0}, "prediction": 1.5, "label": 2.0}],
     )
     # A string where a number is expected: counted as a type mismatch, stored as missing.
     exp.predictions(
@@ -98,7 +98,8 @@ def test_promtool_catches_a_broken_exposition() -> None:
 def test_label_values_are_escaped_and_round_trip(make_exporter) -> None:
     metrics = populated(make_exporter).metrics()
     names = {dict(labels).get("model") for _, labels in metrics}
-    assert 'we"ird\\model\nname' in names
+    assert 'we"ird\\model name' in names
+    assert "x\nline" in {dict(labels).get("feature") for _, labels in metrics}
 
 
 def test_text_format_by_default(make_exporter) -> None:

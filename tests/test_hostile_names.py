@@ -6,11 +6,14 @@ whole exposition unparseable a few seconds later (the drift part was cut into li
 moved sample lines under another family's header. Every such string is posted here as a model,
 version and feature name and as a class and category value; each is either refused with a 4xx
 or accepted and exported as a correctly escaped label value, and the whole exposition passes
-promtool and both of prometheus_client's parsers, before and after the drift worker ran.
+promtool and both of prometheus_client's parsers, before and after the drift worker ran. Model
+and version names are refused exactly when they hold what no person means in a name
+(exporter/names.py): checked here against the Unicode categories.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import pytest
@@ -63,7 +66,12 @@ def hostile(make_exporter) -> Any:
     exp = make_exporter(
         quality={"min_samples": 1},
         drift={"min_samples": 2, "reference_size": 4},
-        limits={"max_models": 200, "max_features": 50, "max_classes": 50},
+        limits={
+            "max_models": 200,
+            "max_versions_per_model": 50,
+            "max_features": 50,
+            "max_classes": 50,
+        },
     )
     accepted: dict[str, list[str]] = {"model": [], "version": [], "feature": [], "class": []}
 
@@ -137,7 +145,17 @@ def test_hostile_strings_are_refused_or_escaped_and_the_exposition_stays_valid(h
                 assert set(accepted["model"]) <= label_values(
                     fams, "model_feature_drift_ks_statistic", "model"
                 )
-    # Accepted, not refused: names may hold anything today (which characters names may hold
-    # is another issue's decision); classes and categories are data and must stay accepted.
+    # Model and version names: printable characters (Unicode L, M, N, P, S, and the space
+    # inside), no '/'; everything else is refused. Classes and categories are data and must
+    # stay accepted; feature names are not addressed by a path and are accepted too.
+    readable = [
+        s
+        for s in HOSTILE
+        if s.strip() == s
+        and "/" not in s
+        and all(c == " " or unicodedata.category(c)[0] in "LMNPS" for c in s)
+    ]
+    assert accepted["model"] == accepted["version"] == readable
+    assert len(readable) == 9  # the oracle is not vacuous: quotes, braces, '#' and '# EOF'
     assert len(accepted["class"]) == len(HOSTILE)
-    assert len(accepted["model"]) + len(accepted["feature"]) > 0
+    assert len(accepted["feature"]) > 0

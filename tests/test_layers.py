@@ -10,6 +10,7 @@ import pytest
 PURE = [
     "exporter.typedefs",
     "exporter.errors",
+    "exporter.names",
     "exporter.stats.performance",
     "exporter.stats.drift",
     "exporter.window",

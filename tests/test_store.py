@@ -16,7 +16,7 @@ import pytest
 from exporter.config import load_settings
 from exporter.counters import LABEL_DELAY_BUCKETS
 from exporter.errors import Reason, RejectedInput
-from exporter.model import ModelState
+from exporter.model import ModelRemoved, ModelState
 from exporter.reference import build_reference
 from exporter.snapshot import ModelSnapshot, VersionSnapshot
 from exporter.store import Store
@@ -312,3 +312,35 @@ def test_an_unchanged_model_gives_no_new_snapshot_and_copies_nothing() -> None:
     assert changed is not None and version(changed).counters.labels == 1
     clock.advance(3600.0)  # the data leaves the window: a change with no new event
     assert state.snapshot_if_changed(clock(), changed.key) is not None
+
+
+def test_a_closed_model_refuses_every_writer_so_the_store_can_retry() -> None:
+    settings = load_settings()
+    state = ModelState("m", None, settings, T0, uid=7)
+    state.add_predictions("v1", events(["a"]), T0)
+    removal = state.close(T0 + 1)
+    assert removal is not None and (removal.versions, removal.pending_predictions) == (("v1",), 1)
+    ref = build_reference({"x": [1.0]}, settings=settings.drift, source="upload", created=T0)
+    for write in (
+        lambda: state.add_predictions("v1", events(["b"]), T0 + 2),
+        lambda: state.add_labels(labels(["a"]), T0 + 2),
+        lambda: state.set_reference(ref, None, T0 + 2),
+        lambda: state.delete_version("v1", T0 + 2),
+    ):
+        with pytest.raises(ModelRemoved):
+            write()
+
+
+def test_removing_a_version_is_a_change_every_reader_sees() -> None:
+    removed: list[tuple[str, str]] = []
+    state = ModelState(
+        "m", None, load_settings(), T0, on_version_removed=lambda v, why: removed.append((v, why))
+    )
+    state.add_predictions("v1", events(["a"]), T0)
+    state.add_predictions("v2", events(["b"]), T0)
+    before = state.snapshot(T0)
+    assert state.delete_version("v1", T0) == 1
+    assert removed == [("v1", "deleted")]
+    assert state.snapshot_if_changed(T0, before.key) is not None
+    assert [w.version for w in state.drift_snapshot(T0, {}).windows] == ["v2"]
+    assert state.close(T0, idle_ttl=3600.0) is None  # active (and b waits): not idle

@@ -16,6 +16,7 @@ from exporter.api.context import Context
 from exporter.api.decode import decode, media_type, read_body
 from exporter.api.schemas import openapi_body
 from exporter.errors import InvalidReference, Reason, RejectedInput
+from exporter.names import check_name
 from exporter.reference import Reference, build_reference
 from exporter.reference_io import parse_csv_columns
 
@@ -106,6 +107,9 @@ def router(ctx: Context) -> APIRouter:
         version of the model, present and future. Without any upload, the first
         ``drift.reference_size`` predictions of each version become its reference. A reference
         of predictions and labels only (a holdout set) is valid."""
+        check_name(model, "model")  # before reading a body of up to max_reference_bytes
+        if model_version is not None:
+            check_name(model_version, "model_version")
         kind = media_type(request)
         body = await read_body(request, limits.max_reference_bytes, "max_reference_bytes")
 

@@ -1,4 +1,5 @@
-"""The exporter's own health: events received and rejected, drift worker, build info."""
+"""The exporter's own health: events received and rejected, removals, drift worker, build
+info."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterator
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter import __version__
-from exporter.store import Store
+from exporter.store import RemovalCounts, Store
 from exporter.telemetry import Telemetry
 
 
@@ -31,6 +32,7 @@ def exporter_families(store: Store, telemetry: Telemetry) -> Iterator[Metric]:
     )
     models.add_metric([], len(store.models()))
     yield models
+    yield from removal_families(store.removals())
     got = CounterMetricFamily(
         "model_exporter_events_received",
         "Events in accepted requests: kind prediction, label or reference (one per upload).",
@@ -65,3 +67,35 @@ def exporter_families(store: Store, telemetry: Telemetry) -> Iterator[Metric]:
     )
     last.add_metric([], drift.last_duration)
     yield last
+
+
+def removal_families(counts: RemovalCounts) -> Iterator[Metric]:
+    """What left the store: the removed model's own counters go with it, so it is counted
+    here."""
+    models = CounterMetricFamily(
+        "model_exporter_models_removed",
+        "Models removed with all their series: reason deleted (DELETE /v1/models/{model}) or "
+        "idle (nothing accepted for limits.idle_model_ttl, nothing waiting in the join).",
+        labels=["reason"],
+    )
+    for reason, count in counts.models.items():
+        models.add_metric([reason], count)
+    yield models
+    versions = CounterMetricFamily(
+        "model_exporter_versions_removed",
+        "Versions removed on their own (not with their model): reason deleted, idle, or "
+        "replaced (by a new version once limits.max_versions_per_model is reached).",
+        labels=["reason"],
+    )
+    for reason, count in counts.versions.items():
+        versions.add_metric([reason], count)
+    yield versions
+    dropped = CounterMetricFamily(
+        "model_exporter_pending_dropped",
+        "Predictions waiting for their label (kind prediction) and labels waiting for their "
+        "prediction (kind label) dropped because their model or version was deleted.",
+        labels=["kind"],
+    )
+    for kind, count in counts.dropped.items():
+        dropped.add_metric([kind], count)
+    yield dropped
