@@ -189,6 +189,7 @@ def test_a_rejected_batch_is_dropped_and_counted(flaky: str) -> None:
         assert client.flush(10)
         stats = client.stats()
     assert stats.dropped_rejected == 1 and stats.retries == 0
+    assert stats.rejected_by_reason == {"http_422": 1}  # no reason: not the exporter's answer
     assert "step 422" in (stats.last_error or "")
 
 

@@ -4,7 +4,7 @@
 
     from exporter.client import MonitorClient
     monitor = MonitorClient("http://127.0.0.1:17090", model="fraud", model_version="v2")
-    monitor.log_prediction("req-1", {"amount": 12.5, "country": "DE"}, 1)   # ~3 us, never raises
+    monitor.log_prediction("req-1", {"amount": 12.5, "country": "DE"}, 1)   # ~4 us, never raises
     monitor.log_label("req-1", 0)                                           # hours later
 
 Guarantees, for the model's request path:
@@ -12,10 +12,20 @@ Guarantees, for the model's request path:
 * ``log_*`` never raise and never block: they append to a bounded in-memory queue and return.
   When the queue is full, the new item is dropped and counted (``stats().dropped_queue_full``);
   memory stays bounded.
+* Values are checked on the caller's thread, cheaply (:mod:`exporter.client._normalise`): what
+  the API defines is normalised (NaN features are sent as missing, numpy scalars as numbers, int
+  ids as strings); what no exporter would accept is refused there (``log_*`` returns False).
 * A background thread sends batches (``batch_size`` items, or whatever is queued after
   ``flush_interval`` seconds), retries network errors, 5xx and 429 with exponential backoff and
   jitter (honouring ``Retry-After``), and gives up on a batch after ``max_retries`` (counted).
-  A 4xx other than 429 is the caller's mistake: the batch is dropped, counted and logged once.
+* A 4xx loses only what the exporter refuses (:mod:`exporter.client._delivery`): the event it
+  names is dropped and the rest sent again; a refusal that names none is narrowed down by
+  bisection; a 413 is split. Labels refused as ``unknown_model`` are tried again for
+  ``unknown_model_retry`` seconds, as the model's first predictions may be on their way
+  (:mod:`exporter.client._waiting`).
+* Every drop is counted (``stats()``: ``dropped_rejected`` by reason in
+  ``rejected_by_reason``), and the first few of each reason are logged with the exporter's
+  message (:mod:`exporter.client._stats`).
 * ``flush()`` waits until everything queued so far was sent; ``close()`` flushes (bounded by a
   timeout) and stops the thread; both run at interpreter exit.
 
@@ -28,16 +38,21 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import random
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from exporter.client._transport import Response, Transport, TransportError
+from exporter.client import _normalise as normalise
+from exporter.client._delivery import Backoff, Batch, Delivery, Kind, encoder
+from exporter.client._normalise import Refused, Value
+from exporter.client._stats import ClientStats, Tally
+from exporter.client._transport import Transport, TransportError, dumps
+from exporter.client._waiting import Held, WaitingLabels
+from exporter.errors import Reason
 
 __all__ = [
     "AsyncMonitorClient",
@@ -48,58 +63,17 @@ __all__ = [
 
 log = logging.getLogger("exporter.client")
 
-Value = float | int | str | bool | None
-
 
 class MonitorError(Exception):
     """A synchronous call (``set_reference``) failed; the message says why."""
 
 
-@dataclass
-class ClientStats:
-    """Counters of one client since it started."""
-
-    queued: int = 0  # items waiting now
-    sent_events: int = 0  # predictions and labels the exporter accepted
-    batches_sent: int = 0
-    retries: int = 0
-    dropped_queue_full: int = 0  # refused because the queue was full
-    dropped_rejected: int = 0  # in batches the exporter refused with a 4xx
-    dropped_failed: int = 0  # in batches given up after max_retries
-    last_error: str | None = None
-
-
 @dataclass(slots=True)
 class _Item:
-    kind: str  # "prediction" or "label"
+    kind: Kind
     model: str
     version: str | None
     body: dict[str, Any]
-
-
-@dataclass
-class _Batch:
-    kind: str
-    model: str
-    version: str | None
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _json_default(value: Any) -> Any:
-    """numpy scalars (and anything with ``.item()`` or ``.tolist()``) without importing numpy."""
-    for attr in ("item", "tolist"):
-        method = getattr(value, attr, None)
-        if callable(method):
-            return method()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _dumps(payload: Any) -> bytes:
-    return json.dumps(
-        payload, default=_json_default, allow_nan=False, separators=(",", ":")
-    ).encode()
 
 
 class MonitorClient:
@@ -123,6 +97,10 @@ class MonitorClient:
         Retries of one batch on network errors, 5xx and 429 before it is dropped (counted).
     backoff, max_backoff : float
         First retry delay and its cap; each retry doubles it, with +-50 % jitter.
+    unknown_model_retry : float
+        Seconds labels refused with 404 ``unknown_model`` are tried again (with the same
+        backoff), in case the model's first predictions are still on their way; then they are
+        dropped, counted under ``unknown_model``. 0: drop them at once.
     """
 
     def __init__(
@@ -138,12 +116,15 @@ class MonitorClient:
         max_retries: int = 5,
         backoff: float = 0.2,
         max_backoff: float = 10.0,
+        unknown_model_retry: float = 60.0,
         flush_on_exit: bool = True,
     ) -> None:
         if batch_size < 1 or max_queue < 1:
             raise ValueError("batch_size and max_queue must be >= 1")
         if flush_interval <= 0 or timeout <= 0:
             raise ValueError("flush_interval and timeout must be > 0")
+        if unknown_model_retry < 0:
+            raise ValueError(f"unknown_model_retry must be >= 0, got {unknown_model_retry!r}")
         self.url = url.rstrip("/")
         self.model = model
         self.model_version = model_version
@@ -153,6 +134,7 @@ class MonitorClient:
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.unknown_model_retry = unknown_model_retry
         self._timeout = timeout
         self._transport = Transport(self.url, timeout)
         self._queue: deque[_Item] = deque()
@@ -160,10 +142,20 @@ class MonitorClient:
         self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
-        self._stats = ClientStats()
+        self._flushing = 0  # flush() calls waiting
+        self._tally = Tally()
         self._closing = False
         self._stop = threading.Event()
-        self._warned: set[str] = set()
+        delays = Backoff(backoff, max_backoff)
+        self._waiting = WaitingLabels(unknown_model_retry, delays)  # under self._lock
+        self._delivery = Delivery(
+            self._transport,
+            self._tally,
+            max_retries=max_retries,
+            backoff=delays,
+            stop=self._stop,
+            encode=encoder(),
+        )
         self._thread = threading.Thread(target=self._run, name="model-exporter-client", daemon=True)
         self._thread.start()
         if flush_on_exit:
@@ -173,7 +165,7 @@ class MonitorClient:
 
     def log_prediction(
         self,
-        id: str,
+        id: str | int,
         features: Mapping[str, Value],
         prediction: Value,
         *,
@@ -182,67 +174,92 @@ class MonitorClient:
         model: str | None = None,
         model_version: str | None = None,
     ) -> bool:
-        """Queue one prediction (``label`` optional inline ground truth). False if dropped.
+        """Queue one prediction (``label`` optional inline ground truth). False if dropped:
+        refused (see :mod:`exporter.client._normalise`) or the queue is full; counted.
 
-        ``features`` is kept by reference until sent: do not mutate it afterwards.
+        ``features`` is kept by reference until sent (unless a value had to be converted): do
+        not mutate it afterwards.
         """
-        body: dict[str, Any] = {"id": id, "features": features, "prediction": prediction}
-        if label is not None:
-            body["label"] = label
-        if timestamp is not None:
-            body["timestamp"] = timestamp
-        return self._put(
-            _Item(
-                "prediction", model or self.model or "", model_version or self.model_version, body
-            )
-        )
+        try:
+            body: dict[str, Any] = {
+                "id": normalise.identifier(id),
+                "features": normalise.features(features),
+                "prediction": normalise.outcome(prediction, "prediction"),
+            }
+            if label is not None and (inline := normalise.inline_label(label)) is not None:
+                body["label"] = inline
+            if timestamp is not None:
+                body["timestamp"] = normalise.moment(timestamp)
+            name = normalise.name(model or self.model, "model")
+            version = normalise.version(model_version or self.model_version)
+        except Exception as exc:  # a refusal; never raise into the caller
+            self._tally.refused_at_call("prediction", exc)
+            return False
+        return self._put(_Item("prediction", name, version, body))
 
     def log_predictions(self, events: Iterable[Mapping[str, Any]], **kw: str | None) -> int:
         """Queue many ``{"id", "features", "prediction", "label"?, "timestamp"?}``; returns how
         many were queued."""
-        return sum(
-            self.log_prediction(
-                e["id"],
-                e["features"],
-                e["prediction"],
-                label=e.get("label"),
-                timestamp=e.get("timestamp"),
+        queued = 0
+        for event in events:
+            get: Callable[[str], Any] = event.get if isinstance(event, Mapping) else _nothing
+            queued += self.log_prediction(
+                get("id"),
+                get("features"),
+                get("prediction"),
+                label=get("label"),
+                timestamp=get("timestamp"),
                 **kw,
             )
-            for e in events
-        )
+        return queued
 
     def log_label(
         self,
-        id: str,
+        id: str | int,
         label: Value,
         *,
         timestamp: float | str | None = None,
         model: str | None = None,
     ) -> bool:
-        """Queue the ground truth of an earlier prediction. False if dropped."""
-        body: dict[str, Any] = {"id": id, "label": label}
-        if timestamp is not None:
-            body["timestamp"] = timestamp
-        return self._put(_Item("label", model or self.model or "", None, body))
+        """Queue the ground truth of an earlier prediction. False if dropped (counted)."""
+        try:
+            body: dict[str, Any] = {
+                "id": normalise.identifier(id),
+                "label": normalise.outcome(label, "label"),
+            }
+            if timestamp is not None:
+                body["timestamp"] = normalise.moment(timestamp)
+            name = normalise.name(model or self.model, "model")
+        except Exception as exc:  # a refusal; never raise into the caller
+            self._tally.refused_at_call("label", exc)
+            return False
+        return self._put(_Item("label", name, None, body))
 
-    def log_labels(self, labels: Iterable[tuple[str, Value]], *, model: str | None = None) -> int:
+    def log_labels(
+        self, labels: Iterable[tuple[str | int, Value]], *, model: str | None = None
+    ) -> int:
         """Queue many ``(id, label)`` pairs; returns how many were queued."""
-        return sum(self.log_label(i, y, model=model) for i, y in labels)
+        queued = 0
+        for pair in labels:
+            try:
+                ident, label = pair
+            except (TypeError, ValueError) as exc:  # not an (id, label) pair
+                self._tally.refused_at_call("label", exc)
+                continue
+            queued += self.log_label(ident, label, model=model)
+        return queued
 
     def _put(self, item: _Item) -> bool:
         try:
             with self._lock:
-                if self._closing or len(self._queue) >= self.max_queue:
-                    self._stats.dropped_queue_full += 1
-                    full = True
-                else:
+                held = len(self._queue) + self._waiting.events
+                full = self._closing or held >= self.max_queue
+                if not full:
                     self._queue.append(item)
-                    full = False
                     if len(self._queue) >= self.batch_size:
                         self._wake.notify()
             if full:
-                self._warn_once("full", "model-exporter client queue is full: dropping events")
+                self._tally.queue_full()
             return not full
         except Exception:  # pragma: no cover - never let monitoring break a prediction
             return False
@@ -251,25 +268,31 @@ class MonitorClient:
 
     def stats(self) -> ClientStats:
         with self._lock:
-            snapshot = ClientStats(**vars(self._stats))
-            snapshot.queued = len(self._queue)
-            return snapshot
+            queued = len(self._queue) + self._waiting.events
+        return self._tally.snapshot(queued)
 
     def flush(self, timeout: float | None = 10.0) -> bool:
-        """Wait until everything queued so far was sent (or dropped); False on timeout."""
+        """Wait until everything queued so far was sent (or dropped); False on timeout.
+
+        Labels waiting for their model to be known (``unknown_model_retry``) are waited for.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
+            self._flushing += 1  # the sender sends what is queued without waiting
             self._wake.notify()
-            while self._queue or self._in_flight:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._idle.wait(remaining if remaining is not None else 1.0)
-                self._wake.notify()
+            try:
+                while self._queue or self._in_flight or self._waiting:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._idle.wait(remaining)
+            finally:
+                self._flushing -= 1
         return True
 
     def close(self, timeout: float = 5.0) -> None:
-        """Flush (at most ``timeout`` seconds), then stop the background thread."""
+        """Flush (at most ``timeout`` seconds), then stop the background thread; labels still
+        waiting for their model are dropped (counted under ``unknown_model``)."""
         if self._stop.is_set():
             return
         self.flush(timeout)
@@ -296,24 +319,24 @@ class MonitorClient:
         model_version: str | None = None,
     ) -> dict[str, Any]:
         """Upload the drift reference (synchronously: a set-up call, not for the request path).
+        Values are normalised as feature values are (NaN is missing, numpy scalars plain).
 
         Raises :class:`MonitorError` if the exporter refuses it or cannot be reached.
         """
-        payload: dict[str, Any] = {"features": {k: list(v) for k, v in features.items()}}
-        if predictions is not None:
-            payload["predictions"] = list(predictions)
-        if labels is not None:
-            payload["labels"] = list(labels)
         name = model or self.model
         if not name:
             raise MonitorError("set_reference needs a model name")
+        try:
+            payload = normalise.reference(features, predictions, labels)
+        except Refused as refusal:
+            raise MonitorError(f"reference refused before sending: {refusal}") from None
         path = f"/v1/models/{_quote(name)}/reference"
         version = model_version or self.model_version
         if version:
             path += f"?model_version={_quote(version)}"
         transport = Transport(self.url, self._timeout)  # the sender thread owns the other one
         try:
-            response = transport.request("PUT", path, _dumps(payload))
+            response = transport.request("PUT", path, dumps(payload))
         except TransportError as exc:
             raise MonitorError(f"cannot reach the exporter at {self.url}: {exc}") from None
         finally:
@@ -328,104 +351,73 @@ class MonitorClient:
     def _run(self) -> None:
         while True:
             with self._lock:
-                if not self._queue:
-                    if self._stop.is_set():
-                        return
-                    self._wake.wait(self.flush_interval)
-                elif len(self._queue) < self.batch_size and not self._closing:
-                    self._wake.wait(self.flush_interval)
+                if not self._queue and self._stop.is_set():
+                    break
+                self._sleep()
                 items = [
                     self._queue.popleft() for _ in range(min(len(self._queue), self.batch_size))
                 ]
-                self._in_flight = len(items)
-            if items:
+                due = self._waiting.due(time.monotonic())
+                self._in_flight = len(items) + sum(len(h.batch.events) for h in due)
+            if items or due:
                 try:
-                    self._send(items)
+                    self._send(items, due)
                 except Exception as exc:  # pragma: no cover - keep the thread alive, count it
                     log.exception("model-exporter client: unexpected error")
-                    with self._lock:
-                        self._stats.dropped_failed += len(items)
-                        self._stats.last_error = repr(exc)
+                    self._tally.lost(self._in_flight, repr(exc))
             with self._lock:
                 self._in_flight = 0
-                if not self._queue:
+                if not self._queue and not self._waiting:
                     self._idle.notify_all()
-            if self._stop.is_set() and not items:
-                return
-
-    def _send(self, items: list[_Item]) -> None:
-        batches: dict[tuple[str, str, str | None], _Batch] = {}
-        for item in items:
-            key = (item.kind, item.model, item.version)
-            batch = batches.get(key)
-            if batch is None:
-                batch = batches[key] = _Batch(item.kind, item.model, item.version)
-            batch.bodies.append(item.body)
-        # Predictions first: their labels may be in the same drain.
-        for batch in sorted(batches.values(), key=lambda b: b.kind != "prediction"):
-            self._send_batch(batch)
-
-    def _send_batch(self, batch: _Batch) -> None:
-        if batch.kind == "prediction":
-            payload: dict[str, Any] = {"model": batch.model, "events": batch.bodies}
-            if batch.version:
-                payload["model_version"] = batch.version
-            path = "/v1/predictions"
-        else:
-            payload = {"model": batch.model, "labels": batch.bodies}
-            path = "/v1/labels"
-        try:
-            body = _dumps(payload)
-        except (TypeError, ValueError, OverflowError) as exc:
-            self._drop(batch, "dropped_rejected", f"cannot encode as JSON: {exc}")
-            return
-        attempt = 0
-        while True:
-            try:
-                response: Response | None = self._transport.request("POST", path, body)
-                error = None
-            except TransportError as exc:
-                response, error = None, str(exc)
-            if response is not None and response.status == 200:
-                with self._lock:
-                    self._stats.sent_events += len(batch.bodies)
-                    self._stats.batches_sent += 1
-                return
-            if response is not None and response.status != 429 and response.status < 500:
-                rejection = response.rejection()
-                self._drop(
-                    batch,
-                    "dropped_rejected",
-                    f"{response.status} {rejection.reason or ''}: {rejection.detail}",
-                )
-                return
-            if attempt >= self.max_retries or self._stop.is_set():
-                reason = error or f"{response.status if response else '?'} after retries"
-                self._drop(batch, "dropped_failed", reason)
-                return
-            delay = min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.5)
-            if response is not None and response.retry_after is not None:
-                delay = min(self.max_backoff, response.retry_after)
-            attempt += 1
-            with self._lock:
-                self._stats.retries += 1
-                self._stats.last_error = error or f"HTTP {response.status if response else '?'}"
-            if self._stop.wait(delay):
-                self._drop(batch, "dropped_failed", "client closed while retrying")
-                return
-
-    def _drop(self, batch: _Batch, counter: str, reason: str) -> None:
         with self._lock:
-            setattr(self._stats, counter, getattr(self._stats, counter) + len(batch.bodies))
-            self._stats.last_error = reason
-        self._warn_once(
-            counter, f"model-exporter client dropped {len(batch.bodies)} {batch.kind}s: {reason}"
-        )
+            held = self._waiting.drain()
+            self._idle.notify_all()
+        for h in held:
+            self._tally.refused(
+                h.batch, Reason.UNKNOWN_MODEL.value, "the client closed while they waited"
+            )
 
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning("%s (further such drops are only counted)", message)
+    def _sleep(self) -> None:
+        """Wait (the lock held) for a full batch, the flush interval, held labels coming due,
+        or a wake-up (``flush``, ``close``)."""
+        if self._queue and (self._closing or self._flushing or len(self._queue) >= self.batch_size):
+            return
+        timeout = self.flush_interval
+        due = self._waiting.next_due()
+        if due is not None:
+            timeout = min(timeout, due - time.monotonic())
+        if timeout > 0:
+            self._wake.wait(timeout)
+
+    def _send(self, items: list[_Item], due: list[Held]) -> None:
+        groups: dict[tuple[Kind, str, str | None], list[dict[str, Any]]] = {}
+        for item in items:
+            groups.setdefault((item.kind, item.model, item.version), []).append(item.body)
+        batches = [self._delivery.batch(*key, bodies) for key, bodies in groups.items()]
+        # Predictions first: their labels may be in the same drain.
+        for batch in sorted(batches, key=lambda b: b.kind != "prediction"):
+            self._deliver(batch)
+        for held in due:
+            self._deliver(held.batch, held)
+
+    def _deliver(self, batch: Batch, before: Held | None = None) -> None:
+        if not batch.events:
+            return
+        held = self._delivery.send(batch, hold_unknown_model=batch.kind == "label")
+        with self._lock:
+            if batch.kind == "prediction":
+                self._waiting.wake(batch.model, time.monotonic())
+            kept = held is None or self._waiting.hold(held, time.monotonic(), before)
+        if held is not None and not kept:
+            self._tally.refused(
+                held,
+                Reason.UNKNOWN_MODEL.value,
+                f"still unknown after unknown_model_retry ({self.unknown_model_retry:g} s)",
+            )
+
+
+def _nothing(key: str) -> None:
+    """What a malformed event (not a mapping) holds under every key."""
 
 
 def _close_at_exit(ref: weakref.ReferenceType[MonitorClient]) -> None:

@@ -1,4 +1,5 @@
-"""A minimal keep-alive HTTP/1.1 transport on the standard library (no third-party client)."""
+"""A minimal keep-alive HTTP/1.1 transport on the standard library (no third-party client), the
+exporter's answers as the client reads them, and whole request bodies as JSON."""
 
 from __future__ import annotations
 
@@ -7,6 +8,24 @@ import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars (and anything with ``.item()`` or ``.tolist()``) without importing numpy."""
+    for attr in ("item", "tolist"):
+        method = getattr(value, attr, None)
+        if callable(method):
+            return method()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps(payload: Any) -> bytes:
+    """A whole request body as JSON (the standard library's; NaN and infinities refused)."""
+    return json.dumps(
+        payload, default=_json_default, allow_nan=False, separators=(",", ":")
+    ).encode()
 
 
 class TransportError(Exception):

@@ -1,0 +1,130 @@
+"""The client's counters: what became of every event logged, drops by reason, and the log lines.
+
+Drops are logged, but only the first :data:`LOGGED_PER_REASON` of each reason (of each way of
+failing, for ``failed``): a misbehaving caller cannot flood the log, and every distinct problem
+still shows up in it with the exporter's own message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field, replace
+
+from exporter.client._delivery import Batch
+from exporter.client._normalise import Refused
+from exporter.errors import Reason
+
+log = logging.getLogger("exporter.client")
+
+#: Drops logged per reason; further ones are only counted.
+LOGGED_PER_REASON = 5
+
+
+@dataclass
+class ClientStats:
+    """Counters of one client since it started.
+
+    Once :meth:`~exporter.client.MonitorClient.flush` returned True, every event logged is in
+    exactly one of ``sent_events``, ``dropped_queue_full``, ``dropped_rejected`` and
+    ``dropped_failed``.
+    """
+
+    queued: int = 0  # waiting now: queued, or labels waiting for their model to be known
+    sent_events: int = 0  # predictions and labels the exporter accepted
+    batches_sent: int = 0  # requests the exporter accepted
+    requests: int = 0  # HTTP requests made, retries included
+    retries: int = 0  # requests made again after a network error, a 5xx or a 429
+    dropped_queue_full: int = 0  # refused because the queue was full
+    dropped_rejected: int = 0  # refused: at call time, or by the exporter with a 4xx
+    dropped_failed: int = 0  # given up: no answer, 5xx or 429 after max_retries, or closing
+    #: ``dropped_rejected`` by reason: the exporter's (``invalid_field``, ``unknown_model``,
+    #: ...), ``http_<status>`` for a 4xx without one, ``too_many_refusals`` (see
+    #: :mod:`exporter.client._delivery`).
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    last_error: str | None = None
+
+
+class Tally:
+    """The counters of one client, thread-safe: told by the caller's thread (refusals, a full
+    queue) and by the sender (it is the :class:`~exporter.client._delivery.Sink`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stats = ClientStats()
+        self._logged: dict[str, int] = {}
+
+    def snapshot(self, queued: int) -> ClientStats:
+        with self._lock:
+            by_reason = dict(self._stats.rejected_by_reason)
+            return replace(self._stats, queued=queued, rejected_by_reason=by_reason)
+
+    def queue_full(self) -> None:
+        with self._lock:
+            self._stats.dropped_queue_full += 1
+        self._log("queue_full", "an event: the queue is full")
+
+    def refused_at_call(self, kind: str, exc: Exception) -> None:
+        """One event refused on the caller's thread: a :class:`Refused`, or any other error
+        reading it (counted as ``invalid_field``)."""
+        if not isinstance(exc, Refused):
+            message = f"could not be read: {type(exc).__name__}: {exc}"
+            exc = Refused(Reason.INVALID_FIELD, kind, None, message)
+        self._reject(1, exc.reason.value, f"a {kind} ({exc.reason.value}): {exc}")
+
+    def requested(self) -> None:
+        with self._lock:
+            self._stats.requests += 1
+
+    def sent(self, batch: Batch) -> None:
+        with self._lock:
+            self._stats.sent_events += len(batch.events)
+            self._stats.batches_sent += 1
+
+    def retrying(self, error: str) -> None:
+        with self._lock:
+            self._stats.retries += 1
+            self._stats.last_error = error
+
+    def refused(self, batch: Batch, reason: str, detail: str) -> None:
+        self._reject(
+            len(batch.events),
+            reason,
+            f"{_count(batch)} of model {batch.model!r} refused by the exporter ({reason}): "
+            f"{detail}",
+        )
+
+    def failed(self, batch: Batch, error: str) -> None:
+        self.lost(len(batch.events), f"{_count(batch)} of model {batch.model!r}: {error}")
+
+    def lost(self, count: int, error: str) -> None:
+        """``count`` events given up (not refused): the exporter could not be reached, ..."""
+        with self._lock:
+            self._stats.dropped_failed += count
+            self._stats.last_error = error
+        self._log("failed", error)
+
+    def _reject(self, count: int, reason: str, message: str) -> None:
+        with self._lock:
+            stats = self._stats
+            stats.dropped_rejected += count
+            stats.rejected_by_reason[reason] = stats.rejected_by_reason.get(reason, 0) + count
+            stats.last_error = message
+        self._log(reason, message)
+
+    def _log(self, key: str, message: str) -> None:
+        with self._lock:
+            seen = self._logged.get(key, 0)
+            self._logged[key] = seen + 1
+        if seen < LOGGED_PER_REASON:
+            last = seen + 1 == LOGGED_PER_REASON
+            log.warning(
+                "model-exporter client dropped %s%s",
+                message,
+                " (further such drops are only counted)" if last else "",
+            )
+
+
+def _count(batch: Batch) -> str:
+    n = len(batch.events)
+    return f"{n} {batch.kind}{'s' if n != 1 else ''}"
