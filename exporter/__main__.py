@@ -37,14 +37,14 @@ def _parser() -> argparse.ArgumentParser:
         commands.add_parser(
             "demo",
             help="run the exporter with a simulated model server (drift after 3 minutes)",
-            description=(demo.__doc__ or "").split("\n\n")[0],
+            description=(demo.__doc__ or "").split("\n\n")[0].replace("``", ""),
         )
     )
     replay.add_arguments(
         commands.add_parser(
             "replay",
             help="send a CSV, Parquet or JSONL log of predictions to a running exporter",
-            description=(replay.__doc__ or "").split("\n\n")[0],
+            description=(replay.__doc__ or "").split("\n\n")[0].replace("``", ""),
         )
     )
     from exporter.monitoring import generate

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
+
+from exporter.config import Settings, load_settings
+from exporter.errors import ConfigError
 
 DEMO_CONFIG: dict[str, Any] = {
     "windows": ["1m", "5m"],
@@ -31,17 +36,111 @@ SHIFTED_FEATURES = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="0.0.0.0", help="listen address (default 0.0.0.0)")
-    parser.add_argument("--port", type=int, default=17090, help="listen port (default 17090)")
-    parser.add_argument("--url", help="send to this running exporter instead of starting one")
-    parser.add_argument("--rate", type=float, default=20.0, help="predictions per second")
-    parser.add_argument("--label-delay", type=float, default=20.0, help="seconds until a label")
+    parser.add_argument("--host", default="0.0.0.0", help="listen address (default: %(default)s)")
     parser.add_argument(
-        "--drift-after", type=float, default=180.0, help="seconds until the drift starts"
+        "--port",
+        type=int,
+        default=17090,
+        help="listen port, 0: any (default: %(default)s)",
     )
-    parser.add_argument("--duration", type=float, default=0.0, help="stop after (0: never)")
-    parser.add_argument("--windows", default="1m,5m", help="exporter windows (default 1m,5m)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--url", help="send to this running exporter instead of starting one (default: start one)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=20.0, help="predictions per second (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--label-delay",
+        type=float,
+        default=20.0,
+        help="mean seconds until a prediction's label comes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--drift-after",
+        type=float,
+        default=180.0,
+        help="seconds until the drift starts (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=0.0,
+        help="stop after this many seconds, 0: never (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--windows",
+        default=",".join(DEMO_CONFIG["windows"]),
+        help="the exporter's windows, comma-separated (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed (default: %(default)s)",
+    )
+
+
+def demo_settings(args: argparse.Namespace) -> Settings:
+    """The exporter's settings in the demo: :data:`DEMO_CONFIG` with the windows of the flags.
+
+    Raises :class:`~exporter.errors.ConfigError` for an invalid value (``--windows 5x``).
+    """
+    windows = [w.strip() for w in args.windows.split(",") if w.strip()]
+    config = dict(DEMO_CONFIG, windows=windows)
+    return load_settings(None, host=args.host, port=args.port, log_level="warning", **config)
+
+
+def _options(section: BaseModel, prefix: str = "") -> dict[str, Any]:
+    """Every option of a settings section by its dotted key (``drift.min_samples``)."""
+    out: dict[str, Any] = {}
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        if isinstance(value, BaseModel):
+            out.update(_options(value, f"{prefix}{name}."))
+        else:
+            out[prefix + name] = value
+    return out
+
+
+def _shown(value: Any) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
+def settings_line(settings: Settings, defaults: Settings) -> str:
+    """The options of ``settings`` that differ from ``defaults`` (``key=value (default d)``),
+    then the models it declares; not the address (the serving line shows the one bound)."""
+    ours, theirs = (_options(s) | {"windows": s.window_labels} for s in (settings, defaults))
+    changed = [
+        f"{key}={_shown(value)} (default {_shown(theirs[key])})"
+        for key, value in ours.items()
+        if key not in ("host", "port", "models") and value != theirs[key]
+    ]
+    line = "settings that differ from the defaults: " + (", ".join(changed) or "none")
+    for name, spec in settings.models.items():
+        declared = spec.model_dump(exclude_defaults=True)
+        line += f"; model {name}: " + ", ".join(f"{k}={_shown(v)}" for k, v in declared.items())
+    return line
+
+
+def serving_line(sockname: tuple[Any, ...]) -> tuple[str, str]:
+    """The URL to open and the line announcing it, from the listening socket's name.
+
+    >>> serving_line(("0.0.0.0", 17090))[1]
+    'serving on http://127.0.0.1:17090 (metrics at /metrics), listening on 0.0.0.0:17090'
+    >>> serving_line(("::1", 8080, 0, 0))
+    ('http://[::1]:8080', 'serving on http://[::1]:8080 (metrics at /metrics)')
+    """
+    host, port = str(sockname[0]), int(sockname[1])
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # a wildcard: this machine
+
+    def bracketed(name: str) -> str:
+        return f"[{name}]" if ":" in name else name
+
+    url = f"http://{bracketed(local)}:{port}"
+    line = f"serving on {url} (metrics at /metrics)"
+    if local != host:
+        line += f", listening on {bracketed(host)}:{port}"
+    return url, line
 
 
 @dataclass
@@ -173,20 +272,29 @@ def _status_line(url: str, sim: Simulation, started: float) -> str:
     return " | ".join(parts)
 
 
-def run(args: argparse.Namespace) -> int:
-    external = args.url is not None
-    show = args.url or f"http://127.0.0.1:{args.port or '<port>'}"
-    print(__doc__.split("\n\n")[0].replace("``", ""))
-    print(
-        f"\nLook at:\n  {show}/metrics                     (model_accuracy, "
+def _look_at(url: str, drift_after: float) -> str:
+    return (
+        f"\nLook at:\n  {url}/metrics                     (model_accuracy, "
         "model_drift_features_drifted, model_feature_drift_psi, ...)\n"
-        f"  {show}/v1/models/{MODEL}     (status JSON)\n"
+        f"  {url}/v1/models/{MODEL}     (status JSON)\n"
         "  Prometheus + Grafana + Alertmanager: docker compose up (see the README)\n"
-        f"Drift starts after {args.drift_after:.0f}s; Ctrl-C stops.\n"
+        f"Drift starts after {drift_after:.0f}s; Ctrl-C stops.\n"
     )
-    if external:
-        return _simulate_only(args, args.url.rstrip("/"))
-    return _serve_and_simulate(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    print(__doc__.split("\n\n")[0].replace("``", ""), flush=True)
+    if args.url is not None:
+        url = args.url.rstrip("/")
+        print(f"model-exporter demo: sending to {url}", flush=True)
+        print(_look_at(url, args.drift_after), flush=True)
+        return _simulate_only(args, url)
+    try:
+        settings = demo_settings(args)
+    except ConfigError as exc:
+        print(f"model-exporter demo: {exc}", file=sys.stderr)
+        return 2
+    return _serve_and_simulate(args, settings)
 
 
 def _progress(url: str, sim: Simulation, started: float, stop: threading.Event) -> None:
@@ -209,15 +317,12 @@ def _simulate_only(args: argparse.Namespace, url: str) -> int:
     return 0
 
 
-def _serve_and_simulate(args: argparse.Namespace) -> int:
+def _serve_and_simulate(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from exporter.app import create_app
-    from exporter.config import load_settings
     from exporter.runtime import freeze_startup_heap, tune_malloc
 
-    config = dict(DEMO_CONFIG, windows=[w.strip() for w in args.windows.split(",") if w.strip()])
-    settings = load_settings(None, host=args.host, port=args.port, log_level="warning", **config)
     tune_malloc()
     app = create_app(settings)
     freeze_startup_heap()
@@ -238,9 +343,11 @@ def _serve_and_simulate(args: argparse.Namespace) -> int:
         while not server.started:  # wait for the socket (the port may be 0: ask the server)
             if stop.wait(0.05):
                 return
-        port = server.servers[0].sockets[0].getsockname()[1]
-        url = f"http://127.0.0.1:{port}"
-        print(f"exporter running on {url}", flush=True)
+        url, line = serving_line(server.servers[0].sockets[0].getsockname())
+        print(f"model-exporter demo: {line}", flush=True)
+        defaults = Settings.model_construct()  # the built-in defaults: no file, no environment
+        print(f"model-exporter demo: {settings_line(settings, defaults)}", flush=True)
+        print(_look_at(url, args.drift_after), flush=True)
         sim = Simulation(
             url, args.rate, args.label_delay, args.drift_after, args.duration, args.seed
         )

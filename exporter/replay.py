@@ -3,10 +3,21 @@
 Reads CSV, Parquet or JSONL (by the file's suffix, or ``--format``). Each row is one prediction:
 an id, an optional timestamp (epoch seconds or RFC 3339: honoured, so a historical log lands in
 the windows of its time), the features, the prediction and an optional inline label; columns
-are mapped by flags. Rows that cannot be sent are reported with their line number and skipped,
-never silently: rows malformed in the file, and rows the exporter refuses (the rejection's
-``field`` names the event, which maps back to the line). A progress line shows rows/s and the
-ETA; ``--rate`` caps the rows per second.
+are mapped by flags. Before anything is sent, the file's columns (the CSV header, the Parquet
+schema, the keys of the first JSON object) must hold the id and prediction columns, and in CSV
+and Parquet every column named by a flag; otherwise the replay stops at once, listing the
+columns the file has.
+
+Rows that cannot be sent are reported with their line number and skipped, never silently: rows
+malformed in the file, rows whose id an earlier line already used (both lines are named; replay
+remembers the first :data:`MAX_REMEMBERED_IDS` ids, some 100 bytes each), and rows the exporter
+refuses (the rejection's ``field`` names the event, which maps back to the line). The report
+comes in file order, after each batch: the exporter's refusals are only known when a batch is
+sent, after later lines were read, and it names a batch's faults in the order it checks them,
+not by position.
+
+A progress line shows rows/s and the ETA: redrawn in place on a terminal, one line per update
+(every few seconds) in a pipe or a log. ``--rate`` caps the rows per second.
 """
 
 from __future__ import annotations
@@ -18,28 +29,71 @@ import math
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TextIO
 
-from exporter.client import _dumps
-from exporter.client._transport import Transport, TransportError
+from exporter.client._transport import Transport, TransportError, dumps
+
+Format = Literal["csv", "jsonl", "parquet"]
+
+#: Ids remembered to report one repeated within the file (about 100 bytes each). Beyond, a
+#: repeat is still harmless: the exporter counts it as a duplicate.
+MAX_REMEMBERED_IDS = 1_000_000
+_SUFFIXES: dict[str, Format] = {
+    "csv": "csv",
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+    "parquet": "parquet",
+    "pq": "parquet",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="a .csv, .parquet or .jsonl log of predictions")
-    parser.add_argument("--url", default="http://127.0.0.1:17090", help="the exporter")
-    parser.add_argument("--model", required=True, help="model name")
-    parser.add_argument("--model-version", help="model version (default: the exporter's)")
-    parser.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="default: suffix")
-    parser.add_argument("--id-column", default="id")
-    parser.add_argument("--timestamp-column", help="default: 'timestamp' if present")
-    parser.add_argument("--prediction-column", default="prediction")
-    parser.add_argument("--label-column", help="inline ground truth (default: 'label' if present)")
-    parser.add_argument("--feature-columns", help="comma-separated (default: every other column)")
-    parser.add_argument("--rate", type=float, default=0.0, help="max rows per second (0: none)")
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument(
+        "file", type=Path, help="a .csv, .parquet or .jsonl (.ndjson) log of predictions"
+    )
+    parser.add_argument(
+        "--url", default="http://127.0.0.1:17090", help="the exporter (default: %(default)s)"
+    )
+    parser.add_argument("--model", required=True, help="model name (required)")
+    parser.add_argument(
+        "--model-version", help="model version (default: the exporter's default_model_version)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=sorted(set(_SUFFIXES.values())),
+        help="file format (default: by the file's suffix)",
+    )
+    parser.add_argument(
+        "--id-column", default="id", help="column of the prediction ids (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--timestamp-column",
+        help="column of epoch seconds or RFC 3339 times (default: 'timestamp' if the file has "
+        "it, else the exporter stamps the time of arrival)",
+    )
+    parser.add_argument(
+        "--prediction-column",
+        default="prediction",
+        help="column of the predictions (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--label-column", help="inline ground truth (default: 'label' if the file has it)"
+    )
+    parser.add_argument(
+        "--feature-columns", help="comma-separated (default: every column not named above)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="max rows per second, 0: no cap (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=1000, help="rows per request (default: %(default)s)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -53,12 +107,30 @@ class Row:
 class Summary:
     rows: int = 0
     sent: int = 0
-    duplicates: int = 0
-    bad: list[tuple[int, str]] = field(default_factory=list)
+    duplicates: int = 0  # ids the exporter already knew
+    repeated: int = 0  # ids an earlier line of the file already used
+    skipped: int = 0
+    #: Skipped rows not reported yet: (line, why). Reported after each batch, in file order.
+    unreported: list[tuple[int, str]] = field(default_factory=list)
+
+    def skip(self, line: int, why: str) -> None:
+        self.skipped += 1
+        self.unreported.append((line, why))
 
 
 class ReplayError(Exception):
     """The replay cannot go on (unreadable file, exporter unreachable)."""
+
+
+def file_format(path: Path, fmt: str | None) -> Format:
+    """The format named by ``--format``, else by the file's suffix."""
+    kind = _SUFFIXES.get(fmt or path.suffix.lower().lstrip("."))
+    if kind is None:
+        raise ReplayError(
+            f"{path}: cannot tell the format by the suffix {path.suffix or '(none)'!r}: "
+            "use --format csv, parquet or jsonl"
+        )
+    return kind
 
 
 def _cell(text: str) -> Any:
@@ -76,22 +148,47 @@ def _cell(text: str) -> Any:
     return number if math.isfinite(number) else value
 
 
-def read_rows(path: Path, fmt: str | None) -> Iterator[Row]:
-    kind = fmt or path.suffix.lower().lstrip(".")
-    if kind in ("jsonl", "ndjson"):
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    values = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield Row(line_no, {"__error__": f"not valid JSON ({exc.msg})"})
-                    continue
-                if not isinstance(values, dict):
-                    yield Row(line_no, {"__error__": "not a JSON object"})
-                    continue
-                yield Row(line_no, values)
+def _parquet() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ReplayError("Parquet needs pyarrow: pip install 'model-exporter[parquet]'") from None
+    return pq
+
+
+def _json_objects(path: Path) -> Iterator[Row]:
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                values = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield Row(line_no, {"__error__": f"not valid JSON ({exc.msg})"})
+                continue
+            if not isinstance(values, dict):
+                yield Row(line_no, {"__error__": "not a JSON object"})
+                continue
+            yield Row(line_no, values)
+
+
+def read_columns(path: Path, kind: Format) -> list[str] | None:
+    """The file's columns: the CSV header, the Parquet schema, or (JSON lines have no header)
+    the keys of the first JSON object; None when the file holds no row to tell."""
+    if kind == "csv":
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle), None)
+        return None if header is None else [h.strip() for h in header]
+    if kind == "parquet":
+        return list(_parquet().read_schema(path).names)
+    rows = (row for row in _json_objects(path) if "__error__" not in row.values)
+    first = next(rows, None)
+    return None if first is None else list(first.values)
+
+
+def read_rows(path: Path, kind: Format) -> Iterator[Row]:
+    if kind == "jsonl":
+        yield from _json_objects(path)
     elif kind == "csv":
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
@@ -109,22 +206,42 @@ def read_rows(path: Path, fmt: str | None) -> Iterator[Row]:
                     )
                     continue
                 yield Row(line_no, {n: _cell(c) for n, c in zip(names, row, strict=True)})
-    elif kind in ("parquet", "pq"):
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ReplayError(
-                "Parquet needs pyarrow: pip install 'model-exporter[parquet]'"
-            ) from None
-        table = pq.read_table(path)
+    else:
+        table = _parquet().read_table(path)
         for row_no, values in enumerate(table.to_pylist(), start=1):
             clean = {
                 k: (None if isinstance(v, float) and math.isnan(v) else v)
                 for k, v in values.items()
             }
             yield Row(row_no, clean)
-    else:
-        raise ReplayError(f"unknown file format {kind!r}: use --format csv, parquet or jsonl")
+
+
+def check_columns(
+    path: Path, kind: Format, args: argparse.Namespace, features: list[str] | None
+) -> None:
+    """Raise :class:`ReplayError` listing the file's columns if a column replay needs is absent.
+
+    Every row needs the id and prediction columns. In CSV and Parquet, whose columns are fixed
+    by the header, the columns named by flags must exist too; a JSON line may leave out a
+    missing value, so only the keys every row needs are checked there.
+    """
+    columns = read_columns(path, kind)
+    if columns is None:
+        return  # no row: nothing will be sent
+    needed = {"--id-column": [args.id_column], "--prediction-column": [args.prediction_column]}
+    if kind != "jsonl":
+        needed["--timestamp-column"] = [args.timestamp_column] if args.timestamp_column else []
+        needed["--label-column"] = [args.label_column] if args.label_column else []
+        needed["--feature-columns"] = features or []
+    missing = [
+        f"{name!r} ({flag})"
+        for flag, names in needed.items()
+        for name in names
+        if name not in columns
+    ]
+    if missing:
+        shown = ", ".join(repr(c) for c in columns)
+        raise ReplayError(f"{path} has no column {', '.join(missing)}; its columns: {shown}")
 
 
 def to_event(row: Row, args: argparse.Namespace, features: list[str] | None) -> dict[str, Any]:
@@ -160,46 +277,69 @@ def to_event(row: Row, args: argparse.Namespace, features: list[str] | None) -> 
 
 
 class Progress:
-    def __init__(self, total: int | None, quiet: bool) -> None:
+    """The progress line on ``stream``: redrawn in place (``\\r``) every 0.2 s on a terminal;
+    elsewhere (a pipe, a log file) one whole line per update, every ``interval`` seconds."""
+
+    def __init__(
+        self,
+        total: int | None,
+        *,
+        stream: TextIO,
+        quiet: bool,
+        interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.total = total
+        self.stream = stream
         self.quiet = quiet
-        self.started = time.monotonic()
-        self._last = 0.0
+        self.redraw = stream.isatty()
+        self.interval = 0.2 if self.redraw else interval
+        self.clock = clock
+        self.started = clock()
+        self._last = self.started
+        self._open = False  # a redrawn line waits for its newline
 
     def update(self, summary: Summary, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.quiet or (not force and now - self._last < 0.2):
+        now = self.clock()
+        if self.quiet or (not force and now - self._last < self.interval):
             return
         self._last = now
         rate = summary.rows / max(now - self.started, 1e-9)
         if self.total:
-            share = summary.rows / self.total
+            share = min(summary.rows / self.total, 1.0)
             width = 30
             bar = "#" * int(share * width) + "-" * (width - int(share * width))
-            eta = (self.total - summary.rows) / rate if rate else 0
+            eta = max(self.total - summary.rows, 0) / rate if rate else 0
             text = f"[{bar}] {summary.rows:,}/{self.total:,} rows {rate:,.0f}/s ETA {eta:.0f}s"
         else:
             text = f"{summary.rows:,} rows {rate:,.0f}/s"
-        text += f", {len(summary.bad)} bad"
-        print("\r" + text, end="", file=sys.stderr, flush=True)
+        text += f", {summary.skipped} bad"
+        if self.redraw:
+            self.stream.write("\r" + text)
+            self._open = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def end_line(self) -> None:
+        """End a redrawn line, so that what follows starts on a line of its own."""
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False
 
 
-def _count_rows(path: Path, fmt: str | None) -> int | None:
-    kind = fmt or path.suffix.lower().lstrip(".")
+def count_rows(path: Path, kind: Format) -> int | None:
     try:
-        if kind in ("jsonl", "ndjson"):
+        if kind == "jsonl":
             with path.open("rb") as handle:
                 return sum(1 for line in handle if line.strip())
         if kind == "csv":
             with path.open("rb") as handle:
                 return max(0, sum(1 for line in handle if line.strip()) - 1)
-        if kind in ("parquet", "pq"):
-            import pyarrow.parquet as pq
-
-            return int(pq.ParquetFile(path).metadata.num_rows)
-    except (OSError, ImportError):
+        return int(_parquet().ParquetFile(path).metadata.num_rows)
+    except (OSError, ReplayError):
         return None
-    return None
 
 
 def send_batch(
@@ -216,7 +356,7 @@ def send_batch(
             payload["model_version"] = version
         for attempt in range(6):
             try:
-                response = transport.request("POST", "/v1/predictions", _dumps(payload))
+                response = transport.request("POST", "/v1/predictions", dumps(payload))
             except TransportError as exc:
                 if attempt == 5:
                     raise ReplayError(f"cannot reach the exporter: {exc}") from None
@@ -237,12 +377,80 @@ def send_batch(
         index = rejection.event()  # the rejection's field names the event, if one is at fault
         if index is None or index >= len(batch):
             for row, _ in batch:  # the whole batch is refused (e.g. an unknown model)
-                summary.bad.append(
-                    (row.line, f"refused by the exporter ({response.status}): {rejection.detail}")
+                summary.skip(
+                    row.line, f"refused by the exporter ({response.status}): {rejection.detail}"
                 )
             return
         row, _ = batch.pop(index)
-        summary.bad.append((row.line, f"refused by the exporter: {rejection.detail}"))
+        summary.skip(row.line, f"refused by the exporter: {rejection.detail}")
+
+
+def _admit(
+    row: Row,
+    args: argparse.Namespace,
+    features: list[str] | None,
+    first_lines: dict[str, int],
+    summary: Summary,
+) -> dict[str, Any] | None:
+    """The row's event, or None (and the reason in ``summary``) if it cannot be sent."""
+    try:
+        event = to_event(row, args, features)
+    except ValueError as exc:
+        summary.skip(row.line, str(exc))
+        return None
+    first = first_lines.get(event["id"])
+    if first is not None:
+        summary.repeated += 1
+        summary.skip(row.line, f"duplicate id {event['id']!r} (first on line {first})")
+        return None
+    if len(first_lines) < MAX_REMEMBERED_IDS:
+        first_lines[event["id"]] = row.line
+    return event
+
+
+def report_skipped(path: Path, summary: Summary, progress: Progress) -> None:
+    """Print the skipped rows not reported yet, in file order. Called after each batch: every
+    row of the file up to there has been read and answered, so the report stays in file order
+    and its memory stays within one batch."""
+    if not summary.unreported:
+        return
+    progress.end_line()
+    for line, why in sorted(summary.unreported, key=lambda item: item[0]):
+        print(f"{path}:{line}: skipped: {why}", file=sys.stderr)
+    summary.unreported.clear()
+
+
+def _send_file(
+    path: Path,
+    kind: Format,
+    args: argparse.Namespace,
+    features: list[str] | None,
+    summary: Summary,
+    progress: Progress,
+) -> None:
+    transport = Transport(args.url.rstrip("/"), timeout=30.0)
+    batch: list[tuple[Row, dict[str, Any]]] = []
+    first_lines: dict[str, int] = {}
+    started = time.monotonic()
+    try:
+        for row in read_rows(path, kind):
+            summary.rows += 1
+            event = _admit(row, args, features, first_lines, summary)
+            if event is not None:
+                batch.append((row, event))
+            if len(batch) >= args.batch_size:
+                send_batch(transport, args.model, args.model_version, batch, summary)
+                batch = []
+                report_skipped(path, summary, progress)
+            if args.rate > 0:
+                ahead = summary.rows / args.rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+            progress.update(summary)
+        if batch:
+            send_batch(transport, args.model, args.model_version, batch, summary)
+    finally:
+        transport.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -255,40 +463,29 @@ def run(args: argparse.Namespace) -> int:
         if args.feature_columns
         else None
     )
-    transport = Transport(args.url.rstrip("/"), timeout=30.0)
-    summary = Summary()
-    progress = Progress(_count_rows(path, args.format), args.quiet)
-    batch: list[tuple[Row, dict[str, Any]]] = []
-    started = time.monotonic()
     try:
-        for row in read_rows(path, args.format):
-            summary.rows += 1
-            try:
-                batch.append((row, to_event(row, args, features)))
-            except ValueError as exc:
-                summary.bad.append((row.line, str(exc)))
-            if len(batch) >= args.batch_size:
-                send_batch(transport, args.model, args.model_version, batch, summary)
-                batch = []
-            if args.rate > 0:
-                ahead = summary.rows / args.rate - (time.monotonic() - started)
-                if ahead > 0:
-                    time.sleep(ahead)
-            progress.update(summary)
-        if batch:
-            send_batch(transport, args.model, args.model_version, batch, summary)
+        kind = file_format(path, args.format)
+        check_columns(path, kind, args, features)
     except ReplayError as exc:
-        print(f"\nmodel-exporter replay: {exc}", file=sys.stderr)
+        print(f"model-exporter replay: {exc}", file=sys.stderr)
+        return 2
+    summary = Summary()
+    progress = Progress(count_rows(path, kind), stream=sys.stderr, quiet=args.quiet)
+    failure = None
+    try:
+        _send_file(path, kind, args, features, summary, progress)
+    except ReplayError as exc:
+        failure = exc
+    else:
+        progress.update(summary, force=True)
+    report_skipped(path, summary, progress)
+    progress.end_line()
+    if failure is not None:
+        print(f"model-exporter replay: {failure}", file=sys.stderr)
         return 1
-    finally:
-        transport.close()
-    progress.update(summary, force=True)
-    if not args.quiet:
-        print(file=sys.stderr)
-    for line, reason in summary.bad:
-        print(f"{path}:{line}: skipped: {reason}", file=sys.stderr)
+    repeated = f" ({summary.repeated:,} repeating an earlier id)" if summary.repeated else ""
     print(
         f"replayed {summary.rows:,} rows: {summary.sent:,} sent, {summary.duplicates:,} "
-        f"duplicates (already known), {len(summary.bad):,} skipped"
+        f"duplicates (already known), {summary.skipped:,} skipped{repeated}"
     )
-    return 0 if not summary.bad else 3
+    return 0 if not summary.skipped else 3

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import pty
 import re
+import select
 import subprocess
 import sys
 import time
@@ -12,12 +16,14 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from exporter import demo
+from exporter import replay as replay_module
+from exporter.config import Settings, load_settings
 from tests.conftest import parse_metrics, sample
-from tests.helpers import ROOT, ExporterProcess
-
-pytestmark = pytest.mark.e2e
+from tests.helpers import ROOT, ExporterProcess, terminate
 
 
+@pytest.mark.e2e
 def test_demo_shows_drift_and_an_accuracy_drop(tmp_path: Path) -> None:
     """Accelerated: 150 predictions/s, drift after 8 s, 5 s and 20 s windows."""
     proc = subprocess.Popen(
@@ -54,7 +60,7 @@ def test_demo_shows_drift_and_an_accuracy_drop(tmp_path: Path) -> None:
         while url is None and time.monotonic() < deadline:
             line = proc.stdout.readline()
             output.append(line)
-            match = re.search(r"exporter running on (http://127\.0\.0\.1:\d+)", line)
+            match = re.search(r"serving on (http://127\.0\.0\.1:\d+)", line)
             url = match.group(1) if match else None
         assert url, "".join(output)
         seen_healthy = seen_drop = seen_drift = False
@@ -88,7 +94,10 @@ def test_demo_shows_drift_and_an_accuracy_drop(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     cfg = tmp_path_factory.mktemp("replay") / "c.yaml"
-    cfg.write_text("quality: {min_samples: 1}\nmodels:\n  churn: {task: binary}\n")
+    cfg.write_text(
+        "quality: {min_samples: 1}\nlimits: {max_versions_per_model: 20}\n"
+        "models:\n  churn: {task: binary}\n"
+    )
     proc = ExporterProcess(cfg)
     yield proc
     proc.stop()
@@ -104,6 +113,7 @@ def replay(server: ExporterProcess, path: Path, *args: str) -> subprocess.Comple
     )
 
 
+@pytest.mark.e2e
 def test_replay_csv_honours_timestamps_and_reports_bad_lines(server, tmp_path: Path) -> None:
     now = time.time()
     lines = ["id,timestamp,tenure,plan,prediction,label"]
@@ -129,6 +139,7 @@ def test_replay_csv_honours_timestamps_and_reports_bad_lines(server, tmp_path: P
     assert sample(m, "model_labels_total", **key) == 40  # inline labels
 
 
+@pytest.mark.e2e
 def test_replay_jsonl_with_column_mapping_and_rate(server, tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
     rows = [
@@ -155,12 +166,14 @@ def test_replay_jsonl_with_column_mapping_and_rate(server, tmp_path: Path) -> No
     )
     assert time.monotonic() - started >= 0.25  # 31 rows at 100 rows/s
     assert re.search(r"log\.jsonl:31: skipped: not valid JSON", result.stderr)
-    assert "rows" in result.stderr  # the progress line
+    progress = [line for line in result.stderr.splitlines() if " rows " in line]
+    assert progress and "\r" not in result.stderr  # stderr is a pipe: whole lines, no redraw
     status = server.client.get("/v1/models/churn").json()
     names = {f["name"] for f in status["features"]}
     assert {"f1", "f2"} <= names and "ignored" not in names
 
 
+@pytest.mark.e2e
 def test_replay_parquet(server, tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -185,6 +198,7 @@ def test_replay_parquet(server, tmp_path: Path) -> None:
     assert "25 duplicates" in again.stdout  # a replayed log is idempotent
 
 
+@pytest.mark.e2e
 def test_replay_errors(server, tmp_path: Path) -> None:
     missing = replay(server, tmp_path / "nope.csv", "--model", "churn")
     assert missing.returncode == 2 and "no such file" in missing.stderr
@@ -229,3 +243,235 @@ def test_a_rejection_names_the_event_by_its_field() -> None:
     )
     assert rejection(b'{"detail": "z", "reason": "malformed_json"}').event() is None
     assert rejection(b"not json").detail == "not json"
+
+
+ROWS = [{"request": f"n{i}", "score": i % 2, "amount": float(i)} for i in range(5)]
+
+
+def write_log(path: Path, rows: list[dict[str, object]]) -> None:
+    if path.suffix == ".csv":
+        body = [",".join(rows[0]), *(",".join(str(v) for v in row.values()) for row in rows)]
+        path.write_text("\n".join(body) + "\n")
+    elif path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+def test_replay_without_an_id_column_stops_before_sending(server, tmp_path: Path, kind) -> None:
+    path = tmp_path / f"log.{kind}"
+    write_log(path, ROWS)
+    result = replay(server, path, "--model", "churn", "--prediction-column", "score")
+    assert result.returncode == 2, result.stderr
+    assert "no column 'id' (--id-column)" in result.stderr
+    assert "its columns: " + ", ".join(repr(c) for c in ROWS[0]) in result.stderr
+    assert "skipped" not in result.stderr and result.stdout == ""  # no row was read, none sent
+
+
+@pytest.mark.e2e
+def test_replay_with_a_misspelt_label_column_sends_nothing(server, tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    write_log(path, ROWS)
+    args = ["--model", "churn", "--model-version", "misspelt", "--id-column", "request"]
+    result = replay(server, path, *args, "--prediction-column", "score", "--label-column", "lable")
+    assert result.returncode == 2 and "'lable' (--label-column)" in result.stderr
+    m = parse_metrics(server.client.get("/metrics").text)
+    assert sample(m, "model_predictions_total", model="churn", model_version="misspelt") is None
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("batch_size", ["1000", "3"])
+def test_replay_reports_skipped_rows_in_file_order(server, tmp_path: Path, batch_size) -> None:
+    """The exporter's refusals come when a batch is sent, after later lines were read, and in
+    the order the exporter checks a batch (timestamps before predictions), not by position."""
+    now = time.time()
+    good = [f"{{id}},{now},1,{i % 2}" for i in range(5)]
+    cases = {  # each faulty row follows a good one; the last repeats the first good id
+        "refused: prediction": f"{{id}},{now},1,maybe",
+        "refused: timestamp": f"{{id}},{now + 86_400},1,1",
+        "no id": f",{now},1,0",
+        "repeated id": f"{{first}},{now},2,1",
+    }
+    body = ["id,timestamp,x,prediction"]
+    expected = {}
+    for i, (case, template) in enumerate(cases.items()):
+        body.append(good[i].format(id=f"g{batch_size}-{i}"))
+        expected[len(body) + 1] = case
+        body.append(template.format(id=f"b{batch_size}-{i}", first=f"g{batch_size}-0"))
+    body.append(good[4].format(id=f"g{batch_size}-4"))
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(body) + "\n")
+    version = f"order-{batch_size}"
+    result = replay(
+        server, path, "--model", "churn", "--model-version", version, "--batch-size", batch_size
+    )
+    assert result.returncode == 3, result.stderr
+    skipped = re.findall(r"log\.csv:(\d+): skipped: (.*)", result.stderr)
+    assert [int(line) for line, _ in skipped] == sorted(expected)
+    reasons = dict(zip(expected.values(), (why for _, why in skipped), strict=True))
+    assert "'maybe'" in reasons["refused: prediction"]
+    assert "timestamp" in reasons["refused: timestamp"] and "no id" in reasons["no id"]
+    first_line = body.index(good[0].format(id=f"g{batch_size}-0")) + 1
+    assert reasons["repeated id"] == f"duplicate id 'g{batch_size}-0' (first on line {first_line})"
+    assert f"{len(expected)} skipped (1 repeating an earlier id)" in result.stdout
+    m = parse_metrics(server.client.get("/metrics").text)
+    sent = sample(m, "model_predictions_total", model="churn", model_version=version)
+    assert sent == len(good)
+
+
+@pytest.mark.e2e
+def test_replay_progress_on_a_terminal_is_redrawn(server, tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("id,prediction,x\n" + "".join(f"t{i},1,{i}\n" for i in range(20)))
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-m", "exporter", "replay", str(path), "--url", server.url]
+    proc = subprocess.Popen(
+        [*command, "--model", "churn", "--model-version", "tty"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        while select.select([leader], [], [], 30)[0]:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the process closed its end
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(leader)
+        stdout, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, seen
+    text = seen.decode()
+    assert "\r[" in text and "20/20 rows" in text  # drawn over the line (the tty adds \r\n)
+    assert "20 sent" in stdout
+
+
+def read_until(proc: subprocess.Popen[str], pattern: str, output: list[str]) -> re.Match[str]:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        output.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return match
+    raise AssertionError("".join(output))
+
+
+@pytest.mark.e2e
+def test_demo_announces_the_bound_address_and_its_settings(monkeypatch) -> None:
+    """The line derives from the Settings the demo runs with: a setting of the environment
+    shows too, and the windows it names are the ones /metrics exports."""
+    monkeypatch.setenv("MODEL_EXPORTER_DRIFT__THREADS", "3")
+    flags = {"host": "127.0.0.1", "port": 0, "windows": "5s,20s"}
+    settings = demo.demo_settings(argparse.Namespace(**flags))
+    defaults = Settings.model_construct()
+    assert settings.drift.threads == 3 != defaults.drift.threads
+    command = [sys.executable, "-m", "exporter", "demo", "--rate", "200", "--label-delay", "0.1"]
+    for name, value in flags.items():
+        command += [f"--{name}", str(value)]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output: list[str] = []
+    try:
+        url = read_until(proc, r"demo: serving on (http://127\.0\.0\.1:(\d+)) \(metrics", output)
+        assert int(url.group(2)) > 0 and "listening on" not in url.group(0)
+        line = read_until(proc, r"demo: (settings that differ .*)", output).group(1)
+        assert line == demo.settings_line(settings, defaults)
+        for key, ours, theirs in [
+            ("windows", ",".join(settings.window_labels), ",".join(defaults.window_labels)),
+            ("quality.min_samples", settings.quality.min_samples, defaults.quality.min_samples),
+            ("drift.min_samples", settings.drift.min_samples, defaults.drift.min_samples),
+            ("drift.threads", settings.drift.threads, defaults.drift.threads),
+        ]:
+            assert f"{key}={ours} (default {theirs})" in line
+        assert "drift.alpha" not in line and "port=" not in line  # unchanged; shown above
+        windows: set[str] = set()
+        deadline = time.monotonic() + 30
+        while windows != set(settings.window_labels) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            m = parse_metrics(httpx.get(url.group(1) + "/metrics", timeout=5).text)
+            windows = {dict(labels).get("window", "") for name, labels in m} - {""}
+        assert windows == set(settings.window_labels)
+    finally:
+        terminate(proc)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_settings_line_names_exactly_the_changed_options() -> None:
+    defaults = Settings.model_construct()
+    assert demo.settings_line(load_settings(None), defaults).endswith(": none")
+    ours = load_settings(
+        None, windows=["5m", "1h"], quality={"min_samples": 7}, models={"m": {"task": "binary"}}
+    )
+    line = demo.settings_line(ours, defaults)
+    pattern = r"([\w.]+)=([^ ;]+) \(default ([^)]+)\)"
+    changed = {key: (value, default) for key, value, default in re.findall(pattern, line)}
+    assert changed == {
+        "windows": (",".join(ours.window_labels), ",".join(defaults.window_labels)),
+        "quality.min_samples": (str(ours.quality.min_samples), str(defaults.quality.min_samples)),
+    }
+    assert line.endswith(f"; model m: task={ours.models['m'].task}")
+
+
+def option_help(text: str) -> dict[str, str]:
+    """``--help`` text by option: each option's help, its wrapped lines joined."""
+    blocks: dict[str, str] = {}
+    option = None
+    for line in text.splitlines():
+        match = re.match(r"  (-[\w-]+)(?: \S+)?(?:, (--[\w-]+)(?: \S+)?)?\s*(.*)", line)
+        if match:
+            option = match.group(2) or match.group(1)
+            blocks[option] = match.group(3)
+        elif option is not None and line.startswith("   "):
+            blocks[option] += " " + line.strip()
+        else:
+            option = None
+    return blocks
+
+
+@pytest.mark.parametrize(
+    ("command", "given"), [("demo", []), ("replay", ["log.csv", "--model", "m"])]
+)
+def test_help_shows_the_default_of_every_option(capsys, monkeypatch, command, given) -> None:
+    from exporter.__main__ import main
+
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    blocks = option_help(capsys.readouterr().out)
+    parser = argparse.ArgumentParser()
+    (demo if command == "demo" else replay_module).add_arguments(parser)
+    defaults = vars(parser.parse_args(given))
+    options = set(blocks) - {"--help", *given}
+    assert len(options) >= 8
+    for option in options:
+        default = defaults[option.removeprefix("--").replace("-", "_")]
+        if default is False:
+            continue  # a flag: off unless given
+        shown = "default: " if default is None else f"(default: {default})"  # None: described
+        assert shown in blocks[option], (option, blocks[option])
+
+
+def test_demo_with_an_invalid_window_says_so(capsys) -> None:
+    from exporter.__main__ import main
+
+    assert main(["demo", "--windows", "5m,5x", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("model-exporter demo: invalid configuration: config key 'windows.1'")
+    assert "'5x'" in err
