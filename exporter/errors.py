@@ -20,6 +20,7 @@ request leaves the exporter exactly as it was; the HTTP layer counts it in
 from __future__ import annotations
 
 import math
+import re
 from enum import StrEnum
 from typing import Any, Final
 
@@ -51,6 +52,9 @@ class Reason(StrEnum):
     UNKNOWN_PATH = "unknown_path"
     METHOD_NOT_ALLOWED = "method_not_allowed"
 
+
+#: A field that names one event or label of a batch: ``events[3]...``, ``labels[0]...``.
+_EVENT_FIELD = re.compile(r"(?:events|labels)\[(\d+)\]")
 
 #: HTTP status of each rejection reason; any reason not listed is 422 Unprocessable Content.
 STATUS: dict[Reason, int] = {
@@ -134,6 +138,19 @@ class RejectedInput(ExporterError):
     @property
     def status_code(self) -> int:
         return STATUS.get(self.reason, 422)
+
+    @property
+    def event(self) -> int | None:
+        """The index of the one event (or label) at fault, when :attr:`field` names one
+        (``events[3].label`` -> 3): the rest of its batch was not judged.
+
+        >>> RejectedInput(Reason.NON_FINITE, "NaN", field="labels[12].label").event
+        12
+        >>> RejectedInput(Reason.UNKNOWN_MODEL, "unknown", field="model").event is None
+        True
+        """
+        match = _EVENT_FIELD.match(self.field or "")
+        return int(match.group(1)) if match else None
 
     def body(self) -> dict[str, Any]:
         """The JSON body of the 4xx: ``detail`` and ``reason``, plus ``field`` and ``value``

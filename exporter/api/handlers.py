@@ -2,7 +2,7 @@
 
 A :class:`~exporter.errors.RejectedInput` arrives with its reason, field and value set where the
 problem was found; this module only turns it into ``{"detail", "reason", "field"?, "value"?}``
-and counts it by the events the request carried. FastAPI's own validation errors (path and
+and counts it: the one event it names, else every event the request carried. FastAPI's own validation errors (path and
 query parameters) become the same shape, their reason taken from pydantic's error type, and so
 do the router's: a path no route matches is ``unknown_path`` (404, with the list of
 ``endpoints``), a method the path does not take ``method_not_allowed`` (405, with the
@@ -36,8 +36,13 @@ def install(app: FastAPI, telemetry: Telemetry) -> None:
 
     @app.exception_handler(RejectedInput)
     async def rejected(request: Request, exc: RejectedInput) -> JSONResponse:
-        # A rejection after decoding counts every event of the batch; before, the decoder's.
-        events = getattr(request.state, "events", None) or exc.events
+        # A rejection that names one event counts that event: the rest of the batch was not
+        # judged, and a client may send it again (ours does). Otherwise every event of the
+        # batch counts; before decoding, the decoder's count.
+        if exc.event is not None:
+            events = 1
+        else:
+            events = getattr(request.state, "events", None) or exc.events
         telemetry.count_rejected(exc.reason, max(1, events))
         return JSONResponse(exc.body(), status_code=exc.status_code)
 

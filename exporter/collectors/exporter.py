@@ -43,8 +43,9 @@ def exporter_families(store: Store, telemetry: Telemetry) -> Iterator[Metric]:
     yield got
     bad = CounterMetricFamily(
         "model_exporter_events_rejected",
-        "Events in requests refused with a 4xx, by reason (a request that could not be "
-        "parsed counts as one event). Rejected requests change no state.",
+        "Events refused with a 4xx, by reason: the one event a rejection names, else every "
+        "event of the request (one if it could not be parsed). Rejected requests change no "
+        "state.",
         labels=["reason"],
     )
     for reason, count in rejected.items():
