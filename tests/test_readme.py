@@ -1,8 +1,6 @@
-"""The README, run as written: its defaults block, its model example, and every ``curl``
-example, top to bottom on one real exporter, giving the outputs the README shows.
-
-(The Python snippets are not run: they use the caller's variables, such as ``request_id``;
-``tests/test_client.py`` covers what they show.)
+"""The README, run as written: its defaults block, its model example, every ``curl`` example
+(top to bottom on one real exporter, giving the outputs the README shows), and the Python
+client's snippets (with the caller's variables, such as ``request_id``, supplied).
 """
 
 from __future__ import annotations
@@ -138,5 +136,37 @@ def test_the_curl_examples_give_the_outputs_shown(tmp_path: Path) -> None:
                 assert matches(shown, output), f"{command}\nREADME shows: {shown}\ngot: {output}"
             elif output.startswith("{"):
                 assert "reason" not in json.loads(output), (command, output)
+    finally:
+        exporter.stop()
+
+
+def test_the_python_client_examples_run_as_written() -> None:
+    """The client and scikit-learn snippets, run as written with their variables supplied:
+    every prediction and label arrives, each row once."""
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X_all, y_all = load_breast_cancer(return_X_y=True)
+    X, y_true = X_all[:40], y_all[:40]
+    fitted = make_pipeline(StandardScaler(), LogisticRegression()).fit(X_all, y_all)
+    client_block = block_after("### The Python client", "python")
+    sklearn_block = block_after("### scikit-learn", "python")
+    exporter = ExporterProcess()
+    try:
+        names: dict[str, Any] = {"request_id": "py-1", "prediction": 1, "true_label": 1}
+        exec(client_block.replace("http://127.0.0.1:17090", exporter.url), names)
+        names.update(fitted_pipeline=fitted, X=X, y_true=y_true)
+        exec(sklearn_block, names)
+        monitor = names["monitor"]
+        assert monitor.flush(timeout=10)
+        stats = monitor.stats()
+        monitor.close()
+        assert (stats.sent_events, stats.dropped_rejected, stats.dropped_failed) == (82, 0, 0)
+        status = exporter.client.get("/v1/models/fraud").json()["versions"]["v2"]
+        assert (status["predictions_total"], status["labels_total"]) == (41, 41)
+        assert isinstance(names["proba"], np.ndarray) and names["proba"].shape == (40, 2)
     finally:
         exporter.stop()
