@@ -2,12 +2,12 @@
 
 A :class:`~exporter.errors.RejectedInput` arrives with its reason, field and value set where the
 problem was found; this module only turns it into ``{"detail", "reason", "field"?, "value"?}``
-and counts it: the one event it names, else every event the request carried. FastAPI's own validation errors (path and
-query parameters) become the same shape, their reason taken from pydantic's error type, and so
-do the router's: a path no route matches is ``unknown_path`` (404, with the list of
-``endpoints``), a method the path does not take ``method_not_allowed`` (405, with the
-``allowed`` methods). A trailing slash is ignored (:class:`IgnoreTrailingSlash`) rather than
-answered with Starlette's empty redirect.
+and counts it: the one event it names, else every event the request carried. FastAPI's own
+validation errors (path and query parameters) become the same shape, their reason taken from
+pydantic's error type, and so do the router's: a path no route matches is ``unknown_path``
+(404, with the list of ``endpoints``), a method the path does not take ``method_not_allowed``
+(405, with the ``allowed`` methods). A trailing slash is ignored (:class:`IgnoreTrailingSlash`)
+rather than answered with Starlette's empty redirect.
 """
 
 from __future__ import annotations
