@@ -73,30 +73,30 @@ def exporter_families(store: Store, telemetry: Telemetry) -> Iterator[Metric]:
 def removal_families(counts: RemovalCounts) -> Iterator[Metric]:
     """What left the store: the removed model's own counters go with it, so it is counted
     here."""
-    models = CounterMetricFamily(
-        "model_exporter_models_removed",
-        "Models removed with all their series: reason deleted (DELETE /v1/models/{model}) or "
-        "idle (nothing accepted for limits.idle_model_ttl, nothing waiting in the join).",
-        labels=["reason"],
-    )
-    for reason, count in counts.models.items():
-        models.add_metric([reason], count)
-    yield models
-    versions = CounterMetricFamily(
-        "model_exporter_versions_removed",
-        "Versions removed on their own (not with their model): reason deleted, idle, or "
-        "replaced (by a new version once limits.max_versions_per_model is reached).",
-        labels=["reason"],
-    )
-    for reason, count in counts.versions.items():
-        versions.add_metric([reason], count)
-    yield versions
-    dropped = CounterMetricFamily(
-        "model_exporter_pending_dropped",
-        "Predictions waiting for their label (kind prediction) and labels waiting for their "
-        "prediction (kind label) dropped because their model or version was deleted.",
-        labels=["kind"],
-    )
-    for kind, count in counts.dropped.items():
-        dropped.add_metric([kind], count)
-    yield dropped
+    for name, documentation, label, values in (
+        (
+            "model_exporter_models_removed",
+            "Models removed with all their series: reason deleted (DELETE /v1/models/{model}) "
+            "or idle (nothing accepted for limits.idle_model_ttl, nothing waiting in the join).",
+            "reason",
+            counts.models,
+        ),
+        (
+            "model_exporter_versions_removed",
+            "Versions removed on their own (not with their model): reason deleted, idle, or "
+            "replaced (by a new version once limits.max_versions_per_model is reached).",
+            "reason",
+            counts.versions,
+        ),
+        (
+            "model_exporter_pending_dropped",
+            "Predictions waiting for their label (kind prediction) and labels waiting for "
+            "their prediction (kind label) dropped because their model or version was deleted.",
+            "kind",
+            counts.dropped,
+        ),
+    ):
+        family = CounterMetricFamily(name, documentation, labels=[label])
+        for value, count in values.items():
+            family.add_metric([value], count)
+        yield family
