@@ -155,6 +155,7 @@ def prepare_predictions(
     if task != "regression" and class_kind is None:
         class_kind = class_kind_of(predictions[0])
     new_classes: dict[ClassValue, int] = {}
+    first_at: dict[ClassValue, str] = {}
     targets = encode_targets(
         predictions,
         task=task,
@@ -163,6 +164,7 @@ def prepare_predictions(
         new_classes=new_classes,
         field_of="events[{}].prediction".format,
         model=model,
+        first_at=first_at,
     )
     encoded_inline: list[float | None] | None = None
     if labelled:
@@ -174,11 +176,12 @@ def prepare_predictions(
             new_classes=new_classes,
             field_of=lambda j: f"events[{labelled[j]}].label",
             model=model,
+            first_at=first_at,
         )
         encoded_inline = [None] * n
         for i, value in zip(labelled, labels.tolist(), strict=True):
             encoded_inline[i] = value
-    task = schema.check_classes(task, new_classes, limits.max_classes, model)
+    task = schema.check_classes(task, new_classes, limits.max_classes, model, first_at)
     features = feature_matrix(
         [e.features for e in events], schema.features, limits.max_features, model, max_categories
     )
@@ -212,6 +215,7 @@ def prepare_labels(
     if schema.task != "regression" and class_kind is None:  # declared, no prediction yet
         class_kind = class_kind_of(values[0])
     new_classes: dict[ClassValue, int] = {}
+    first_at: dict[ClassValue, str] = {}
     targets = encode_targets(
         values,
         task=schema.task,
@@ -220,8 +224,9 @@ def prepare_labels(
         new_classes=new_classes,
         field_of="labels[{}].label".format,
         model=model,
+        first_at=first_at,
     )
-    task = schema.check_classes(schema.task, new_classes, limits.max_classes, model)
+    task = schema.check_classes(schema.task, new_classes, limits.max_classes, model, first_at)
     return PreparedLabels(
         task=task,
         class_kind=class_kind,

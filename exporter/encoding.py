@@ -134,18 +134,23 @@ def feature_matrix(
     uniform = all(tuple(f) == first_keys for f in feature_dicts)
     columns = dict(schema.index)  # name -> column, with the batch's new names appended
     new_names: list[str] = []
-    for keys in [first_keys] if uniform else [tuple(f) for f in feature_dicts]:
+    for i, keys in enumerate([first_keys] if uniform else [tuple(f) for f in feature_dicts]):
         for name in keys:
             if name not in columns:
                 columns[name] = len(columns)
                 new_names.append(name)
-    if len(columns) > max_features:
-        raise RejectedInput(
-            Reason.TOO_MANY_FEATURES,
-            f"model {model!r} would have {len(columns)} features (new: "
-            f"{', '.join(map(repr, new_names[:5]))}{', ...' if len(new_names) > 5 else ''}); "
-            f"limits.max_features is {max_features}",
-        )
+                if len(columns) > max_features:
+                    # Name the event that goes over the limit: a client can drop it alone.
+                    raise RejectedInput(
+                        Reason.TOO_MANY_FEATURES,
+                        f"feature {name!r} would be number {len(columns)} of model "
+                        f"{model!r} (new in this batch: "
+                        f"{', '.join(map(repr, new_names[:5]))}"
+                        f"{', ...' if len(new_names) > 5 else ''}); "
+                        f"limits.max_features is {max_features}",
+                        field=f"events[{i}].features",
+                        value=name,
+                    )
     declared = schema.declared_categorical
     kinds: list[FeatureKind | None] = [
         *schema.kinds,
@@ -255,12 +260,15 @@ def encode_targets(
     new_classes: dict[ClassValue, int],
     field_of: FieldOf,
     model: str,
+    first_at: dict[ClassValue, str] | None = None,
 ) -> FloatArray | IntArray:
     """Predictions or labels as class indices (classification) or floats (regression).
 
     Unknown classes get the next free indices and are recorded in ``new_classes`` (the codec is
-    not modified). ``kind`` is the class kind the values must have (the codec's, or the one the
-    batch establishes). ``field_of(i)`` names the field of the i-th value in a rejection.
+    not modified), and in ``first_at`` the field of the value that brought each (so that a
+    refusal for too many classes can name the event). ``kind`` is the class kind the values must
+    have (the codec's, or the one the batch establishes). ``field_of(i)`` names the field of the
+    i-th value in a rejection.
     """
     if task == "regression":
         return _numbers(values, field_of, model)
@@ -296,6 +304,8 @@ def encode_targets(
             if idx is None:
                 idx = len(codec.values) + len(new_classes)
                 new_classes[key] = idx
+                if first_at is not None:
+                    first_at[key] = field_of(i)
         indices[i] = idx
     return indices
 

@@ -9,7 +9,7 @@ or by a reference uploaded before any event. Pure Python and numpy.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -207,28 +207,53 @@ class ModelSchema:
         return [self.codec.label(i) for i in range(len(self.codec))]
 
     def check_classes(
-        self, task: Task, new_classes: dict[ClassValue, int], max_classes: int, model: str
+        self,
+        task: Task,
+        new_classes: dict[ClassValue, int],
+        max_classes: int,
+        model: str,
+        first_at: Mapping[ClassValue, str] | None = None,
     ) -> Task:
-        """Refuse too many classes; an inferred binary model with a third class turns multiclass."""
+        """Refuse too many classes; an inferred binary model with a third class turns multiclass.
+
+        A refusal names the event whose value is the first class over the limit (its field in
+        ``first_at``, as :func:`~exporter.encoding.encode_targets` recorded it)."""
         if task == "regression":
             return task
         total = len(self.codec) + len(new_classes)
         shown = ", ".join(repr(c) for c in list(new_classes)[:5])
         if total > max_classes:
-            raise RejectedInput(
-                Reason.TOO_MANY_CLASSES,
+            raise self._too_many(
+                new_classes,
+                max_classes,
+                first_at,
                 f"model {model!r} would have {total} classes (new: {shown}); "
                 f"limits.max_classes is {max_classes}",
             )
         if task == "binary" and total > 2:
             if self.task_declared:
-                raise RejectedInput(
-                    Reason.TOO_MANY_CLASSES,
+                raise self._too_many(
+                    new_classes,
+                    2,
+                    first_at,
                     f"model {model!r} is declared binary, but these values would make "
                     f"{total} classes (new: {shown})",
                 )
             return "multiclass"
         return task
+
+    def _too_many(
+        self,
+        new_classes: dict[ClassValue, int],
+        limit: int,
+        first_at: Mapping[ClassValue, str] | None,
+        message: str,
+    ) -> RejectedInput:
+        over = list(new_classes)[max(0, limit - len(self.codec))]
+        where = None if first_at is None else first_at.get(over)
+        if where is None:
+            return RejectedInput(Reason.TOO_MANY_CLASSES, message)
+        return RejectedInput(Reason.TOO_MANY_CLASSES, message, field=where, value=over)
 
     def commit(
         self,

@@ -301,7 +301,9 @@ def test_too_many_features_are_refused() -> None:
     with pytest.raises(RejectedInput) as info:
         matrix([{"c": 1.0}, {"d": 1.0, "a": 2.0}], schema, max_features=3)
     assert info.value.reason == Reason.TOO_MANY_FEATURES
-    assert "4 features" in info.value.message and "'c', 'd'" in info.value.message
+    assert "'d' would be number 4" in info.value.message and "'c', 'd'" in info.value.message
+    # The event that goes over the limit is named, so a client can drop it alone.
+    assert (info.value.field, info.value.value) == ("events[1].features", "d")
 
 
 def test_an_empty_batch_has_an_empty_matrix() -> None:
@@ -655,14 +657,14 @@ def test_inline_labels_take_part_in_task_inference() -> None:
             True,
             [Event("a", {}, 1), Event("b", {}, 0), Event("c", {}, 2)],
             Reason.TOO_MANY_CLASSES,
-            None,
+            "events[2].prediction",  # the event whose class is one too many
         ),
         (
             {},
             True,
             [Event("a", {f"f{i}": 1.0 for i in range(101)}, 1)],
             Reason.TOO_MANY_FEATURES,
-            None,
+            "events[0].features",
         ),
         (
             {"categorical": ["c"]},
@@ -694,7 +696,11 @@ def test_too_many_classes_over_the_limit() -> None:
     limits = LimitSettings(max_classes=3)
     events = [Event(str(i), {}, f"c{i}") for i in range(4)]
     exc = prepare_refused(ModelSchema(), events, limits=limits)
-    assert exc.reason == Reason.TOO_MANY_CLASSES
+    assert (exc.reason, exc.field, exc.value) == (
+        Reason.TOO_MANY_CLASSES,
+        "events[3].prediction",
+        "c3",
+    )
     assert prepare(ModelSchema(), events[:3], limits=limits).task == "multiclass"
 
 
