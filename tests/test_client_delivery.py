@@ -176,17 +176,55 @@ def test_a_4xx_that_is_not_the_exporters_drops_the_batch_under_its_status() -> N
     assert tally.snapshot(0).rejected_by_reason == {"http_403": 500}
 
 
-def test_a_batch_of_bad_events_stops_at_its_refusal_budget() -> None:
+def test_named_bad_events_never_cost_a_good_one() -> None:
+    """42 bad events spread over 500, each named: more refusals than the bisection budget,
+    yet every good event arrives (named refusals remove an event each: bounded by n)."""
+    bad = {f"e{i}" for i in range(0, 500, 12)}
+    assert len(bad) == 42 > refusal_budget(500)
+    exporter = FakeExporter(lambda event: "string_too_long" if event["id"] in bad else None)
+    tally, _ = deliver(exporter)
+    stats = tally.snapshot(0)
+    assert sorted(exporter.accepted) == sorted(f"e{i}" for i in range(500) if f"e{i}" not in bad)
+    assert stats.rejected_by_reason == {"string_too_long": 42}
+    assert len(exporter.sizes) == 43  # k + 1 requests
+
+
+def test_a_batch_of_named_bad_events_costs_one_request_per_event() -> None:
     exporter = FakeExporter(lambda event: "task_mismatch")
+    tally, _ = deliver(exporter, 60)
+    stats = tally.snapshot(0)
+    assert len(exporter.sizes) == 60 and exporter.accepted == []
+    assert stats.rejected_by_reason == {"task_mismatch": 60}
+
+
+def test_bisection_stops_at_its_budget() -> None:
+    """Every event bad and none named: bisection would cost about 2n requests; it stops at the
+    budget, and what is left is dropped under too_many_refusals, counted."""
+    exporter = FakeExporter(lambda event: "task_mismatch", unnamed=True)
     tally, _ = deliver(exporter)
     stats = tally.snapshot(0)
     budget = refusal_budget(500)
-    assert len(exporter.sizes) == budget == 34 and exporter.accepted == []
-    assert stats.rejected_by_reason == {
-        "task_mismatch": budget - 1,
-        TOO_MANY_REFUSALS: 501 - budget,
-    }
-    assert stats.dropped_rejected == 500
+    # Each bisection sends two halves; a half of one event that is refused is dropped alone.
+    assert exporter.accepted == [] and budget < len(exporter.sizes) <= 2 * budget + 1
+    assert stats.rejected_by_reason[TOO_MANY_REFUSALS] > 400
+    assert sum(stats.rejected_by_reason.values()) == stats.dropped_rejected == 500
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (404, {"detail": "no endpoint at '/v1/v1/predictions'", "reason": "unknown_path"}),
+        (405, {"detail": "GET is not allowed", "reason": "method_not_allowed"}),
+        (400, {"detail": "not JSON", "reason": "malformed_json"}),
+        (422, {"detail": "model: not a valid name", "reason": "invalid_name", "field": "model"}),
+        (422, {"detail": "a reason from a newer exporter", "reason": "something_new"}),
+    ],
+)
+def test_a_refusal_of_the_whole_request_costs_one_request(answer: tuple[int, Any]) -> None:
+    exporter = FakeExporter(script=[answer])
+    tally, _ = deliver(exporter)
+    assert exporter.sizes == [500]
+    assert tally.snapshot(0).rejected_by_reason == {answer[1]["reason"]: 500}
 
 
 def test_labels_of_an_unknown_model_are_handed_back_when_held() -> None:
@@ -308,17 +346,27 @@ def test_several_bad_events_cost_one_request_each(server: ExporterProcess) -> No
 
 
 @pytest.mark.e2e
-def test_an_unnamed_refusal_is_bisected_against_the_exporter(server: ExporterProcess) -> None:
-    # One event brings 20 new features: over limits.max_features, a refusal naming no event.
-    with client_for(server, "bisect") as client:
+def test_too_many_features_names_the_event_so_one_resend_does(server: ExporterProcess) -> None:
+    """One event brings 20 new features, over limits.max_features: the exporter names that
+    event, so the client drops it and resends the rest once, and the exporter counts one
+    rejected event, not the 500 of the first request (which would fire the rejected-events
+    alert for one bad event)."""
+
+    def rejected() -> float:
+        metrics = parse_metrics(server.client.get("/metrics").text)
+        return sample(metrics, "model_exporter_events_rejected_total", reason="too_many_features")
+
+    before = rejected()
+    with client_for(server, "wide") as client:
         for i in range(500):
             extra = {f"f{j}": 1.0 for j in range(20)} if i == 222 else {}
             client.log_prediction(f"e{i}", {"x": float(i), **extra}, 1)
         assert client.flush(30)
         stats = client.stats()
-    assert predictions_total(server, "bisect") == 499
+    assert predictions_total(server, "wide") == 499
     assert stats.rejected_by_reason == {"too_many_features": 1}
-    assert stats.requests <= 2 * math.ceil(math.log2(500)) + 1
+    assert stats.requests == 2
+    assert rejected() - before == 1
 
 
 @pytest.mark.e2e

@@ -154,6 +154,12 @@ def test_model_names() -> None:
         refused = refusal(normalise.name, bad, "model")
         assert (refused.reason, refused.field) == (Reason.INVALID_FIELD, "model")
         assert "pass model=" in refused.message
+    # The exporter's own rule for names (exporter.names), applied before anything is queued.
+    assert normalise.name("betrug prüfung", "model") == "betrug prüfung"
+    for bad in ("team/fraud", "fraud\u200b", " fraud", ".."):
+        refused = refusal(normalise.name, bad, "model_version")
+        assert (refused.reason, refused.field) == (Reason.INVALID_NAME, "model_version")
+        assert "not a valid name" in refused.message
 
 
 def test_a_reference_is_normalised_as_features_are() -> None:

@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.pipeline import make_pipeline
 
 from exporter.client import MonitorClient
+from exporter.client import sklearn as sklearn_module
 from exporter.client.sklearn import MonitoredEstimator
 from tests.conftest import parse_metrics, sample
 from tests.helpers import ExporterProcess
@@ -133,6 +134,24 @@ def test_pairs_are_per_thread(recorder: Any) -> None:
     thread.start()
     thread.join()
     assert len(recorder.logged) == 6  # another thread's call is another request
+
+
+def test_a_later_call_on_the_same_thread_is_another_request(
+    recorder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled server thread: request A's predict, then request B's predict_proba on equal
+    rows more than PAIR_WITHIN seconds later: B is reported too."""
+    clock = [1000.0]
+    monkeypatch.setattr(sklearn_module, "_now", lambda: clock[0])
+    wrapped = MonitoredEstimator(FITTED, recorder)
+    _, first = wrapped.predict(X[:3], return_ids=True)
+    clock[0] += sklearn_module.PAIR_WITHIN / 2
+    _, paired = wrapped.predict_proba(X[:3], return_ids=True)
+    assert paired == first and len(recorder.logged) == 3  # one request's two calls
+    wrapped.predict(X[:3])
+    clock[0] += sklearn_module.PAIR_WITHIN * 2
+    _, later = wrapped.predict_proba(X[:3], return_ids=True)
+    assert len(recorder.logged) == 9 and set(later).isdisjoint(first)
 
 
 @pytest.mark.parametrize("only", ["predict", "predict_proba"])

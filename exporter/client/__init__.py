@@ -298,8 +298,8 @@ class MonitorClient:
         self.flush(timeout)
         with self._lock:
             self._closing = True
+            self._stop.set()  # before the notify: the sender must not sleep again
             self._wake.notify()
-        self._stop.set()
         self._thread.join(timeout)
         self._transport.close()
 
@@ -403,9 +403,11 @@ class MonitorClient:
     def _deliver(self, batch: Batch, before: Held | None = None) -> None:
         if not batch.events:
             return
+        sent_before = self._tally.sent_events
         held = self._delivery.send(batch, hold_unknown_model=batch.kind == "label")
+        known = batch.kind == "prediction" and self._tally.sent_events > sent_before
         with self._lock:
-            if batch.kind == "prediction":
+            if known:  # a prediction of the model arrived: its held labels may go now
                 self._waiting.wake(batch.model, time.monotonic())
             kept = held is None or self._waiting.hold(held, time.monotonic(), before)
         if held is not None and not kept:

@@ -18,27 +18,31 @@ answer                                  next
 ``labels[7].label``, ...)
 404 ``unknown_model`` for labels, when  handed back to the caller, which holds them for a while
 the caller holds them                   (:mod:`exporter.client._waiting`)
-4xx refusing the whole request          all of it dropped under that reason
+4xx naming no event, for a reason one   bisected: halves sent on their own; a single event
+event can cause (``too_many_features``  refused is dropped under the exporter's reason
+from an exporter that does not name
+the event, ...)
+any other 4xx: the whole request        all of it dropped under that reason
 (``unknown_model``, ``too_many_models``,
-``too_many_versions``, a ``field``
-outside the events)
+``unknown_path``, a ``field`` outside
+the events, ...)
 4xx from something else than the        all of it dropped, under ``http_<status>``
 exporter (no ``reason``: a proxy)
-any other 4xx (no event named)          bisected: halves sent on their own; a single event
-                                        refused is dropped under the exporter's reason
 ======================================  =========================================================
 
 Sending again is safe: the exporter validates a whole request before it commits any of it (a
 refused request changes nothing, and it stops at the first bad event), and it answers 200 to
 ids it has already seen, counted as ``duplicates``, never twice.
 
-The cost is bounded: a batch of n events is refused (a 4xx other than 413) at most
-:func:`refusal_budget` ``(n) = 16 + 2 * ceil(log2 n)`` times (34 for 500 events), and each
-refusal leads to at most two more requests. k bad events named one by one cost k + 1 requests;
-one bad event that no answer names, about 2 log2 n + 1. The refusal that spends the budget ends
-the batch: the events not yet delivered are dropped under :data:`TOO_MANY_REFUSALS` rather than
-sent again and again. A 413 costs the halvings it asks for (2n / m requests when m events fit
-in one), and the batch's retries (429, 5xx, no answer) are at most ``max_retries``.
+The cost is bounded. A refusal that names an event removes it, so k bad events named one by one
+cost k + 1 requests, at most n + 1 for a batch of n, and no good event is given up for them.
+Bisection is what could run long: a batch may be bisected at most :func:`refusal_budget`
+``(n) = 16 + 2 * ceil(log2 n)`` times (34 for 500 events; one bad event that no answer names
+costs about 2 log2 n + 1; a batch costs at most twice the budget, plus one, in bisections and
+the single events they isolate); the bisection that spends the budget ends the batch, and the events
+not yet delivered are dropped under :data:`TOO_MANY_REFUSALS` rather than sent again and again.
+A 413 costs the halvings it asks for (2n / m requests when m events fit in one), and the
+batch's retries (429, 5xx, no answer) are at most ``max_retries``.
 """
 
 from __future__ import annotations
@@ -59,19 +63,27 @@ Kind = Literal["prediction", "label"]
 #: The reason of events dropped because their batch spent its request budget.
 TOO_MANY_REFUSALS = "too_many_refusals"
 
-#: Rejections of a request as a whole: splitting it would only repeat them.
-_WHOLE_REQUEST = frozenset(
+#: Reasons one event can cause: a refusal for one of them that names no event is bisected.
+#: Any other reason (``unknown_model``, ``too_many_models``, ``unknown_path``, ``invalid_name``,
+#: ``malformed_json``, one this client does not know...) refuses the request as a whole:
+#: splitting it would only repeat it.
+_ONE_EVENT_CAN_CAUSE = frozenset(
     {
-        Reason.UNKNOWN_MODEL.value,
-        Reason.TOO_MANY_MODELS.value,
-        Reason.TOO_MANY_VERSIONS.value,
-        Reason.UNSUPPORTED_MEDIA_TYPE.value,
+        Reason.INVALID_FIELD.value,
+        Reason.NON_FINITE.value,
+        Reason.STRING_TOO_LONG.value,
+        Reason.TOO_MANY_FEATURES.value,
+        Reason.TOO_MANY_CLASSES.value,
+        Reason.TASK_MISMATCH.value,
+        Reason.INVALID_TIMESTAMP.value,
+        Reason.DUPLICATE_ID.value,
+        Reason.UNKNOWN_ID.value,
     }
 )
 
 
 def refusal_budget(events: int) -> int:
-    """Refused requests (a 4xx other than 413) one batch of ``events`` may cost.
+    """Bisections (refusals that name no event) one batch of ``events`` may cost.
 
     >>> refusal_budget(1), refusal_budget(500), refusal_budget(10_000)
     (16, 34, 44)
@@ -218,8 +230,9 @@ class Delivery:
                 self.sink.sent(piece)
                 continue
             rejection = response.rejection()
-            progress.refusals += response.status != 413
-            if progress.refusals >= budget:
+            bisects = self._bisects(piece, response.status, rejection)
+            progress.refusals += bisects
+            if bisects and progress.refusals >= budget:
                 for rest in [piece, *pieces]:
                     self.sink.refused(
                         rest,
@@ -247,12 +260,18 @@ class Delivery:
             self.sink.refused(piece.part([events[index]]), reason, detail)
             rest = events[:index] + events[index + 1 :]
             return [piece.part(rest)] if rest else []
-        whole = rejection.reason is None or rejection.reason in _WHOLE_REQUEST
-        elsewhere = rejection.field is not None and not rejection.field.startswith(piece.items)
-        if half and not whole and not elsewhere:
+        if self._bisects(piece, status, rejection):
             return [piece.part(events[:half]), piece.part(events[half:])]
         self.sink.refused(piece, reason, detail)
         return []
+
+    @staticmethod
+    def _bisects(piece: Batch, status: int, rejection: Rejection) -> bool:
+        """Whether the answer to ``piece`` is a refusal that names no event, for a reason one
+        of its events can cause: then it is split in halves to find that event."""
+        if status == 413 or len(piece.events) < 2 or rejection.field is not None:
+            return False
+        return rejection.reason in _ONE_EVENT_CAN_CAUSE
 
     def _post(self, piece: Batch, progress: _Progress) -> tuple[Response | None, str]:
         """The exporter's answer other than 429 and 5xx, or None (and why) when it is given up."""

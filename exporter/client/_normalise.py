@@ -42,6 +42,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from exporter.errors import Reason, describe_value
+from exporter.names import ALLOWED, name_problem
 
 #: A feature value as the wire carries it.
 Value = float | int | str | bool | None
@@ -179,11 +180,14 @@ def moment(value: object) -> float | int | str:
 
 
 def name(value: object, field: str) -> str:
-    """A model name or a model version (``field`` says which): a non-empty string."""
-    if type(value) is str and value:
-        return value
+    """A model name or a model version (``field`` says which): a non-empty string that the
+    exporter accepts as a name (:mod:`exporter.names`, the same cached rule)."""
     if isinstance(value, str) and value:
-        return str(value)
+        text = value if type(value) is str else str(value)
+        problem = name_problem(text)
+        if problem is None:
+            return text
+        raise Refused(Reason.INVALID_NAME, field, value, f"not a valid name: {problem}; {ALLOWED}")
     hint = " (pass model= to the client or to the call)" if field == "model" else ""
     raise Refused(
         Reason.INVALID_FIELD,

@@ -72,6 +72,11 @@ class Tally:
             exc = Refused(Reason.INVALID_FIELD, kind, None, message)
         self._reject(1, exc.reason.value, f"a {kind} ({exc.reason.value}): {exc}")
 
+    @property
+    def sent_events(self) -> int:
+        with self._lock:
+            return self._stats.sent_events
+
     def requested(self) -> None:
         with self._lock:
             self._stats.requests += 1

@@ -13,10 +13,12 @@
 
 Each row is reported once. With ``report="either"`` (the default) the first of ``predict`` and
 ``predict_proba`` called on some rows reports them; the other method called next on the same
-rows (same values, same thread) reports nothing and returns the same ids, so the common
-``predict`` then ``predict_proba`` pair counts each row once. ``predict_proba`` reports the most
-likely class, ``classes_[argmax]``; for the few estimators whose ``predict`` can disagree with
-it (``SVC(probability=True)``), the class of the first call is the one reported. With
+rows (same values, same thread, within :data:`PAIR_WITHIN` seconds, once) reports nothing and
+returns the same ids, so the common ``predict`` then ``predict_proba`` pair counts each row
+once; the time limit keeps a pooled server thread from pairing two requests' calls.
+``predict_proba`` reports the most likely class, ``classes_[argmax]``; for the few estimators
+whose ``predict`` can disagree with it (``SVC(probability=True)``), the class of the first call
+is the one reported. With
 ``report="predict"`` or ``report="predict_proba"`` only that method reports (the other one
 returns the ids of the same rows if that method just reported them, else none).
 
@@ -35,6 +37,7 @@ import itertools
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
@@ -50,6 +53,11 @@ Report = Literal["either", "predict", "predict_proba"]
 
 #: Rows of at most this many bytes are compared by value, larger ones by a hash of them.
 _SMALL = 1024
+#: Seconds within which the other method's call on the same rows completes a call (is not
+#: reported again): the two calls of one request, not two requests on one pooled thread.
+PAIR_WITHIN = 1.0
+#: The clock of PAIR_WITHIN (a module attribute, so that tests can move it).
+_now = time.monotonic
 
 
 class _Call(NamedTuple):
@@ -58,6 +66,7 @@ class _Call(NamedTuple):
     method: Method
     rows: tuple[Any, ...]  # the rows' fingerprint
     ids: list[str]
+    at: float  # time.monotonic() when it reported
 
 
 class MonitoredEstimator:
@@ -124,11 +133,17 @@ class MonitoredEstimator:
             key = _fingerprint(rows)
             last: _Call | None = getattr(self._calls, "last", None)
             self._calls.last = None
-            if last is not None and last.method != method and last.rows == key:
+            now = _now()
+            if (
+                last is not None
+                and last.method != method
+                and now - last.at <= PAIR_WITHIN
+                and last.rows == key
+            ):
                 ids = last.ids  # the other half of a call already reported
             elif self.report in ("either", method):
                 ids = self._log(X, rows, predictions())
-                self._calls.last = _Call(method, key, ids)
+                self._calls.last = _Call(method, key, ids, now)
         except Exception:  # never break the caller's prediction
             log.exception("could not report predictions to the model-exporter")
         self.last_ids = ids
