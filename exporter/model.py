@@ -301,9 +301,14 @@ class ModelState:
     def close(self, now: float, *, idle_ttl: float | None = None) -> Removal | None:
         """Close the model for good: the store then forgets it. With ``idle_ttl``, only if it is
         idle (nothing accepted for that long, nothing waiting in its join, no pinned version);
-        returns None if it is not. Without, it is a deletion: refused with ``pinned_version``
-        while a comparison names one of its versions."""
+        returns None if it is not (or is closed already). Without, it is a deletion: refused
+        with ``pinned_version`` while a comparison names one of its versions, and with
+        :class:`ModelRemoved` when another removal closed it first."""
         with self.lock:
+            if self.closed:
+                if idle_ttl is not None:
+                    return None
+                raise ModelRemoved(self.name)
             self._expire(now)
             if idle_ttl is not None and not self._idle(now, idle_ttl):
                 return None
@@ -503,9 +508,11 @@ class ModelState:
 
     def _record(self, version: VersionState, pairs: Pairs, now: float) -> None:
         """Record joined pairs on their version; then, once its first labels are complete,
-        freeze them as the version's label reference."""
+        freeze them as the version's label reference. A joined label is activity of the
+        version (idle expiry and replacement go by it)."""
         if not pairs.rows:
             return
+        version.last_activity = now
         task = self.schema.task
         assert task is not None  # a prediction was committed, so the task is known
         version.record_outcomes(

@@ -75,13 +75,14 @@ class Store:
         self._counts = RemovalCounts()
 
     def models(self) -> list[ModelState]:
+        """The registered models, without those being removed."""
         with self._lock:
-            return list(self._models.values())
+            return [state for state in self._models.values() if not state.closed]
 
     def get(self, model: str) -> ModelState:
         with self._lock:
             state = self._models.get(model)
-        if state is None:
+        if state is None or state.closed:  # closed: being removed
             raise _unknown(model)
         return state
 
@@ -138,15 +139,18 @@ class Store:
         Raises :class:`~exporter.errors.RejectedInput`: ``unknown_model``, or
         ``pinned_version`` while a comparison names one of its versions."""
         now = self.clock()
-        with self._lock:
-            state = self._models.get(model)
-            if state is None:
-                raise _unknown(model)
-            removal = state.close(now)
+        while True:
+            state = self.get(model)
+            try:
+                # The model's lock only: a batch being committed delays this deletion, not
+                # the other models (the store's lock is not held meanwhile).
+                removal = state.close(now)
+            except ModelRemoved:
+                continue  # another removal closed it first: this one finds what is left
             assert removal is not None  # a deletion closes or raises
-            del self._models[model]
-        self._model_removed(removal, "deleted")
-        return removal
+            self._unregister(state)
+            self._model_removed(removal, "deleted")
+            return removal
 
     def delete_version(self, model: str, version: str) -> int:
         """Remove one version of a model; returns how many of its predictions waited for a
@@ -168,19 +172,18 @@ class Store:
             if ttl and state.expire_idle(now, ttl):
                 idle.append(state)
         for state in idle:
-            with self._lock:
-                # Closed only if still registered and still idle, both under the locks.
-                removal = (
-                    state.close(now, idle_ttl=ttl)
-                    if self._models.get(state.name) is state
-                    else None
-                )
-                if removal is not None:
-                    del self._models[state.name]
+            removal = state.close(now, idle_ttl=ttl)  # None: active again, or removed already
             if removal is not None:
+                self._unregister(state)
                 self._model_removed(removal, "idle")
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _unregister(self, state: ModelState) -> None:
+        """Forget a closed model, unless a writer already registered its successor."""
+        with self._lock:
+            if self._models.get(state.name) is state:
+                del self._models[state.name]
 
     def _write(self, model: str, now: float, write: Callable[[ModelState], R]) -> R:
         """Apply ``write`` to the model, registering it first if it is new and ``write``
@@ -189,7 +192,9 @@ class Store:
         while True:
             with self._lock:
                 state = self._models.get(model)
-                if state is None:
+                if state is None or state.closed:  # closed: removed, its successor is new
+                    if state is not None:
+                        del self._models[model]  # its slot counts no more against the limit
                     state = self._new_model(model, now)
                     result = write(state)
                     self._models[model] = state

@@ -217,6 +217,20 @@ def test_idle_versions_expire_while_their_model_stays_active() -> None:
     assert store.removals().versions == {"deleted": 0, "idle": 1, "replaced": 0}
 
 
+def test_a_label_joined_to_a_version_is_its_activity() -> None:
+    store, clock = make_store(limits={"idle_model_ttl": "1h"}, join={"prediction_ttl": "2h"})
+    store.add_predictions("m", "v1", events(["a"]))
+    store.add_predictions("m", "v2", events(["b"], label=1))
+    clock.advance(3000)
+    store.add_labels("m", labels(["a"]))  # joins v1's prediction: v1 was active just now
+    clock.advance(600)
+    store.expire_all()
+    assert [v.name for v in snap(store).versions] == ["v1"]  # v2 idle for 1 h: expired
+    clock.advance(3000)
+    store.expire_all()
+    assert store.models() == []
+
+
 def test_an_idle_ttl_of_zero_keeps_models_forever() -> None:
     store, clock = make_store(limits={"idle_model_ttl": 0})
     store.add_predictions("m", None, events(["a"]))
@@ -244,6 +258,29 @@ def test_a_write_that_loses_the_race_to_a_delete_goes_to_the_model_registered_an
     assert store.add_predictions("m", None, events(["b", "c"])).accepted == 2
     assert store.get("m") is not old
     assert version(snap(store)).counters.predictions == 2
+
+
+def test_a_delete_waiting_for_a_busy_model_holds_up_no_other_model() -> None:
+    """A DELETE waits for the model's lock (a batch being committed), not with the store's
+    lock held: other models are written and read meanwhile; then the model is gone, and a write
+    to it that came after registers it anew."""
+    store, _ = make_store()
+    store.add_predictions("busy", None, events(["a"]))
+    busy = store.get("busy")
+    deleted = threading.Event()
+    with busy.lock:  # a batch of "busy" being committed
+        deleter = threading.Thread(target=lambda: (store.delete("busy"), deleted.set()))
+        deleter.start()
+        assert not deleted.wait(0.2)  # the delete waits for the model ...
+        # ... and the store is not blocked: others register, write and are read.
+        assert store.add_predictions("other", None, events(["x"])).accepted == 1
+        assert {s.name for s in store.models()} == {"busy", "other"}
+    deleter.join(5)
+    assert deleted.is_set() and busy.closed
+    assert {s.name for s in store.models()} == {"other"}
+    assert store.removals().models["deleted"] == 1
+    assert store.add_predictions("busy", None, events(["a"])).accepted == 1  # anew: not a dup
+    assert store.get("busy") is not busy
 
 
 def test_a_drift_run_in_flight_does_not_bring_a_deleted_model_or_version_back(
