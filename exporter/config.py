@@ -52,7 +52,7 @@ def parse_duration(value: object) -> float:
     (5400.0, 15.0)
     """
     if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as '5m' or a number of seconds, got {value!r}")
+        raise ValueError("expected a duration such as '5m' or a number of seconds")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
@@ -64,13 +64,11 @@ def parse_duration(value: object) -> float:
             seconds += float(match.group(1)) * _UNITS[match.group(2)]
             pos = match.end()
         if pos != len(text) or not text:
-            raise ValueError(
-                f"expected a duration such as '30s', '5m', '1h' or '1d', got {value!r}"
-            )
+            raise ValueError("expected a duration such as '30s', '5m', '1h' or '1d'")
     else:
-        raise ValueError(f"expected a duration such as '5m' or a number of seconds, got {value!r}")
+        raise ValueError("expected a duration such as '5m' or a number of seconds")
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"duration must be finite and >= 0, got {value!r}")
+        raise ValueError("duration must be finite and >= 0")
     return seconds
 
 

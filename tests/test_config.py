@@ -202,7 +202,7 @@ def test_nested_sections_from_the_environment(monkeypatch) -> None:
             "MODEL_EXPORTER_WINDOWS",
             "5m,1hour",
             "config key 'windows.1' (MODEL_EXPORTER_WINDOWS): expected a duration such as "
-            "'30s', '5m', '1h' or '1d', got '1hour' (got '1hour')",
+            "'30s', '5m', '1h' or '1d' (got '1hour')",
         ),
         (
             "MODEL_EXPORTER_PORT",
