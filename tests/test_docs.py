@@ -41,3 +41,16 @@ def test_metric_reference_matches_the_exposition(make_exporter) -> None:
     )
     for name, (kind, labels) in exported.items():
         assert docs[name] == (kind, labels), (name, docs[name], (kind, labels))
+
+
+def test_every_rejection_reason_is_documented_with_its_status() -> None:
+    from exporter.errors import STATUS, Reason
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Bad input") : text.index("## Limits and memory")]
+    documented = set()
+    for line in section.splitlines():
+        match = re.match(r"^\| ((?:`[a-z_]+`(?: / )?)+) \| (\d{3}) \|", line)
+        if match:
+            documented |= {(r, int(match.group(2))) for r in re.findall(r"`([a-z_]+)`", match[1])}
+    assert documented == {(r.value, STATUS.get(r, 422)) for r in Reason}
