@@ -13,6 +13,7 @@ PURE = [
     "exporter.names",
     "exporter.stats.performance",
     "exporter.stats.drift",
+    "exporter.stats.comparison",
     "exporter.window",
     "exporter.join",
     "exporter.counters",
