@@ -14,6 +14,7 @@ PURE = [
     "exporter.stats.performance",
     "exporter.stats.drift",
     "exporter.stats.comparison",
+    "exporter.stats.sequential",
     "exporter.window",
     "exporter.join",
     "exporter.counters",
