@@ -10,6 +10,7 @@ writers nothing. Pure data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from exporter.counters import ModelCounters, VersionCounters
 from exporter.reference import Reference, RowLayout, TargetReference
@@ -58,6 +59,20 @@ class VersionSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class ComparisonInfo:
+    """A declared comparison: each challenger version against the champion version.
+
+    ``mode`` is ``split`` (independent traffic) or ``shadow`` (every challenger predicts the same
+    requests as the champion); ``started`` (epoch seconds) is when it was declared, from which
+    its sequential statistics run."""
+
+    champion: str
+    challengers: tuple[str, ...]
+    mode: Literal["split", "shadow"]
+    started: float
+
+
+@dataclass(frozen=True, slots=True)
 class ModelSnapshot:
     """Everything the collectors and the status API show of one model, at ``taken_at``."""
 
@@ -75,6 +90,7 @@ class ModelSnapshot:
     counters: ModelCounters
     pending_labels: int
     versions: tuple[VersionSnapshot, ...]
+    comparison: ComparisonInfo | None = None
 
     @property
     def revision(self) -> int:
