@@ -15,9 +15,10 @@ from exporter.api import build_router, handlers
 from exporter.api.context import Context
 from exporter.api.schemas import build_decoders
 from exporter.collectors import build_registry
+from exporter.comparison import parse_declaration
 from exporter.config import Settings
 from exporter.drift_worker import DriftWorker
-from exporter.errors import ConfigError, RejectedInput
+from exporter.errors import NO_VALUE, ConfigError, RejectedInput
 from exporter.exposition import Exposition
 from exporter.reference import build_reference
 from exporter.reference_io import read_reference_file
@@ -58,6 +59,24 @@ def load_reference_files(settings: Settings, store: Store) -> None:
         log.info("loaded reference of model %s from %s", model, spec.reference_file)
 
 
+def apply_config_comparisons(settings: Settings, store: Store) -> None:
+    """Declare every ``models.<name>.comparison``, started now (the body's shape was checked
+    with the settings; the model's limits are checked here).
+
+    Raises :class:`ConfigError` naming the key when the model refuses it."""
+    for model, spec in settings.models.items():
+        if spec.comparison is None:
+            continue
+        key = f"models.{model}.comparison"
+        try:
+            store.set_comparison(model, parse_declaration(spec.comparison))
+        except RejectedInput as exc:
+            where = f"{key}.{exc.field}" if exc.field else key
+            got = spec.comparison if exc.value is NO_VALUE else exc.value
+            raise ConfigError(f"config key '{where}': {exc.message} (got {got!r})") from None
+        log.info("declared the comparison of model %s: %s", model, spec.comparison)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -93,6 +112,7 @@ def create_app(
         decoders=build_decoders(settings.limits),
     )
     load_reference_files(settings, store)
+    apply_config_comparisons(settings, store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -5,8 +5,9 @@
     ExporterError          base of everything raised on purpose
     ├── ConfigError        invalid configuration: names the key and the value; fails start-up
     └── RejectedInput      a client's mistake: an HTTP 4xx whose status follows its ``Reason``
-        │                  (400 malformed, 404 unknown model, version or path, 405 method,
-        │                  409 pinned version, 413 too large, 415 media type, 422 the rest)
+        │                  (400 malformed, 404 unknown model, version, path or comparison,
+        │                  405 method, 409 pinned version or a comparison that conflicts
+        │                  with the join, 413 too large, 415 media type, 422 the rest)
         └── InvalidReference   reference data that cannot be used (uploaded or from a file)
 
 A ``RejectedInput`` carries its reason, the field it is about (a path such as
@@ -46,6 +47,9 @@ class Reason(StrEnum):
     UNKNOWN_VERSION = "unknown_version"
     INVALID_NAME = "invalid_name"  # a model or version name outside exporter.names' rule
     PINNED_VERSION = "pinned_version"  # a version a comparison names cannot be removed
+    INVALID_COMPARISON = "invalid_comparison"  # a comparison body that breaks its rules
+    NO_COMPARISON = "no_comparison"  # ending a comparison where none is declared
+    COMPARISON_CONFLICT = "comparison_conflict"  # shadow mode, but the join already holds data
     UNKNOWN_ID = "unknown_id"  # a label for an id never seen (when early labels are disabled)
     INVALID_REFERENCE = "invalid_reference"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
@@ -63,8 +67,10 @@ STATUS: dict[Reason, int] = {
     Reason.UNKNOWN_MODEL: 404,
     Reason.UNKNOWN_VERSION: 404,
     Reason.UNKNOWN_PATH: 404,
+    Reason.NO_COMPARISON: 404,
     Reason.METHOD_NOT_ALLOWED: 405,
     Reason.PINNED_VERSION: 409,
+    Reason.COMPARISON_CONFLICT: 409,
     Reason.BODY_TOO_LARGE: 413,
     Reason.BATCH_TOO_LARGE: 413,
     Reason.UNSUPPORTED_MEDIA_TYPE: 415,

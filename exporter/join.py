@@ -239,6 +239,13 @@ class Join:
         """Labels waiting for their prediction."""
         return len(self._early) if self._early is not None else 0
 
+    @property
+    def empty(self) -> bool:
+        """Nothing waits and no joined id is remembered: a join keyed the other way
+        (``per_version``) could take its place without losing or misreading an entry."""
+        buffers = (self._pending, self._joined, self._labelled)
+        return not any(len(b) for b in buffers) and not self.early_labels
+
     def awaits(self, ident: str) -> bool:
         """Whether a label for ``ident`` would join a prediction, now or later (as a duplicate
         or by waiting) rather than be unknown."""

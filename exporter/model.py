@@ -15,6 +15,18 @@ was waiting for the lock raises :class:`ModelRemoved` and the store registers th
 A version named in :attr:`~exporter.version.Versions.pinned` (by a comparison) is never
 replaced, expired or deleted, nor is its model.
 
+Comparison, under the same lock: :meth:`~ModelState.set_comparison` declares (or replaces) the
+model's one comparison, starting it now, and pins exactly the versions it names (present or
+future); :meth:`~ModelState.end_comparison` ends it and unpins them. Readers see it as
+:attr:`~exporter.snapshot.ModelSnapshot.comparison`. A shadow comparison needs the join keyed
+by (id, version) (:class:`~exporter.join.Join` ``per_version``). The keying changes only while
+the join is empty (nothing waiting, no joined id remembered: before the model's first event, or
+after ``join.prediction_ttl`` without any), so no entry is ever dropped or read under the other
+key: declaring shadow on a model whose join is keyed by id and holds anything is refused
+(``comparison_conflict``); a comparison that ends or turns split while the join holds
+something leaves it keyed by (id, version) (it then behaves as in shadow mode, for the model's
+lifetime or until it is empty at the next declaration or end).
+
 No statistics are computed on the ingest path: it appends and returns.
 """
 
@@ -36,6 +48,7 @@ from exporter.batch import (
     prepare_labels,
     prepare_predictions,
 )
+from exporter.comparison import Declaration, check_limits
 from exporter.config import ModelSpec, Settings
 from exporter.counters import ModelCounters
 from exporter.encoding import encode_targets
@@ -50,6 +63,7 @@ from exporter.reference import (
 )
 from exporter.schema import FeatureBatch, ModelSchema, class_kind_of
 from exporter.snapshot import (
+    ComparisonInfo,
     DriftInput,
     DriftSnapshot,
     ModelSnapshot,
@@ -132,14 +146,8 @@ class ModelState:
             spec.categorical if spec else (),
         )
         self.versions = Versions(settings.limits.max_versions_per_model, max(settings.windows))
-        j = settings.join
-        self.join = Join(
-            j.prediction_ttl,
-            j.max_pending_predictions,
-            j.label_ttl,
-            j.max_pending_labels,
-            per_version=per_version_join,
-        )
+        self.join = self._new_join(per_version_join)
+        self.comparison: ComparisonInfo | None = None
         self.counters = ModelCounters()
         self.reference: Reference | None = None  # uploaded (or from a file) for every version
         policy = spec.reference if spec is not None and spec.reference else settings.drift.reference
@@ -329,6 +337,67 @@ class ModelState:
                 self.join.early_labels,
             )
 
+    def set_comparison(self, declaration: Declaration, now: float) -> ComparisonInfo:
+        """Declare the model's comparison, or replace it (its sequential statistics then run
+        from ``now`` again); it pins exactly the versions it names, present or future.
+
+        Raises :class:`~exporter.errors.RejectedInput`: ``invalid_comparison`` for more
+        challengers than ``limits.max_versions_per_model - 1``, ``string_too_long`` for a
+        version name over ``limits.max_name_length``, ``comparison_conflict`` for shadow mode
+        while the join, keyed by id, holds anything (see the module's docstring)."""
+        with self.lock:
+            self._check_open()
+            self._expire(now)
+            limits = self.settings.limits
+            check_limits(
+                declaration,
+                max_versions=limits.max_versions_per_model,
+                max_name_length=limits.max_name_length,
+            )
+            shadow = declaration.mode == "shadow"
+            if shadow and not self.join.per_version and not self.join.empty:
+                raise RejectedInput(
+                    Reason.COMPARISON_CONFLICT,
+                    f"model {self.name!r} has predictions or labels in its join, keyed by id; a "
+                    "shadow comparison keys it by (id, version), which can only change while "
+                    "it is empty: declare shadow mode before the model's first event, or after "
+                    "join.prediction_ttl without any (or delete the model first)",
+                    field="mode",
+                    value=declaration.mode,
+                )
+            # Every check passed: from here on nothing raises.
+            self._key_join(per_version=shadow)
+            self.comparison = ComparisonInfo(
+                declaration.champion, declaration.challengers, declaration.mode, now
+            )
+            self.versions.pinned.clear()
+            self.versions.pinned.update(declaration.versions)
+            self.last_activity = now
+            self.revision += 1
+            return self.comparison
+
+    def end_comparison(self, now: float) -> ComparisonInfo:
+        """End the model's comparison and unpin its versions; returns the comparison ended.
+
+        Raises :class:`~exporter.errors.RejectedInput` ``no_comparison`` when there is none."""
+        with self.lock:
+            self._check_open()
+            self._expire(now)
+            ended = self.comparison
+            if ended is None:
+                raise RejectedInput(
+                    Reason.NO_COMPARISON,
+                    f"model {self.name!r} has no comparison to end",
+                    field="model",
+                    value=self.name,
+                )
+            self._key_join(per_version=False)
+            self.comparison = None
+            self.versions.pinned.clear()
+            self.last_activity = now
+            self.revision += 1
+            return ended
+
     def pin(self, version: str) -> None:
         """Exempt a version (present or future) from replacement, idle expiry and deletion."""
         with self.lock:
@@ -382,6 +451,7 @@ class ModelState:
                 counters=self.counters.copy(),
                 pending_labels=self.join.early_labels,
                 versions=versions,
+                comparison=self.comparison,
             )
 
     def drift_snapshot(
@@ -591,6 +661,22 @@ class ModelState:
             )
             self.versions.add(version)
         return version
+
+    def _new_join(self, per_version: bool) -> Join:
+        j = self.settings.join
+        return Join(
+            j.prediction_ttl,
+            j.max_pending_predictions,
+            j.label_ttl,
+            j.max_pending_labels,
+            per_version=per_version,
+        )
+
+    def _key_join(self, *, per_version: bool) -> None:
+        """Key the join by (id, version) or by id, if that changes nothing else: only while
+        it is empty (a new, empty join takes its place); otherwise it keeps its keying."""
+        if self.join.per_version != per_version and self.join.empty:
+            self.join = self._new_join(per_version)
 
     def _retire(self, name: str, reason: RemovalReason) -> int:
         """Remove a version; returns how many of its predictions waited (dropped)."""

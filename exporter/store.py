@@ -1,8 +1,9 @@
 """The registry of monitored models, within ``limits.max_models``: registration and removal.
 
 A model is registered by its first valid prediction batch, by a reference (an upload, or a file
-named in the config), or, when it is declared under ``models`` in the config, by its first
-labels (which then wait for their predictions). A request that is rejected registers nothing:
+named in the config), by a comparison (through the API or in the config), or, when it is
+declared under ``models`` in the config, by its first labels (which then wait for their
+predictions). A request that is rejected registers nothing:
 a new model is validated against a fresh :class:`~exporter.model.ModelState` and registered
 only if the request succeeded. Names are checked where they enter, here
 (:func:`~exporter.names.check_name`). Everything else is the model's own business.
@@ -27,11 +28,13 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar, get_args
 
 from exporter.batch import LabelLike, PredictionEventLike
+from exporter.comparison import Declaration
 from exporter.config import Settings
 from exporter.errors import Reason, RejectedInput
 from exporter.model import IngestResult, ModelRemoved, ModelState, Removal, RemovalReason
 from exporter.names import check_name
 from exporter.reference import Reference
+from exporter.snapshot import ComparisonInfo
 
 R = TypeVar("R")
 
@@ -130,6 +133,19 @@ class Store:
         the model is registered anew after a removal."""
         self.set_reference(model, None, reference)
         self._file_references[model] = reference
+
+    def set_comparison(self, model: str, declaration: Declaration) -> ComparisonInfo:
+        """Declare or replace a model's comparison, started now; registers the model when it
+        is new, so that a comparison (shadow mode above all) can precede the first event."""
+        check_name(model, "model")
+        now = self.clock()
+        return self._write(model, now, lambda s: s.set_comparison(declaration, now))
+
+    def end_comparison(self, model: str) -> ComparisonInfo:
+        """End a model's comparison; returns it. Raises ``unknown_model`` or
+        ``no_comparison``."""
+        now = self.clock()
+        return self._write_existing(model, lambda s: s.end_comparison(now))
 
     # -- removal --------------------------------------------------------------------------------
 

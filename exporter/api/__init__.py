@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from exporter.api import ingest, lifecycle, references, service, status
+from exporter.api import comparisons, ingest, lifecycle, references, service, status
 from exporter.api.context import Context
 
 
 def build_router(ctx: Context) -> APIRouter:
     """Every route of the exporter."""
     router = APIRouter()
-    for module in (ingest, references, status, lifecycle, service):
+    for module in (ingest, references, comparisons, status, lifecycle, service):
         router.include_router(module.router(ctx))
     return router

@@ -5,6 +5,7 @@
 
 from collections.abc import Mapping
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -13,7 +14,7 @@ from exporter.api.context import Context
 from exporter.config import Settings
 from exporter.detector import TargetDrift
 from exporter.drift_worker import DriftResult, WindowKey
-from exporter.snapshot import ModelSnapshot, VersionSnapshot
+from exporter.snapshot import ComparisonInfo, ModelSnapshot, VersionSnapshot
 from exporter.stats.performance import ClassificationScores, RegressionScores
 from exporter.views import window_quality
 
@@ -67,6 +68,30 @@ def tidy(value: Any) -> Any:
     return value
 
 
+def rfc3339(seconds: float) -> str:
+    """Epoch seconds as RFC 3339 text in UTC.
+
+    >>> rfc3339(1_800_000_000.25)
+    '2027-01-15T08:00:00.250000Z'
+    """
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+def comparison_json(c: ComparisonInfo, *, pinned: bool = True) -> dict[str, Any]:
+    """A comparison as the status (and ``PUT .../comparison``) shows it; ``pinned_versions``
+    are the versions it pins, present or not yet."""
+    out: dict[str, Any] = {
+        "champion": c.champion,
+        "challengers": list(c.challengers),
+        "mode": c.mode,
+        "started": rfc3339(c.started),
+        "started_unix": c.started,
+    }
+    if pinned:
+        out["pinned_versions"] = [c.champion, *c.challengers]
+    return out
+
+
 def model_json(
     m: ModelSnapshot, drift: Mapping[WindowKey, DriftResult], settings: Settings
 ) -> dict[str, Any]:
@@ -90,6 +115,7 @@ def model_json(
             "quality": settings.quality.min_samples,
             "drift": settings.drift.min_samples,
         },
+        "comparison": None if m.comparison is None else comparison_json(m.comparison),
         "versions": {
             v.name: _version_json(m, v, drift, settings.quality.min_samples) for v in m.versions
         },
@@ -119,7 +145,9 @@ def _version_json(
             "quality": _scores_json(w.scores, m.classes),
             "drift": None if result is None else _drift_json(result),
         }
+    c = m.comparison
     return {
+        "pinned": c is not None and (v.name == c.champion or v.name in c.challengers),
         "predictions_total": v.counters.predictions,
         "labels_total": v.counters.labels,
         "pending_predictions": v.pending,
