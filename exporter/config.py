@@ -37,7 +37,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from exporter.errors import ConfigError
+from exporter.comparison import parse_declaration
+from exporter.errors import ConfigError, RejectedInput
 from exporter.names import ALLOWED, name_problem
 from exporter.typedefs import ClassValue, Correction, ReferencePolicy, Task
 
@@ -142,6 +143,15 @@ class QualitySettings(_Section):
     )
 
 
+class ComparisonSettings(_Section):
+    min_samples: int = Field(
+        100,
+        ge=2,  # Welch's test needs two errors per arm for a variance
+        description="labeled predictions each arm (champion and challenger) needs in a window "
+        "before the window's comparison values are exported",
+    )
+
+
 class DriftSettings(_Section):
     min_samples: int = Field(
         100,
@@ -229,7 +239,11 @@ class LimitSettings(_Section):
 
 
 class ModelSpec(_Section):
-    task: Task
+    task: Task | None = Field(
+        None,
+        description="inferred from the first predictions when absent (binary when "
+        "positive_class is given)",
+    )
     positive_class: ClassValue | None = Field(
         None, description="binary only; default 1 for int classes, true for bool classes"
     )
@@ -248,6 +262,31 @@ class ModelSpec(_Section):
     reference_label_column: str | None = Field(
         None, description="column of reference_file (or of an uploaded CSV) holding labels"
     )
+    comparison: dict[str, Any] | None = Field(
+        None,
+        description="declared at start: {champion, challengers, mode} as for PUT "
+        "/v1/models/{model}/comparison",
+    )
+
+    @field_validator("comparison")
+    @classmethod
+    def _comparison_body(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                parse_declaration(value)
+            except RejectedInput as exc:
+                raise ValueError(exc.detail) from None
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _positive_means_binary(cls, data: Any) -> Any:
+        """A positive class declares a binary model: only binary models have one."""
+        if not isinstance(data, dict) or data.get("task") is not None:
+            return data
+        if data.get("positive_class") is not None:
+            return {**data, "task": "binary"}
+        return data
 
     @model_validator(mode="after")
     def _positive_only_for_binary(self) -> ModelSpec:
@@ -405,6 +444,7 @@ class Settings(BaseSettings):
     default_model_version: str = Field("default", min_length=1)
     auto_register: bool = True
     quality: QualitySettings = QualitySettings()
+    comparison: ComparisonSettings = ComparisonSettings()
     drift: DriftSettings = DriftSettings()
     join: JoinSettings = JoinSettings()
     limits: LimitSettings = LimitSettings()

@@ -5,7 +5,7 @@ Why: encoding costs 15-27 us per series and runs in the interpreter that ingest 
 10 models x 20 features a scrape encoded ~2,800 series, and under ingest its p99 rose to
 80-160 ms. Most models do not change between two scrapes (and a model that receives no events
 changes only when a bucket holding data leaves a window), so :class:`Exposition` keeps, per
-model and per part (quality and traffic; drift), the encoded sample lines of every family,
+model and per part (quality, traffic, comparison; drift), the encoded sample lines of every family,
 keyed by what the part shows (:attr:`~exporter.snapshot.ModelSnapshot.key`; the serials of the
 drift results). A scrape then asks each model for a snapshot unless nothing changed since the
 last one (:meth:`~exporter.model.ModelState.snapshot_if_changed`, which then copies nothing),

@@ -15,13 +15,37 @@ from tests.helpers import promtool_check_metrics
 
 
 def populated(make_exporter) -> Exporter:
-    """Every kind of model and series: binary, multiclass, regression, drift, rejections."""
+    """Every kind of model and series: binary, multiclass, regression, drift, rejections, and
+    comparisons (fraud v2 against v1, price v2 against default)."""
     exp = make_exporter(
         windows=["5m", "1h"],
         quality={"min_samples": 1},
+        comparison={"min_samples": 5},
         drift={"min_samples": 5, "reference_size": 20, "max_categories": 3},
     )
     rng = np.random.default_rng(0)
+    for model, champion in (("fraud", "v1"), ("price", "default")):
+        answer = exp.client.put(
+            f"/v1/models/{model}/comparison",
+            json={"champion": champion, "challengers": ["v2"], "mode": "split"},
+        )
+        assert answer.status_code == 200, answer.text
+    for model, label in (("fraud", lambda: int(rng.integers(2))), ("price", None)):
+        exp.predictions(
+            model,
+            [
+                {
+                    "id": f"{model}-v2-{i}",
+                    "features": {"amount": float(rng.gamma(2))}
+                    if model == "fraud"
+                    else {"rooms": float(rng.integers(1, 6))},
+                    "prediction": int(rng.integers(2)) if label else float(rng.normal(100, 9)),
+                    "label": label() if label else float(rng.normal(100, 12)),
+                }
+                for i in range(20)
+            ],
+            model_version="v2",
+        )
     exp.predictions(
         "fraud",
         [
@@ -295,7 +319,7 @@ def test_cached_exposition_equals_a_fresh_encoding_of_the_registry(
     assert rendered() == stable_lines(encoder(registry))
     built.clear()
     assert rendered() == stable_lines(encoder(registry))  # from the cache ...
-    assert built.count("fraud") == 3  # ... (only registry.collect() built fraud's 3 parts)
+    assert built.count("fraud") == 4  # ... (only registry.collect() built fraud's 4 parts)
     exp.predictions(
         "fraud",
         [{"id": f"z{i}", "features": {"amount": 50.0 + i}, "prediction": 1} for i in range(30)],
@@ -304,7 +328,7 @@ def test_cached_exposition_equals_a_fresh_encoding_of_the_registry(
     exp.refresh_drift()
     built.clear()
     first = rendered()
-    assert set(built) == {"fraud"}  # the only model that changed: its 3 parts, re-encoded
+    assert set(built) == {"fraud"}  # the only model that changed: its 4 parts, re-encoded
     assert first == stable_lines(encoder(registry))
     text = exp.client.get("/metrics", headers={"Accept": "application/openmetrics-text"}).text
     assert text.count("# EOF") == 1 and text.endswith("# EOF\n")

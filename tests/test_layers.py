@@ -11,6 +11,8 @@ PURE = [
     "exporter.typedefs",
     "exporter.errors",
     "exporter.names",
+    "exporter.comparison",
+    "exporter.comparison_view",
     "exporter.stats.performance",
     "exporter.stats.drift",
     "exporter.stats.comparison",

@@ -1,4 +1,5 @@
-"""Every model's quality, traffic and drift families, from one snapshot of each model."""
+"""Every model's quality, traffic, drift and comparison families, from one snapshot of each
+model."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from exporter.collectors.base import Timings
+from exporter.collectors.comparison import comparison_families
 from exporter.collectors.drift import drift_families
 from exporter.collectors.quality import quality_families
 from exporter.collectors.traffic import traffic_families
@@ -21,16 +23,16 @@ from exporter.store import Store
 log = logging.getLogger("exporter.collectors")
 
 #: The parts of a model's families, each timed and isolated as a collector of its own.
-PARTS = ("quality", "traffic", "drift")
+PARTS = ("quality", "traffic", "drift", "comparison")
 
 Results = Mapping[str, Mapping[WindowKey, DriftResult]]
 
 
 class ModelCollector(Collector):
-    """Quality, traffic and drift of every model.
+    """Quality, traffic, drift and comparisons of every model.
 
     A scrape takes each model's lock once, for one :class:`~exporter.snapshot.ModelSnapshot`
-    that all three parts read, so what they show of a model is consistent. Drift comes from
+    that every part reads, so what they show of a model is consistent. Drift comes from
     the drift worker's cache, for the versions the snapshot shows. A model whose snapshot
     fails is logged and left out (every part then reports failure); the others are exported.
     """
@@ -40,6 +42,7 @@ class ModelCollector(Collector):
         self.drift = drift
         self.timings = timings
         self.min_samples = store.settings.quality.min_samples
+        self.comparison_min_samples = store.settings.comparison.min_samples
         self._quiet = threading.local()
 
     def describe(self) -> Iterable[Metric]:
@@ -99,4 +102,6 @@ class ModelCollector(Collector):
             return quality_families(snapshots, self.min_samples)
         if name == "traffic":
             return traffic_families(snapshots)
+        if name == "comparison":
+            return comparison_families(snapshots, self.comparison_min_samples)
         return drift_families(snapshots, results)

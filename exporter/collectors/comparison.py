@@ -1,0 +1,114 @@
+"""Per-window comparisons: each challenger of a declared comparison against the champion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from exporter.comparison_view import AccuracyComparison, MaeComparison, compare_windows
+from exporter.snapshot import ModelSnapshot
+
+BASE = ["model", "champion", "challenger", "window"]
+
+_GUARD = (
+    " Absent while either arm holds fewer than comparison.min_samples labeled predictions in "
+    "the window (see model_comparison_labeled_predictions)."
+)
+_SPLIT = " Split mode only (independent arms)."
+_REPEATED = " A fixed-sample test re-read at every scrape: alert on the sequential p-value instead."
+
+
+def comparison_families(snapshots: Sequence[ModelSnapshot], min_samples: int) -> list[Metric]:
+    """Every per-window comparison family (always all of them, in one order) for these models."""
+    labeled = GaugeMetricFamily(
+        "model_comparison_labeled_predictions",
+        "Labeled predictions of one arm (champion or challenger) of a comparison in the window, "
+        "by label time (exact count).",
+        labels=[*BASE, "arm"],
+    )
+    accuracy = GaugeMetricFamily(
+        "model_comparison_accuracy_difference",
+        "Challenger minus champion accuracy over the window (-1..1)." + _GUARD,
+        labels=BASE,
+    )
+    accuracy_p = GaugeMetricFamily(
+        "model_comparison_accuracy_pvalue",
+        "Two-sided p-value of the accuracy difference: two-proportion z-test, or Fisher's exact "
+        "test when an expected cell of the 2x2 table is below 5." + _SPLIT + _REPEATED + _GUARD,
+        labels=BASE,
+    )
+    accuracy_lower = GaugeMetricFamily(
+        "model_comparison_accuracy_difference_lower",
+        "Lower bound of the 95% interval of the accuracy difference (Newcombe's hybrid score "
+        "interval)." + _SPLIT + _GUARD,
+        labels=BASE,
+    )
+    accuracy_upper = GaugeMetricFamily(
+        "model_comparison_accuracy_difference_upper",
+        "Upper bound of the 95% interval of the accuracy difference (Newcombe's hybrid score "
+        "interval)." + _SPLIT + _GUARD,
+        labels=BASE,
+    )
+    f1 = GaugeMetricFamily(
+        "model_comparison_f1_difference",
+        "Challenger minus champion F1 score over the window; average as model_f1_score "
+        "(binary, macro, weighted)." + _GUARD,
+        labels=[*BASE, "average"],
+    )
+    mae = GaugeMetricFamily(
+        "model_comparison_mean_absolute_error_difference",
+        "Challenger minus champion mean absolute error of a regression model over the window, "
+        "in the target's unit." + _GUARD,
+        labels=BASE,
+    )
+    mae_p = GaugeMetricFamily(
+        "model_comparison_mean_absolute_error_pvalue",
+        "Two-sided p-value of Welch's t-test on the absolute errors of the two arms."
+        + _SPLIT
+        + _REPEATED
+        + _GUARD,
+        labels=BASE,
+    )
+    mae_lower = GaugeMetricFamily(
+        "model_comparison_mean_absolute_error_difference_lower",
+        "Lower bound of the 95% Welch interval of the MAE difference." + _SPLIT + _GUARD,
+        labels=BASE,
+    )
+    mae_upper = GaugeMetricFamily(
+        "model_comparison_mean_absolute_error_difference_upper",
+        "Upper bound of the 95% Welch interval of the MAE difference." + _SPLIT + _GUARD,
+        labels=BASE,
+    )
+    for snapshot in snapshots:
+        for c in compare_windows(snapshot, min_samples):
+            key = [snapshot.name, c.champion, c.challenger, c.window]
+            labeled.add_metric([*key, "champion"], c.champion_labeled)
+            labeled.add_metric([*key, "challenger"], c.challenger_labeled)
+            s = c.scores
+            if isinstance(s, AccuracyComparison):
+                accuracy.add_metric(key, s.difference)
+                for average, value in s.f1.items():
+                    f1.add_metric([*key, average], value)
+                if s.test is not None:
+                    accuracy_p.add_metric(key, s.test.pvalue)
+                    accuracy_lower.add_metric(key, s.test.lower)
+                    accuracy_upper.add_metric(key, s.test.upper)
+            elif isinstance(s, MaeComparison):
+                mae.add_metric(key, s.difference)
+                if s.test is not None:
+                    mae_p.add_metric(key, s.test.pvalue)
+                    mae_lower.add_metric(key, s.test.lower)
+                    mae_upper.add_metric(key, s.test.upper)
+    return [
+        labeled,
+        accuracy,
+        accuracy_p,
+        accuracy_lower,
+        accuracy_upper,
+        f1,
+        mae,
+        mae_p,
+        mae_lower,
+        mae_upper,
+    ]
