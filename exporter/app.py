@@ -102,7 +102,7 @@ def create_app(
     telemetry = Telemetry()
     worker = DriftWorker(store, on_run=telemetry.count_drift_run)
     store.on_removed(worker.cache.forget)
-    registry, models = build_registry(store, telemetry, worker.cache, registry)
+    registry, models = build_registry(store, telemetry, worker.cache, registry, worker.sequential)
     ctx = Context(
         settings=settings,
         store=store,

@@ -143,6 +143,30 @@ class QualitySettings(_Section):
     )
 
 
+class SequentialComparisonSettings(_Section):
+    """The always-valid statistics since a comparison started (exporter.stats.sequential)."""
+
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="level of the confidence sequence (1 - alpha coverage)"
+    )
+    planned_labels_per_arm: int = Field(
+        1000, ge=1, description="labeled predictions per arm at which the sequence is tightest"
+    )
+    min_samples: int = Field(
+        100,
+        ge=1,
+        description="burn-in: labeled predictions each arm needs since the start before the "
+        "p-value, difference and bounds are exported",
+    )
+    min_expected: float = Field(
+        10.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="burn-in of accuracy: the smallest expected cell of the 2x2 table (arm x "
+        "right/wrong) needed",
+    )
+
+
 class ComparisonSettings(_Section):
     min_samples: int = Field(
         100,
@@ -150,6 +174,7 @@ class ComparisonSettings(_Section):
         description="labeled predictions each arm (champion and challenger) needs in a window "
         "before the window's comparison values are exported",
     )
+    sequential: SequentialComparisonSettings = SequentialComparisonSettings()
 
 
 class DriftSettings(_Section):

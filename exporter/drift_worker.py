@@ -8,6 +8,9 @@ written back into the models; readers (collectors, status API) read the cache. N
 nor a scrape ever waits for a drift computation. The store tells the cache of every model and
 version it removes (:meth:`DriftCache.forget`); a run that took its snapshot before the removal
 has its results for it discarded, so a computation in flight never brings a removed model back.
+
+Each run is also a look for the sequential comparison statistics: the worker owns the
+:class:`~exporter.sequential_tracker.SequentialTracker` as it owns the cache (one writer).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from exporter.config import DriftSettings
 from exporter.detector import DetectorSettings, DriftDetector, DriftScores
 from exporter.reference import reference_from_rows, target_from_column
+from exporter.sequential_tracker import SequentialTracker, look_at_models, sequential_settings
 from exporter.snapshot import DriftInput, DriftSnapshot
 from exporter.store import Store
 
@@ -232,16 +236,20 @@ def compute(
 
 
 class DriftWorker:
-    """Background thread: recomputes drift of changed windows, expires join buffers and
-    removes idle models (:meth:`~exporter.store.Store.expire_all`).
+    """Background thread: recomputes drift of changed windows, expires join buffers, removes
+    idle models (:meth:`~exporter.store.Store.expire_all`) and takes a look for the sequential
+    comparison statistics (:func:`~exporter.sequential_tracker.look_at_models`).
 
     With ``drift.threads`` above 1 a small pool shares each computation (numpy's sorts release
-    the GIL). The worker owns the :attr:`cache` of results.
+    the GIL). The worker owns the :attr:`cache` of results and the :attr:`sequential` tracker.
     """
 
     def __init__(self, store: Store, on_run: RunObserver | None = None) -> None:
         settings = store.settings.drift
         self.cache = DriftCache()
+        self.sequential = SequentialTracker(
+            sequential_settings(store.settings.comparison.sequential)
+        )
         self._store = store
         self._on_run = on_run
         self._interval = max(settings.refresh_interval, MIN_REFRESH_SECONDS)
@@ -269,6 +277,7 @@ class DriftWorker:
     def run_once(self, *, force: bool = False) -> RefreshStats:
         self._store.expire_all()
         stats = refresh(self._store, self.cache, force=force, executor=self._pool)
+        look_at_models(self._store, self.sequential)
         if self._on_run is not None:
             self._on_run(stats.computed, stats.failed, stats.seconds)
         return stats

@@ -7,10 +7,10 @@ Why: encoding costs 15-27 us per series and runs in the interpreter that ingest 
 changes only when a bucket holding data leaves a window), so :class:`Exposition` keeps, per
 model and per part (quality, traffic, comparison; drift), the encoded sample lines of every family,
 keyed by what the part shows (:attr:`~exporter.snapshot.ModelSnapshot.key`; the serials of the
-drift results). A scrape then asks each model for a snapshot unless nothing changed since the
-last one (:meth:`~exporter.model.ModelState.snapshot_if_changed`, which then copies nothing),
-re-encodes only what changed, and joins the cached lines family by family under each family's
-header.
+drift results; for comparisons, also the serial of the sequential states). A scrape then asks
+each model for a snapshot unless nothing changed since the last one
+(:meth:`~exporter.model.ModelState.snapshot_if_changed`, which then copies nothing), re-encodes
+only what changed, and joins the cached lines family by family under each family's header.
 
 Correct by construction rather than by parsing: each family is encoded on its own by the
 library's encoder, and its header (``# HELP``/``# TYPE``, known exactly from encoding the same
@@ -32,7 +32,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
 
 from exporter.collectors.drift import drift_key
-from exporter.collectors.models import PARTS, ModelCollector
+from exporter.collectors.models import PARTS, ModelCollector, Results, Sequential
 from exporter.snapshot import ModelSnapshot
 
 EOF_MARK = b"# EOF\n"
@@ -86,20 +86,17 @@ class Exposition:
         with self._lock:
             self._latest = {s.name: s for s in snapshots}
         results = self.models.results(snapshots)
+        states = self.models.sequential_states(snapshots)
         encoded: dict[str, list[list[bytes]]] = {}  # part -> per model: its families' lines
         for name in PARTS:
             errors = list(failed)
             per_model: list[list[bytes]] = []
             with self.models.timings.timed(name, errors):
                 for snapshot in snapshots:
-                    key = (
-                        drift_key(snapshot, results[snapshot.name])
-                        if name == "drift"
-                        else snapshot.key
-                    )
+                    key = _key(name, snapshot, results, states)
                     try:
                         per_model.append(
-                            self._part(encoder, openmetrics, name, snapshot, key, results)
+                            self._part(encoder, openmetrics, name, snapshot, key, results, states)
                         )
                     except Exception:
                         errors.append(f"model {snapshot.name}: {name} failed")
@@ -120,14 +117,15 @@ class Exposition:
         name: str,
         snapshot: ModelSnapshot,
         key: object,
-        results: Any,
+        results: Results,
+        states: Sequential,
     ) -> list[bytes]:
         cache_key = (snapshot.name, openmetrics, name)
         with self._lock:
             cached = self._cache.get(cache_key)
         if cached is not None and cached.key == key:
             return cached.samples
-        families = self.models.part(name, [snapshot], results)
+        families = self.models.part(name, [snapshot], results, states)
         headers = self._header(encoder, openmetrics, name)
         samples = [
             _samples(encoder, openmetrics, family, header)
@@ -142,7 +140,7 @@ class Exposition:
         with self._lock:
             headers = self._headers.get((openmetrics, name))
         if headers is None:
-            empty = self.models.part(name, [], {})
+            empty = self.models.part(name, [], {}, {})
             headers = [_encode(encoder, openmetrics, family) for family in empty]
             with self._lock:
                 self._headers[(openmetrics, name)] = headers
@@ -156,6 +154,16 @@ class Exposition:
         with self._lock:
             for key in [k for k in self._cache if k[1] == openmetrics and k[0] not in models]:
                 del self._cache[key]
+
+
+def _key(name: str, snapshot: ModelSnapshot, results: Results, states: Sequential) -> object:
+    """What a model's part shows: its snapshot's key, and for drift the serials of its
+    results, for comparisons the serial of its sequential states."""
+    if name == "drift":
+        return drift_key(snapshot, results[snapshot.name])
+    if name == "comparison":
+        return (snapshot.key, states[snapshot.name].serial)
+    return snapshot.key
 
 
 def _encode(encoder: Encoder, openmetrics: bool, family: Metric) -> bytes:

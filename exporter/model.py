@@ -63,6 +63,7 @@ from exporter.reference import (
 )
 from exporter.schema import FeatureBatch, ModelSchema, class_kind_of
 from exporter.snapshot import (
+    ArmCounts,
     ComparisonInfo,
     DriftInput,
     DriftSnapshot,
@@ -368,13 +369,22 @@ class ModelState:
             # Every check passed: from here on nothing raises.
             self._key_join(per_version=shadow)
             self.comparison = ComparisonInfo(
-                declaration.champion, declaration.challengers, declaration.mode, now
+                declaration.champion,
+                declaration.challengers,
+                declaration.mode,
+                now,
+                baseline=tuple((name, self._arm_counts(name)) for name in declaration.versions),
             )
             self.versions.pinned.clear()
             self.versions.pinned.update(declaration.versions)
             self.last_activity = now
             self.revision += 1
             return self.comparison
+
+    def _arm_counts(self, version: str) -> ArmCounts:
+        """A version's cumulative counts now (zeros if it does not exist yet); under the lock."""
+        state = self.versions.get(version)
+        return ArmCounts() if state is None else ArmCounts.of(state.counters)
 
     def end_comparison(self, now: float) -> ComparisonInfo:
         """End the model's comparison and unpin its versions; returns the comparison ended.

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from exporter.counters import ModelCounters, VersionCounters
 from exporter.reference import Reference, RowLayout, TargetReference
 from exporter.typedefs import FeatureKind, IntArray, Task
@@ -59,17 +61,65 @@ class VersionSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class ArmCounts:
+    """A version's cumulative labeled outcomes: classification's correct and labeled
+    predictions (the confusion matrix's diagonal and total), regression's error sums."""
+
+    correct: int = 0
+    labeled: int = 0
+    error_count: int = 0
+    abs_error_sum: float = 0.0
+    sq_error_sum: float = 0.0
+
+    @staticmethod
+    def of(counters: VersionCounters) -> ArmCounts:
+        outcomes = counters.outcomes
+        return ArmCounts(
+            correct=int(np.trace(outcomes)),
+            labeled=int(outcomes.sum()),
+            error_count=counters.error_count,
+            abs_error_sum=counters.abs_error_sum,
+            sq_error_sum=counters.sq_error_sum,
+        )
+
+    def since(self, start: ArmCounts) -> ArmCounts:
+        """What was added since the counts were ``start``.
+
+        >>> ArmCounts(9, 10, 0, 0.0, 0.0).since(ArmCounts(4, 5, 0, 0.0, 0.0))
+        ArmCounts(correct=5, labeled=5, error_count=0, abs_error_sum=0.0, sq_error_sum=0.0)
+        """
+        return ArmCounts(
+            self.correct - start.correct,
+            self.labeled - start.labeled,
+            self.error_count - start.error_count,
+            # Clipped: float sums can round a hair below what they were.
+            max(self.abs_error_sum - start.abs_error_sum, 0.0),
+            max(self.sq_error_sum - start.sq_error_sum, 0.0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ComparisonInfo:
     """A declared comparison: each challenger version against the champion version.
 
     ``mode`` is ``split`` (independent traffic) or ``shadow`` (every challenger predicts the same
     requests as the champion); ``started`` (epoch seconds) is when it was declared, from which
-    its sequential statistics run."""
+    its sequential statistics run. ``baseline`` holds, per version it names, the version's
+    cumulative counts when it was declared (zeros for a version that did not exist yet): the
+    counts since the start are the version's counts minus these."""
 
     champion: str
     challengers: tuple[str, ...]
     mode: Literal["split", "shadow"]
     started: float
+    baseline: tuple[tuple[str, ArmCounts], ...] = ()
+
+    def start_of(self, version: str) -> ArmCounts:
+        """The version's counts when the comparison was declared."""
+        for name, counts in self.baseline:
+            if name == version:
+                return counts
+        return ArmCounts()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ def populated(make_exporter) -> Exporter:
     exp = make_exporter(
         windows=["5m", "1h"],
         quality={"min_samples": 1},
-        comparison={"min_samples": 5},
+        comparison={"min_samples": 5, "sequential": {"min_samples": 5, "min_expected": 1}},
         drift={"min_samples": 5, "reference_size": 20, "max_categories": 3},
     )
     rng = np.random.default_rng(0)
@@ -305,9 +305,9 @@ def test_cached_exposition_equals_a_fresh_encoding_of_the_registry(
     built: list[str] = []
     real_part = exposition.models.part
 
-    def counting(name, snapshots, results):
+    def counting(name, snapshots, *inputs):
         built.extend(s.name for s in snapshots)
-        return real_part(name, snapshots, results)
+        return real_part(name, snapshots, *inputs)
 
     monkeypatch.setattr(exposition.models, "part", counting)
 

@@ -1,12 +1,14 @@
-"""Per-window comparisons: each challenger of a declared comparison against the champion."""
+"""Comparisons: each challenger of a declared comparison against the champion, per window and
+since the comparison started (the sequential statistics, from the tracker's states)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from exporter.comparison_view import AccuracyComparison, MaeComparison, compare_windows
+from exporter.sequential_tracker import SequentialStates
 from exporter.snapshot import ModelSnapshot
 
 BASE = ["model", "champion", "challenger", "window"]
@@ -112,3 +114,72 @@ def comparison_families(snapshots: Sequence[ModelSnapshot], min_samples: int) ->
         mae_lower,
         mae_upper,
     ]
+
+
+SEQUENTIAL = ["model", "champion", "challenger"]  # since the start: never a window
+
+_BURN_IN = (
+    " Absent until each arm holds comparison.sequential.min_samples labeled predictions since "
+    "the start (and, for accuracy, the smallest expected cell of the arm x right/wrong table "
+    "reaches comparison.sequential.min_expected)."
+)
+_SINCE = " Since the comparison started; updated by the drift worker's runs; split mode only."
+
+
+def sequential_families(
+    snapshots: Sequence[ModelSnapshot], sequential: Mapping[str, SequentialStates]
+) -> list[Metric]:
+    """Every sequential comparison family (always all of them, in one order) for these models,
+    from the tracker's states that belong to each snapshot's comparison."""
+    labeled = GaugeMetricFamily(
+        "model_comparison_sequential_labeled_predictions",
+        "Labeled predictions of one arm (champion or challenger) since the comparison "
+        "started (exact count); updated by the drift worker's runs; split mode only.",
+        labels=[*SEQUENTIAL, "arm"],
+    )
+    pvalue = GaugeMetricFamily(
+        "model_comparison_sequential_pvalue",
+        "Always-valid p-value of the difference (mixture sequential probability ratio test): "
+        "valid however often it is read, so alerts may use it." + _SINCE + _BURN_IN,
+        labels=SEQUENTIAL,
+    )
+    accuracy = GaugeMetricFamily(
+        "model_comparison_sequential_accuracy_difference",
+        "Challenger minus champion accuracy (-1..1)." + _SINCE + _BURN_IN,
+        labels=SEQUENTIAL,
+    )
+    mae = GaugeMetricFamily(
+        "model_comparison_sequential_mean_absolute_error_difference",
+        "Challenger minus champion mean absolute error of a regression model, in the target's "
+        "unit." + _SINCE + _BURN_IN,
+        labels=SEQUENTIAL,
+    )
+    lower = GaugeMetricFamily(
+        "model_comparison_sequential_difference_lower",
+        "Lower bound of the 1 - comparison.sequential.alpha confidence sequence of the "
+        "difference (accuracy, or MAE for regression)." + _SINCE + _BURN_IN,
+        labels=SEQUENTIAL,
+    )
+    upper = GaugeMetricFamily(
+        "model_comparison_sequential_difference_upper",
+        "Upper bound of the 1 - comparison.sequential.alpha confidence sequence of the "
+        "difference (accuracy, or MAE for regression)." + _SINCE + _BURN_IN,
+        labels=SEQUENTIAL,
+    )
+    for snapshot in snapshots:
+        comparison = snapshot.comparison
+        if comparison is None or snapshot.name not in sequential:
+            continue
+        for challenger, state in sequential[snapshot.name].of(comparison):
+            key = [snapshot.name, comparison.champion, challenger]
+            labeled.add_metric([*key, "champion"], state.samples_a)
+            labeled.add_metric([*key, "challenger"], state.samples_b)
+            if state.difference is not None:
+                difference = mae if state.kind == "mae" else accuracy
+                difference.add_metric(key, state.difference)
+            if state.pvalue is not None:
+                pvalue.add_metric(key, state.pvalue)
+            if state.lower is not None and state.upper is not None:
+                lower.add_metric(key, state.lower)
+                upper.add_metric(key, state.upper)
+    return [labeled, pvalue, accuracy, mae, lower, upper]

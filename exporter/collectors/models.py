@@ -12,11 +12,12 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from exporter.collectors.base import Timings
-from exporter.collectors.comparison import comparison_families
+from exporter.collectors.comparison import comparison_families, sequential_families
 from exporter.collectors.drift import drift_families
 from exporter.collectors.quality import quality_families
 from exporter.collectors.traffic import traffic_families
 from exporter.drift_worker import DriftCache, DriftResult, WindowKey
+from exporter.sequential_tracker import SequentialStates, SequentialTracker, sequential_settings
 from exporter.snapshot import ModelSnapshot
 from exporter.store import Store
 
@@ -26,6 +27,7 @@ log = logging.getLogger("exporter.collectors")
 PARTS = ("quality", "traffic", "drift", "comparison")
 
 Results = Mapping[str, Mapping[WindowKey, DriftResult]]
+Sequential = Mapping[str, SequentialStates]
 
 
 class ModelCollector(Collector):
@@ -33,13 +35,24 @@ class ModelCollector(Collector):
 
     A scrape takes each model's lock once, for one :class:`~exporter.snapshot.ModelSnapshot`
     that every part reads, so what they show of a model is consistent. Drift comes from
-    the drift worker's cache, for the versions the snapshot shows. A model whose snapshot
-    fails is logged and left out (every part then reports failure); the others are exported.
+    the drift worker's cache, for the versions the snapshot shows, and so do the sequential
+    comparison statistics, from the worker's tracker (without one, a tracker that never looks:
+    no sequential series). A model whose snapshot fails is logged and left out (every part then
+    reports failure); the others are exported.
     """
 
-    def __init__(self, store: Store, drift: DriftCache, timings: Timings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        drift: DriftCache,
+        timings: Timings,
+        sequential: SequentialTracker | None = None,
+    ) -> None:
         self.store = store
         self.drift = drift
+        self.sequential = sequential or SequentialTracker(
+            sequential_settings(store.settings.comparison.sequential)
+        )
         self.timings = timings
         self.min_samples = store.settings.quality.min_samples
         self.comparison_min_samples = store.settings.comparison.min_samples
@@ -54,11 +67,12 @@ class ModelCollector(Collector):
         failed: list[str] = []
         snapshots = self.snapshots(failed)
         results = self.results(snapshots)
+        states = self.sequential_states(snapshots)
         for name in PARTS:
             errors = list(failed)
             families: list[Metric] = []
             with self.timings.timed(name, errors):
-                families = self.part(name, snapshots, results)
+                families = self.part(name, snapshots, results, states)
             yield from families
 
     @contextmanager
@@ -95,7 +109,16 @@ class ModelCollector(Collector):
     ) -> dict[str, dict[WindowKey, DriftResult]]:
         return {s.name: self.drift.results(s.name) for s in snapshots}
 
-    def part(self, name: str, snapshots: Sequence[ModelSnapshot], results: Results) -> list[Metric]:
+    def sequential_states(self, snapshots: Sequence[ModelSnapshot]) -> dict[str, SequentialStates]:
+        return {s.name: self.sequential.states(s.name) for s in snapshots}
+
+    def part(
+        self,
+        name: str,
+        snapshots: Sequence[ModelSnapshot],
+        results: Results,
+        sequential: Sequential,
+    ) -> list[Metric]:
         """The families of one part, for these models (all of them, in a fixed order, even
         when empty)."""
         if name == "quality":
@@ -103,5 +126,8 @@ class ModelCollector(Collector):
         if name == "traffic":
             return traffic_families(snapshots)
         if name == "comparison":
-            return comparison_families(snapshots, self.comparison_min_samples)
+            return [
+                *comparison_families(snapshots, self.comparison_min_samples),
+                *sequential_families(snapshots, sequential),
+            ]
         return drift_families(snapshots, results)

@@ -1,0 +1,171 @@
+"""The sequential statistics of every split comparison: one owner, looked at by the drift worker.
+
+A :class:`~exporter.stats.sequential.SequentialState` is state (a running minimum of the
+p-value, an intersection of bounds), so it needs one owner, like the drift results: the
+:class:`SequentialTracker`. Each run of the drift worker is a *look*: for every model whose
+snapshot changed it feeds each challenger's state the counts since the comparison started,
+i.e. the versions' cumulative counters (:class:`~exporter.snapshot.ArmCounts`) minus their
+values when it was declared (:attr:`~exporter.snapshot.ComparisonInfo.baseline`). Readers (the
+collectors) get a model's :class:`SequentialStates`, immutable, whose ``serial`` changes
+exactly when a state does: the exposition's cache is keyed by it.
+
+Rules:
+
+* The states belong to one declared comparison, compared whole (champion, challengers,
+  started, baseline): a replaced comparison starts afresh, and so does a model that was
+  removed and registered again; a model that is gone, has no comparison, or no task yet drops
+  its states.
+* Split mode only: classification compares accuracy
+  (:func:`~exporter.stats.sequential.proportions`), regression the mean absolute error
+  (:func:`~exporter.stats.sequential.mae`). Shadow (paired) comparisons get no states yet.
+* A challenger or champion the model does not have yet counts as an empty arm, so its labeled
+  count (0) is there from the first look.
+* Looks happen at the worker's cadence, not at scrapes: reading the p-value between looks
+  reads the last look, which the always-valid guarantee allows (any subset of looks).
+
+Written by one thread (the worker's); read by any. No HTTP, no Prometheus.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from exporter.config import SequentialComparisonSettings
+from exporter.snapshot import ArmCounts, ComparisonInfo, ModelSnapshot
+from exporter.stats.sequential import (
+    Estimate,
+    SequentialSettings,
+    SequentialState,
+    mae,
+    proportions,
+)
+from exporter.store import Store
+
+log = logging.getLogger("exporter.sequential")
+
+
+def sequential_settings(config: SequentialComparisonSettings) -> SequentialSettings:
+    """The pure module's settings from the ``comparison.sequential`` section."""
+    return SequentialSettings(
+        alpha=config.alpha,
+        planned_labels_per_arm=config.planned_labels_per_arm,
+        min_samples=config.min_samples,
+        min_expected=config.min_expected,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SequentialStates:
+    """A model's sequential states, per challenger, for the comparison they belong to.
+
+    ``serial`` 0 (with no comparison) means nothing was ever tracked for the model."""
+
+    serial: int
+    comparison: ComparisonInfo | None = None
+    states: tuple[tuple[str, SequentialState], ...] = ()  # (challenger, state), declared order
+
+    def of(self, comparison: ComparisonInfo | None) -> tuple[tuple[str, SequentialState], ...]:
+        """The states if they belong to ``comparison`` (the reader's snapshot's), else none."""
+        return self.states if comparison is not None and comparison == self.comparison else ()
+
+
+NOTHING = SequentialStates(0)
+
+
+def since_start(snapshot: ModelSnapshot, comparison: ComparisonInfo, version: str) -> ArmCounts:
+    """A version's counts since the comparison started (zeros for a version not there yet)."""
+    for v in snapshot.versions:
+        if v.name == version:
+            return ArmCounts.of(v.counters).since(comparison.start_of(version))
+    return ArmCounts()
+
+
+def estimate(snapshot: ModelSnapshot, comparison: ComparisonInfo, challenger: str) -> Estimate:
+    """The challenger's difference from the champion since the start, from its counts."""
+    a = since_start(snapshot, comparison, comparison.champion)
+    b = since_start(snapshot, comparison, challenger)
+    if snapshot.task == "regression":
+        return mae(
+            a.error_count,
+            a.abs_error_sum,
+            a.sq_error_sum,
+            b.error_count,
+            b.abs_error_sum,
+            b.sq_error_sum,
+        )
+    return proportions(a.correct, a.labeled, b.correct, b.labeled)
+
+
+class SequentialTracker:
+    """The :class:`SequentialState` of every (model, champion, challenger, started)."""
+
+    def __init__(self, settings: SequentialSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._models: dict[str, SequentialStates] = {}
+        self._seen: dict[str, object] = {}  # model -> key of the snapshot last looked at
+        self._serials = itertools.count(1)
+
+    def states(self, model: str) -> SequentialStates:
+        with self._lock:
+            return self._models.get(model, NOTHING)
+
+    def seen(self, model: str) -> object:
+        """The key of the model's snapshot the last look used (for ``snapshot_if_changed``)."""
+        with self._lock:
+            return self._seen.get(model)
+
+    def look(self, snapshot: ModelSnapshot) -> None:
+        """One look at a model: each challenger's state fed the counts since the start."""
+        previous = self.states(snapshot.name)
+        comparison = snapshot.comparison
+        if comparison is None or comparison.mode != "split" or snapshot.task is None:
+            current = previous if previous.comparison is None else self._next(None, ())
+        else:
+            old = dict(previous.of(comparison))
+            states = tuple(
+                (
+                    name,
+                    old.get(name, SequentialState(self.settings)).update(
+                        estimate(snapshot, comparison, name)
+                    ),
+                )
+                for name in comparison.challengers
+            )
+            unchanged = comparison == previous.comparison and states == previous.states
+            current = previous if unchanged else self._next(comparison, states)
+        with self._lock:
+            self._models[snapshot.name] = current
+            self._seen[snapshot.name] = snapshot.key
+
+    def keep_models(self, models: Collection[str]) -> None:
+        """Drop the states of models that no longer exist."""
+        with self._lock:
+            for model in [m for m in self._models if m not in models]:
+                del self._models[model]
+                self._seen.pop(model, None)
+
+    def _next(
+        self, comparison: ComparisonInfo | None, states: tuple[tuple[str, SequentialState], ...]
+    ) -> SequentialStates:
+        with self._lock:
+            return SequentialStates(next(self._serials), comparison, states)
+
+
+def look_at_models(store: Store, tracker: SequentialTracker) -> None:
+    """One look at every model whose snapshot changed since the tracker's last look (an idle
+    model costs no copy); a model that fails is logged and skipped."""
+    now = store.clock()
+    models = store.models()
+    for state in models:
+        try:
+            snapshot = state.snapshot_if_changed(now, tracker.seen(state.name))
+            if snapshot is not None:
+                tracker.look(snapshot)
+        except Exception:  # one bad model must not stop the others
+            log.exception("sequential look failed for model=%s", state.name)
+    tracker.keep_models({state.name for state in models})
