@@ -141,6 +141,21 @@ class QualitySettings(_Section):
     min_samples: int = Field(
         100, ge=1, description="labeled samples a window needs before quality values are exported"
     )
+    baseline_tolerance: float = Field(
+        0.02,
+        ge=0,
+        lt=1,
+        description="accuracy points the live accuracy may fall below the holdout baseline's "
+        "before the baseline's sequential test counts it as worse",
+    )
+    baseline_mae_tolerance: float = Field(
+        0.1,
+        ge=0,
+        allow_inf_nan=False,
+        description="regression: how much worse than the holdout baseline's mean absolute "
+        "error the live one may be, as a ratio of it (0.1: 10 % worse), before the baseline's "
+        "sequential test counts it as worse",
+    )
 
 
 class SequentialComparisonSettings(_Section):

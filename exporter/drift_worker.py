@@ -27,7 +27,12 @@ from dataclasses import dataclass
 from exporter.config import DriftSettings
 from exporter.detector import DetectorSettings, DriftDetector, DriftScores
 from exporter.reference import reference_from_rows, target_from_column
-from exporter.sequential_tracker import SequentialTracker, look_at_models, sequential_settings
+from exporter.sequential_tracker import (
+    SequentialTracker,
+    baseline_tolerances,
+    look_at_models,
+    sequential_settings,
+)
 from exporter.snapshot import DriftInput, DriftSnapshot
 from exporter.store import Store
 
@@ -248,7 +253,8 @@ class DriftWorker:
         settings = store.settings.drift
         self.cache = DriftCache()
         self.sequential = SequentialTracker(
-            sequential_settings(store.settings.comparison.sequential)
+            sequential_settings(store.settings.comparison.sequential),
+            baseline_tolerances(store.settings.quality),
         )
         self._store = store
         self._on_run = on_run

@@ -5,9 +5,10 @@ Why: encoding costs 15-27 us per series and runs in the interpreter that ingest 
 10 models x 20 features a scrape encoded ~2,800 series, and under ingest its p99 rose to
 80-160 ms. Most models do not change between two scrapes (and a model that receives no events
 changes only when a bucket holding data leaves a window), so :class:`Exposition` keeps, per
-model and per part (quality, traffic, comparison; drift), the encoded sample lines of every family,
-keyed by what the part shows (:attr:`~exporter.snapshot.ModelSnapshot.key`; the serials of the
-drift results; for comparisons, also the serial of the sequential states). A scrape then asks
+model and per part (quality, traffic, comparison, baseline; drift), the encoded sample lines of
+every family, keyed by what the part shows (:attr:`~exporter.snapshot.ModelSnapshot.key`; the
+serials of the drift results; for comparisons and baselines, also the serial of the sequential
+states). A scrape then asks
 each model for a snapshot unless nothing changed since the last one
 (:meth:`~exporter.model.ModelState.snapshot_if_changed`, which then copies nothing), re-encodes
 only what changed, and joins the cached lines family by family under each family's header.
@@ -32,7 +33,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
 
 from exporter.collectors.drift import drift_key
-from exporter.collectors.models import PARTS, ModelCollector, Results, Sequential
+from exporter.collectors.models import PARTS, Baselines, ModelCollector, Results, Sequential
 from exporter.snapshot import ModelSnapshot
 
 EOF_MARK = b"# EOF\n"
@@ -87,16 +88,19 @@ class Exposition:
             self._latest = {s.name: s for s in snapshots}
         results = self.models.results(snapshots)
         states = self.models.sequential_states(snapshots)
+        tested = self.models.baseline_states(snapshots)
         encoded: dict[str, list[list[bytes]]] = {}  # part -> per model: its families' lines
         for name in PARTS:
             errors = list(failed)
             per_model: list[list[bytes]] = []
             with self.models.timings.timed(name, errors):
                 for snapshot in snapshots:
-                    key = _key(name, snapshot, results, states)
+                    key = _key(name, snapshot, results, states, tested)
                     try:
                         per_model.append(
-                            self._part(encoder, openmetrics, name, snapshot, key, results, states)
+                            self._part(
+                                encoder, openmetrics, name, snapshot, key, (results, states, tested)
+                            )
                         )
                     except Exception:
                         errors.append(f"model {snapshot.name}: {name} failed")
@@ -117,15 +121,14 @@ class Exposition:
         name: str,
         snapshot: ModelSnapshot,
         key: object,
-        results: Results,
-        states: Sequential,
+        looked: tuple[Results, Sequential, Baselines],
     ) -> list[bytes]:
         cache_key = (snapshot.name, openmetrics, name)
         with self._lock:
             cached = self._cache.get(cache_key)
         if cached is not None and cached.key == key:
             return cached.samples
-        families = self.models.part(name, [snapshot], results, states)
+        families = self.models.part(name, [snapshot], *looked)
         headers = self._header(encoder, openmetrics, name)
         samples = [
             _samples(encoder, openmetrics, family, header)
@@ -140,7 +143,7 @@ class Exposition:
         with self._lock:
             headers = self._headers.get((openmetrics, name))
         if headers is None:
-            empty = self.models.part(name, [], {}, {})
+            empty = self.models.part(name, [], {}, {}, {})
             headers = [_encode(encoder, openmetrics, family) for family in empty]
             with self._lock:
                 self._headers[(openmetrics, name)] = headers
@@ -156,13 +159,18 @@ class Exposition:
                 del self._cache[key]
 
 
-def _key(name: str, snapshot: ModelSnapshot, results: Results, states: Sequential) -> object:
+def _key(
+    name: str, snapshot: ModelSnapshot, results: Results, states: Sequential, tested: Baselines
+) -> object:
     """What a model's part shows: its snapshot's key, and for drift the serials of its
-    results, for comparisons the serial of its sequential states."""
+    results, for comparisons the serial of its sequential states, for baselines that of their
+    tests."""
     if name == "drift":
         return drift_key(snapshot, results[snapshot.name])
     if name == "comparison":
         return (snapshot.key, states[snapshot.name].serial)
+    if name == "baseline":
+        return (snapshot.key, tested[snapshot.name].serial)
     return snapshot.key
 
 

@@ -151,6 +151,11 @@ class ModelState:
         self.comparison: ComparisonInfo | None = None
         self.counters = ModelCounters()
         self.reference: Reference | None = None  # uploaded (or from a file) for every version
+        #: Per version uid: the revision its reference was set at and its counts then (where a
+        #: holdout baseline's counts start); a version without one uses the model-wide
+        #: reference's revision and counts from zero (it came after).
+        self._reference_starts: dict[int, tuple[int, ArmCounts]] = {}
+        self._reference_revision = 0
         policy = spec.reference if spec is not None and spec.reference else settings.drift.reference
         self.rolling = policy == "previous_window"
         #: Bumped by every change but the passage of time (readers' caches key on it).
@@ -250,6 +255,13 @@ class ModelState:
                 target.last_activity = now
             self.last_activity = now
             self.revision += 1
+            if version is None:
+                self._reference_revision = self.revision
+                self._reference_starts = {
+                    v.uid: (self.revision, self._arm_counts(v.name)) for v in self.versions
+                }
+            else:
+                self._reference_starts[target.uid] = (self.revision, self._arm_counts(version))
             return known
 
     def expire(self, now: float) -> None:
@@ -690,7 +702,9 @@ class ModelState:
 
     def _retire(self, name: str, reason: RemovalReason) -> int:
         """Remove a version; returns how many of its predictions waited (dropped)."""
-        dropped = self.join.forget(self.versions.retire(name).uid)
+        uid = self.versions.retire(name).uid
+        dropped = self.join.forget(uid)
+        self._reference_starts.pop(uid, None)
         self.revision += 1
         if self._on_version_removed is not None:
             self._on_version_removed(name, reason)
@@ -730,12 +744,15 @@ class ModelState:
         from a file named in the config), the previous window (rolling), or its first
         predictions (``collecting`` until there are enough)."""
         target = version.first_rows.size
+        set_at, start = self._reference_starts.get(
+            version.uid, (self._reference_revision, ArmCounts())
+        )
         if version.uploaded is not None:
             ref = version.uploaded
-            return ReferenceInfo(ref.source, "version", ref.rows, ref.rows, ref)
+            return ReferenceInfo(ref.source, "version", ref.rows, ref.rows, ref, set_at, start)
         if self.reference is not None:
             ref = self.reference
-            return ReferenceInfo(ref.source, "model", ref.rows, ref.rows, ref)
+            return ReferenceInfo(ref.source, "model", ref.rows, ref.rows, ref, set_at, start)
         if self.rolling:
             return ReferenceInfo("previous_window", "version", 0, 0, None)
         if version.first_events is not None:

@@ -91,6 +91,23 @@ class TargetReference:
 
 
 @dataclass(frozen=True)
+class Holdout:
+    """A holdout validation set: the reference's predictions paired with its labels row by row,
+    reduced once, when the reference is built, to what baseline quality needs.
+
+    ``classes`` are the category labels found as truth or prediction, sorted; ``confusion``
+    (true x predicted, over ``classes``) is None when there are more than
+    ``drift.max_categories`` of them (a regression target); ``errors`` is ``(count, sum |e|,
+    sum e^2)`` of ``prediction - label`` when both columns are numbers. Rows where either is
+    null are left out; every paired row counts (no subsampling: this is only counting)."""
+
+    rows: int
+    classes: tuple[str, ...]
+    confusion: IntArray | None
+    errors: tuple[int, float, float] | None
+
+
+@dataclass(frozen=True)
 class Reference:
     """What drift is measured against, for one model (or one version)."""
 
@@ -102,6 +119,8 @@ class Reference:
     predictions: TargetReference | None = None
     labels: TargetReference | None = None
     subsampled: bool = False
+    #: Predictions and labels of the same rows (equal lengths): the holdout baseline.
+    holdout: Holdout | None = None
 
     @property
     def features(self) -> set[str]:
@@ -269,7 +288,40 @@ def _build(
         predictions=targets.get("predictions"),
         labels=targets.get("labels"),
         subsampled=subsampled,
+        holdout=_holdout(predictions, labels, settings.max_categories),
     )
+
+
+def _holdout(
+    predictions: Sequence[WireValue] | None,
+    labels: Sequence[WireValue] | None,
+    max_categories: int,
+) -> Holdout | None:
+    """The paired rows of predictions and labels already validated by
+    :func:`_target_reference`; None unless both are given, of equal lengths (otherwise they
+    are two samples, compared to the live ones only as distributions)."""
+    if predictions is None or labels is None or len(predictions) != len(labels):
+        return None
+    pairs = [
+        (p, y) for p, y in zip(predictions, labels, strict=True) if p is not None and y is not None
+    ]
+    if not pairs:
+        return None
+    truth = [category_label(y) for _, y in pairs]
+    guess = [category_label(p) for p, _ in pairs]
+    classes = tuple(sorted(set(truth) | set(guess)))
+    confusion = None
+    if len(classes) <= max_categories:
+        index = {c: i for i, c in enumerate(classes)}
+        flat = np.array(
+            [index[t] * len(classes) + index[g] for t, g in zip(truth, guess, strict=True)]
+        )
+        confusion = np.bincount(flat, minlength=len(classes) ** 2).reshape(len(classes), -1)
+    errors = None
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for pair in pairs for v in pair):
+        e = np.array([float(p) for p, _ in pairs]) - np.array([float(y) for _, y in pairs])
+        errors = (len(pairs), float(np.abs(e).sum()), float((e * e).sum()))
+    return Holdout(len(pairs), classes, confusion, errors)
 
 
 def _feature(

@@ -23,6 +23,12 @@ Rules:
 * Looks happen at the worker's cadence, not at scrapes: reading the p-value between looks
   reads the last look, which the always-valid guarantee allows (any subset of looks).
 
+Holdout baselines (:mod:`exporter.baseline_view`) are tracked the same way, per model, in
+:class:`BaselineStates` with a serial of their own: one
+:class:`~exporter.stats.sequential.OneSidedState` per version whose reference is a holdout,
+keyed by the version and the revision its reference was set at (a new reference, or a version
+that now uses another one, starts afresh), fed the labeled outcomes since then.
+
 Written by one thread (the worker's); read by any. No HTTP, no Prometheus.
 """
 
@@ -34,10 +40,12 @@ import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from exporter.config import SequentialComparisonSettings
+from exporter.baseline_view import Tolerances, baselines, margin
+from exporter.config import QualitySettings, SequentialComparisonSettings
 from exporter.snapshot import ArmCounts, ComparisonInfo, ModelSnapshot
 from exporter.stats.sequential import (
     Estimate,
+    OneSidedState,
     SequentialSettings,
     SequentialState,
     mae,
@@ -58,6 +66,11 @@ def sequential_settings(config: SequentialComparisonSettings) -> SequentialSetti
     )
 
 
+def baseline_tolerances(config: QualitySettings) -> Tolerances:
+    """The holdout baselines' tolerances from the ``quality`` section."""
+    return Tolerances(config.baseline_tolerance, config.baseline_mae_tolerance)
+
+
 @dataclass(frozen=True, slots=True)
 class SequentialStates:
     """A model's sequential states, per challenger, for the comparison they belong to.
@@ -74,6 +87,26 @@ class SequentialStates:
 
 
 NOTHING = SequentialStates(0)
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineStates:
+    """A model's holdout-baseline tests: ``(version, set_at, state)`` in the snapshot's order.
+
+    ``serial`` 0 means nothing was ever tracked for the model."""
+
+    serial: int
+    states: tuple[tuple[str, int, OneSidedState], ...] = ()
+
+    def of(self, version: str, set_at: int) -> OneSidedState | None:
+        """The version's state if it belongs to the reference set at ``set_at``."""
+        for name, at, state in self.states:
+            if name == version and at == set_at:
+                return state
+        return None
+
+
+NO_BASELINES = BaselineStates(0)
 
 
 def since_start(snapshot: ModelSnapshot, comparison: ComparisonInfo, version: str) -> ArmCounts:
@@ -103,16 +136,22 @@ def estimate(snapshot: ModelSnapshot, comparison: ComparisonInfo, challenger: st
 class SequentialTracker:
     """The :class:`SequentialState` of every (model, champion, challenger, started)."""
 
-    def __init__(self, settings: SequentialSettings) -> None:
+    def __init__(self, settings: SequentialSettings, tolerances: Tolerances | None = None) -> None:
         self.settings = settings
+        self.tolerances = tolerances or Tolerances()
         self._lock = threading.Lock()
         self._models: dict[str, SequentialStates] = {}
+        self._baselines: dict[str, BaselineStates] = {}
         self._seen: dict[str, object] = {}  # model -> key of the snapshot last looked at
         self._serials = itertools.count(1)
 
     def states(self, model: str) -> SequentialStates:
         with self._lock:
             return self._models.get(model, NOTHING)
+
+    def baselines(self, model: str) -> BaselineStates:
+        with self._lock:
+            return self._baselines.get(model, NO_BASELINES)
 
     def seen(self, model: str) -> object:
         """The key of the model's snapshot the last look used (for ``snapshot_if_changed``)."""
@@ -138,15 +177,36 @@ class SequentialTracker:
             )
             unchanged = comparison == previous.comparison and states == previous.states
             current = previous if unchanged else self._next(comparison, states)
+        tested = self._look_at_baselines(snapshot)
         with self._lock:
             self._models[snapshot.name] = current
+            self._baselines[snapshot.name] = tested
             self._seen[snapshot.name] = snapshot.key
+
+    def _look_at_baselines(self, snapshot: ModelSnapshot) -> BaselineStates:
+        """Each holdout baseline's test fed the outcomes since its reference was set."""
+        previous = self.baselines(snapshot.name)
+        states = tuple(
+            (
+                version.name,
+                baseline.set_at,
+                (previous.of(version.name, baseline.set_at) or OneSidedState(self.settings)).update(
+                    margin(version, baseline, self.tolerances)
+                ),
+            )
+            for version, baseline in baselines(snapshot)
+        )
+        if states == previous.states:
+            return previous
+        with self._lock:
+            return BaselineStates(next(self._serials), states)
 
     def keep_models(self, models: Collection[str]) -> None:
         """Drop the states of models that no longer exist."""
         with self._lock:
-            for model in [m for m in self._models if m not in models]:
-                del self._models[model]
+            for model in [m for m in self._models | self._baselines if m not in models]:
+                self._models.pop(model, None)
+                self._baselines.pop(model, None)
                 self._seen.pop(model, None)
 
     def _next(

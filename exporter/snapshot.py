@@ -41,17 +41,6 @@ class WindowCounts:
 
 
 @dataclass(frozen=True, slots=True)
-class ReferenceInfo:
-    """Which reference a version's drift uses."""
-
-    source: str  # upload, file, first_events, previous_window, or collecting
-    scope: str  # "model" (every version) or "version"
-    rows: int
-    target_rows: int  # rows a first-events reference is being collected to
-    reference: Reference | None
-
-
-@dataclass(frozen=True, slots=True)
 class VersionSnapshot:
     name: str
     counters: VersionCounters
@@ -96,6 +85,21 @@ class ArmCounts:
             max(self.abs_error_sum - start.abs_error_sum, 0.0),
             max(self.sq_error_sum - start.sq_error_sum, 0.0),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceInfo:
+    """Which reference a version's drift uses."""
+
+    source: str  # upload, file, first_events, previous_window, or collecting
+    scope: str  # "model" (every version) or "version"
+    rows: int
+    target_rows: int  # rows a first-events reference is being collected to
+    reference: Reference | None
+    #: The model's revision when this reference was set (tells one upload from the next) and
+    #: the version's cumulative counts then: its holdout baseline's counts run from these.
+    set_at: int = 0
+    start: ArmCounts = ArmCounts()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,9 @@ from tests.helpers import promtool_check_metrics
 
 
 def populated(make_exporter) -> Exporter:
-    """Every kind of model and series: binary, multiclass, regression, drift, rejections, and
-    comparisons (fraud v2 against v1, price v2 against default)."""
+    """Every kind of model and series: binary, multiclass, regression, drift, rejections,
+    comparisons (fraud v2 against v1, price v2 against default), and holdout baselines (the
+    references of iris and of price's default version have predictions and labels)."""
     exp = make_exporter(
         windows=["5m", "1h"],
         quality={"min_samples": 1},
@@ -59,6 +60,28 @@ def populated(make_exporter) -> Exporter:
         ],
         model_version="v1",
     )
+    holdout = exp.client.put(
+        "/v1/models/iris/reference",
+        json={
+            "features": {
+                "petal": [float(i) for i in range(40)],
+                "colour": [f"c{i % 5}" for i in range(40)],
+            },
+            "predictions": [["a", "b", "c"][i % 3] for i in range(40)],
+            "labels": [["a", "b", "c"][(i * 7) % 4 % 3] for i in range(40)],
+        },
+    )
+    assert holdout.status_code == 200, holdout.text
+    # A regression holdout too, for the champion of price only.
+    holdout = exp.client.put(
+        "/v1/models/price/reference?model_version=default",
+        json={
+            "features": {"rooms": [float(1 + i % 5) for i in range(30)]},
+            "predictions": [100.0 + (i % 7) for i in range(30)],
+            "labels": [100.0 + (i % 11) - 3 for i in range(30)],
+        },
+    )
+    assert holdout.status_code == 200, holdout.text
     exp.predictions(
         "iris",
         [
@@ -319,7 +342,7 @@ def test_cached_exposition_equals_a_fresh_encoding_of_the_registry(
     assert rendered() == stable_lines(encoder(registry))
     built.clear()
     assert rendered() == stable_lines(encoder(registry))  # from the cache ...
-    assert built.count("fraud") == 4  # ... (only registry.collect() built fraud's 4 parts)
+    assert built.count("fraud") == 5  # ... (only registry.collect() built fraud's 5 parts)
     exp.predictions(
         "fraud",
         [{"id": f"z{i}", "features": {"amount": 50.0 + i}, "prediction": 1} for i in range(30)],
@@ -328,7 +351,7 @@ def test_cached_exposition_equals_a_fresh_encoding_of_the_registry(
     exp.refresh_drift()
     built.clear()
     first = rendered()
-    assert set(built) == {"fraud"}  # the only model that changed: its 4 parts, re-encoded
+    assert set(built) == {"fraud"}  # the only model that changed: its 5 parts, re-encoded
     assert first == stable_lines(encoder(registry))
     text = exp.client.get("/metrics", headers={"Accept": "application/openmetrics-text"}).text
     assert text.count("# EOF") == 1 and text.endswith("# EOF\n")

@@ -13,6 +13,7 @@ PURE = [
     "exporter.names",
     "exporter.comparison",
     "exporter.comparison_view",
+    "exporter.baseline_view",
     "exporter.sequential_tracker",
     "exporter.stats.performance",
     "exporter.stats.drift",

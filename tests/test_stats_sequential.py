@@ -10,14 +10,18 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from scipy import special, stats
+from scipy import integrate, special, stats
 
 from exporter.stats.sequential import (
     Estimate,
+    OneSidedState,
     SequentialSettings,
     SequentialState,
+    accuracy_margin,
     look,
     mae,
+    mae_margin,
+    one_sided_log_ratio,
     paired,
     proportions,
 )
@@ -481,3 +485,89 @@ def test_ab_a_real_difference_is_found() -> None:
     assert sequential >= 0.9
     assert covered >= 1 - ALPHA - 0.04
     assert naive >= sequential
+
+
+# -- one sample against a fixed bound (holdout baselines) ----------------------------------------
+
+
+def half_normal_mixture(margin: float, variance: float, n: int, settings: SequentialSettings):
+    """``log Lambda`` from its definition, by quadrature: the likelihood ratio of drift
+    ``theta`` against 0, ``exp(theta S - theta^2 t / 2)`` (``S = margin / V``, ``t = 1 / V``),
+    averaged over ``theta ~ -|N(0, tau^2)|``, ``tau^2 = rho^2 n V``."""
+    tau = math.sqrt(settings.rho2 * n * variance)
+
+    def integrand(theta: float) -> float:
+        ratio = math.exp(theta * margin / variance - theta * theta / (2.0 * variance))
+        return ratio * 2.0 * stats.norm.pdf(theta, 0.0, tau)
+
+    value, _ = integrate.quad(integrand, -40.0 * tau, 0.0, epsabs=0.0, epsrel=1e-12, limit=200)
+    return math.log(value)
+
+
+@pytest.mark.parametrize(
+    ("n", "accuracy", "bound"), [(200, 0.8, 0.88), (1000, 0.85, 0.88), (1000, 0.9, 0.88)]
+)
+def test_one_sided_ratio_equals_the_mixture_of_its_definition(
+    n: int, accuracy: float, bound: float
+) -> None:
+    rng = np.random.default_rng(n)
+    outcomes = (rng.random(n) < accuracy).astype(float).tolist()
+    q = (sum(outcomes) + 1.0) / (n + 2.0)
+    variance = q * (1.0 - q) / (n + 2.0)  # Agresti-Caffo, one sample
+    margin = mean(outcomes) - bound
+    m = accuracy_margin(int(sum(outcomes)), n, bound)
+    assert abs(float(m.margin) - margin) < TOL and abs(float(m.variance) - variance) < TOL
+    expected = half_normal_mixture(margin, variance, n, SETTINGS)
+    assert abs(float(one_sided_log_ratio(m, SETTINGS)) - expected) < 1e-7
+
+
+def test_one_sided_mae_margin_is_bound_minus_mae_with_the_plugin_variance() -> None:
+    rng = np.random.default_rng(4)
+    errors = np.abs(rng.normal(0.0, 2.0, 300)).tolist()
+    m = mae_margin(300, sum(errors), sum(e * e for e in errors), 1.5)
+    assert abs(float(m.margin) - (1.5 - mean(errors))) < TOL
+    assert abs(float(m.variance) - plugin_variance(errors) / 300) < TOL
+    expected = half_normal_mixture(float(m.margin), float(m.variance), 300, SETTINGS)
+    assert abs(float(one_sided_log_ratio(m, SETTINGS)) - expected) < 1e-7
+
+
+def test_one_sided_state_burn_in_running_minimum_and_good_news() -> None:
+    settings = SequentialSettings(min_samples=100)
+    state = OneSidedState(settings).update(accuracy_margin(10, 99, 0.88))
+    assert state.samples == 99 and state.pvalue is None and state.margin is None
+    worse = state.update(accuracy_margin(800, 1000, 0.88))
+    assert worse.pvalue is not None and worse.pvalue < ALPHA
+    later = worse.update(accuracy_margin(800 + 990, 2000, 0.88))  # recovered: p stays
+    assert later.pvalue == worse.pvalue and later.margin is not None and later.margin > 0
+    good = OneSidedState(settings).update(accuracy_margin(990, 1000, 0.88))
+    assert good.pvalue == 1.0  # far above the bound: no evidence at all
+    assert good.update(accuracy_margin(990, 1000, 0.88)) == good
+
+
+def one_sample_simulation(seed: int, p: float, bound: float) -> float:
+    """Fraction of 500 experiments whose sequential p-value ever reaches alpha, read after
+    every 100 labels up to 5,000 (arrays of every experiment's looks at once)."""
+    rng = np.random.default_rng(seed)
+    experiments, step, looks = 500, 100, 50
+    correct = rng.binomial(step, p, (experiments, looks)).cumsum(axis=1)
+    n = step * np.arange(1, looks + 1)
+    log_ratio = one_sided_log_ratio(accuracy_margin(correct, n, bound), SETTINGS)
+    return float(np.mean(log_ratio.max(axis=1) >= math.log(1.0 / ALPHA)))
+
+
+def test_one_sided_aa_false_alarms_stay_below_alpha_and_a_drop_is_found() -> None:
+    bound = 0.90 - 0.02
+    false_alarms = one_sample_simulation(31, bound, bound)
+    assert false_alarms * 500 <= stats.binom.ppf(0.99, 500, ALPHA)
+    assert one_sample_simulation(32, bound - 0.03, bound) >= 0.9
+    # the state agrees with the arrays: the same looks, one at a time
+    rng = np.random.default_rng(33)
+    correct = rng.binomial(100, bound - 0.03, 50).cumsum()
+    state = OneSidedState(SETTINGS)
+    for k, n in zip(correct.tolist(), range(100, 5001, 100), strict=True):
+        state = state.update(accuracy_margin(k, n, bound))
+    ratios = one_sided_log_ratio(
+        accuracy_margin(correct, np.arange(100, 5001, 100), bound), SETTINGS
+    )
+    assert state.pvalue is not None
+    assert abs(state.pvalue - min(1.0, math.exp(-float(ratios.max())))) < TOL

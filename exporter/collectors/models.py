@@ -12,33 +12,41 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from exporter.collectors.base import Timings
+from exporter.collectors.baseline import baseline_families
 from exporter.collectors.comparison import comparison_families, sequential_families
 from exporter.collectors.drift import drift_families
 from exporter.collectors.quality import quality_families
 from exporter.collectors.traffic import traffic_families
 from exporter.drift_worker import DriftCache, DriftResult, WindowKey
-from exporter.sequential_tracker import SequentialStates, SequentialTracker, sequential_settings
+from exporter.sequential_tracker import (
+    BaselineStates,
+    SequentialStates,
+    SequentialTracker,
+    baseline_tolerances,
+    sequential_settings,
+)
 from exporter.snapshot import ModelSnapshot
 from exporter.store import Store
 
 log = logging.getLogger("exporter.collectors")
 
 #: The parts of a model's families, each timed and isolated as a collector of its own.
-PARTS = ("quality", "traffic", "drift", "comparison")
+PARTS = ("quality", "traffic", "drift", "comparison", "baseline")
 
 Results = Mapping[str, Mapping[WindowKey, DriftResult]]
 Sequential = Mapping[str, SequentialStates]
+Baselines = Mapping[str, BaselineStates]
 
 
 class ModelCollector(Collector):
-    """Quality, traffic, drift and comparisons of every model.
+    """Quality, traffic, drift, comparisons and holdout baselines of every model.
 
     A scrape takes each model's lock once, for one :class:`~exporter.snapshot.ModelSnapshot`
     that every part reads, so what they show of a model is consistent. Drift comes from
     the drift worker's cache, for the versions the snapshot shows, and so do the sequential
-    comparison statistics, from the worker's tracker (without one, a tracker that never looks:
-    no sequential series). A model whose snapshot fails is logged and left out (every part then
-    reports failure); the others are exported.
+    comparison statistics and the baselines' tests, from the worker's tracker (without one, a
+    tracker that never looks: no sequential series). A model whose snapshot fails is logged
+    and left out (every part then reports failure); the others are exported.
     """
 
     def __init__(
@@ -51,7 +59,8 @@ class ModelCollector(Collector):
         self.store = store
         self.drift = drift
         self.sequential = sequential or SequentialTracker(
-            sequential_settings(store.settings.comparison.sequential)
+            sequential_settings(store.settings.comparison.sequential),
+            baseline_tolerances(store.settings.quality),
         )
         self.timings = timings
         self.min_samples = store.settings.quality.min_samples
@@ -68,11 +77,12 @@ class ModelCollector(Collector):
         snapshots = self.snapshots(failed)
         results = self.results(snapshots)
         states = self.sequential_states(snapshots)
+        tested = self.baseline_states(snapshots)
         for name in PARTS:
             errors = list(failed)
             families: list[Metric] = []
             with self.timings.timed(name, errors):
-                families = self.part(name, snapshots, results, states)
+                families = self.part(name, snapshots, results, states, tested)
             yield from families
 
     @contextmanager
@@ -112,12 +122,16 @@ class ModelCollector(Collector):
     def sequential_states(self, snapshots: Sequence[ModelSnapshot]) -> dict[str, SequentialStates]:
         return {s.name: self.sequential.states(s.name) for s in snapshots}
 
+    def baseline_states(self, snapshots: Sequence[ModelSnapshot]) -> dict[str, BaselineStates]:
+        return {s.name: self.sequential.baselines(s.name) for s in snapshots}
+
     def part(
         self,
         name: str,
         snapshots: Sequence[ModelSnapshot],
         results: Results,
         sequential: Sequential,
+        baselines: Baselines,
     ) -> list[Metric]:
         """The families of one part, for these models (all of them, in a fixed order, even
         when empty)."""
@@ -130,4 +144,6 @@ class ModelCollector(Collector):
                 *comparison_families(snapshots, self.comparison_min_samples),
                 *sequential_families(snapshots, sequential),
             ]
+        if name == "baseline":
+            return baseline_families(snapshots, baselines, self.min_samples)
         return drift_families(snapshots, results)

@@ -125,6 +125,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from scipy import special
 
 from exporter.typedefs import BoolArray, FloatArray
 
@@ -431,3 +432,143 @@ class SequentialState:
         return replace(
             moved, difference=float(estimate.difference), pvalue=pvalue, lower=lower, upper=upper
         )
+
+
+# -- one sample against a fixed bound: the live quality against its holdout baseline ------------
+#
+# H0: the live quality is at least as good as ``bound`` (the holdout baseline minus its
+# tolerance), one-sided: only evidence of "worse than the bound" counts. ``margin`` is the live
+# quality minus the bound, signed so that negative is worse (accuracy - bound; bound - MAE).
+# With the plug-in variance ``V`` of the margin, ``S = margin / V`` and ``t = 1 / V`` as above,
+# the likelihood ratio of drift ``theta`` against 0 is ``exp(theta S - theta^2 t / 2)``; mixed
+# over the half-normal ``theta ~ -|N(0, tau^2)|`` (only "worse" alternatives), with ``r = tau^2
+# t = rho^2 n`` (the same scale-free ``rho`` as the two-arm test) and ``z = margin / sqrt(V)``::
+#
+#     Lambda_n = 2 / sqrt(1 + r) * exp(r / (1 + r) * z^2 / 2) * Phi(-z sqrt(r / (1 + r)))
+#
+# Under ``theta = 0`` each component is a martingale of mean 1, hence so is the mixture; under
+# ``theta > 0`` (better than the bound) each component, of a negative drift, is a
+# supermartingale: by Ville's inequality ``P(sup Lambda_n >= 1 / alpha) <= alpha`` over the whole
+# composite null, so ``min(1, 1 / max Lambda)`` is an always-valid one-sided p-value. A margin
+# far above 0 drives ``Lambda`` to 0: good news never counts as evidence. Asymptotic with plug-in
+# variances, as the two-arm test; same burn-in (``settings.min_samples`` labels).
+
+
+@dataclass(frozen=True, slots=True)
+class Margin:
+    """The live quality's margin over a fixed bound at one look (arrays of any shape).
+
+    ``margin`` is negative when the live quality is worse than the bound; ``variance`` its
+    plug-in variance; ``samples`` the labels it is computed from."""
+
+    margin: FloatArray
+    variance: FloatArray
+    samples: FloatArray
+
+
+def accuracy_margin(correct: npt.ArrayLike, n: npt.ArrayLike, bound: float) -> Margin:
+    """Live accuracy minus ``bound``, with the Agresti-Caffo variance ``q (1 - q) / (n + 2)``,
+    ``q = (correct + 1) / (n + 2)`` (never 0, even without errors).
+
+    >>> m = accuracy_margin(850, 1000, 0.88)
+    >>> round(float(m.margin), 3), round(float(m.variance), 10)
+    (-0.03, 0.0001277331)
+    """
+    k, total = _counts("correct", correct), _counts("n", n)
+    _at_most("correct", k, "n", total)
+    q = (k + 1.0) / (total + 2.0)
+    return Margin(
+        margin=_per(k, total) - float(bound),
+        variance=q * (1.0 - q) / (total + 2.0),
+        samples=total,
+    )
+
+
+def mae_margin(
+    count: npt.ArrayLike, sum_abs: npt.ArrayLike, sum_sq: npt.ArrayLike, bound: float
+) -> Margin:
+    """``bound`` minus the live mean absolute error (negative: worse than the bound), with the
+    plug-in variance ``(sum e^2 / n - mae^2) / n``.
+
+    >>> m = mae_margin(4, 4.0, 6.0, 1.5)
+    >>> float(m.margin), float(m.variance)
+    (0.5, 0.125)
+    """
+    n = _counts("count", count)
+    s1, s2 = _sums("sum_abs", sum_abs), _sums("sum_sq", sum_sq)
+    mean_abs = _per(s1, n)
+    # Clipped: the subtraction can round below 0 when the errors are nearly equal.
+    spread = np.maximum(_per(s2, n) - mean_abs * mean_abs, 0.0)
+    return Margin(margin=float(bound) - mean_abs, variance=_per(spread, n), samples=n)
+
+
+def one_sided_log_ratio(margin: Margin, settings: SequentialSettings) -> FloatArray:
+    """``log Lambda_n`` of the half-normal mixture (``-inf`` during the burn-in, or for a look
+    whose variance is 0).
+
+    >>> s = SequentialSettings()
+    >>> round(float(one_sided_log_ratio(accuracy_margin(850, 1000, 0.88), s)), 3)
+    2.721
+    >>> round(float(one_sided_log_ratio(accuracy_margin(910, 1000, 0.88), s)), 3)
+    -2.542
+    """
+    counted = (margin.samples >= settings.min_samples) & (margin.variance > 0.0)
+    variance = np.where(counted, margin.variance, 1.0)
+    r = np.where(counted, settings.rho2 * margin.samples, 1.0)
+    z = margin.margin / np.sqrt(variance)
+    shrink = r / (1.0 + r)
+    log_ratio = (
+        math.log(2.0)
+        - 0.5 * np.log1p(r)
+        + shrink * z * z / 2.0
+        + special.log_ndtr(-z * np.sqrt(shrink))
+    )
+    out: FloatArray = np.where(counted, log_ratio, -math.inf)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class OneSidedState:
+    """The always-valid one-sided test of a live quality against a fixed bound; replaced at
+    each look with the counts cumulated since the bound was set.
+
+    ``pvalue`` is ``None`` during the burn-in (``settings.min_samples`` labels), then the
+    running minimum of ``1 / Lambda`` (at most 1); ``margin`` the last counted look's.
+
+    Examples
+    --------
+    >>> state = OneSidedState().update(accuracy_margin(85, 100, 0.88))
+    >>> state.samples, round(state.pvalue, 4)
+    (100, 0.8086)
+    >>> state = state.update(accuracy_margin(850, 1000, 0.88))
+    >>> round(state.pvalue, 4), round(state.margin, 3)
+    (0.0658, -0.03)
+    >>> state.update(accuracy_margin(10, 20, 0.88))
+    Traceback (most recent call last):
+    ...
+    ValueError: samples went down from 1000 to 20: counts must be cumulative since the start
+    """
+
+    settings: SequentialSettings = SequentialSettings()
+    samples: int = 0
+    margin: float | None = None
+    pvalue: float | None = None
+
+    def update(self, margin: Margin) -> OneSidedState:
+        """The state after a look at ``margin`` (cumulative counts since the start)."""
+        if margin.margin.ndim != 0:
+            raise ValueError(f"one look at a time: got a margin of shape {margin.margin.shape}")
+        samples = int(margin.samples)
+        if samples < self.samples:
+            raise ValueError(
+                f"samples went down from {self.samples} to {samples}: "
+                "counts must be cumulative since the start"
+            )
+        moved = replace(self, samples=samples)
+        if samples < self.settings.min_samples:
+            return moved
+        log_ratio = float(one_sided_log_ratio(margin, self.settings))
+        pvalue = math.exp(-max(0.0, log_ratio))
+        if self.pvalue is not None:
+            pvalue = min(pvalue, self.pvalue)
+        return replace(moved, margin=float(margin.margin), pvalue=pvalue)
