@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import promql_parser
@@ -18,7 +19,13 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from exporter.errors import ConfigError
 from exporter.monitoring import dashboards
-from exporter.monitoring.rules import EXPORTER_ALERTS, MODEL_ALERTS, Thresholds, rule_groups
+from exporter.monitoring.rules import (
+    COMPARISON_ALERTS,
+    EXPORTER_ALERTS,
+    MODEL_ALERTS,
+    Thresholds,
+    rule_groups,
+)
 from tests.golden import GOLDEN, metric_names, normalise
 from tests.helpers import ROOT, promtool_check_metrics, require_binary
 from tests.test_exposition import populated
@@ -39,33 +46,82 @@ def test_generated_files_are_current() -> None:
 def test_promtool_checks_and_unit_tests_the_rules() -> None:
     promtool = require_binary("promtool")
     check = run(promtool, "check", "rules", str(RULES))
-    assert check.returncode == 0 and "SUCCESS: 18 rules found" in check.stdout, check.stdout
+    assert check.returncode == 0 and "SUCCESS: 21 rules found" in check.stdout, check.stdout
     tests = run(promtool, "test", "rules", "model-exporter.rules.test.yml", cwd=RULES.parent)
     assert tests.returncode == 0 and "SUCCESS" in tests.stdout, tests.stdout + tests.stderr
     config = run(promtool, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
     assert config.returncode == 0, config.stdout + config.stderr
 
 
-def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
-    """A wrong expectation in the unit tests makes promtool fail (the check is not vacuous)."""
-    promtool = require_binary("promtool")
-    broken = (
-        (RULES.parent / "model-exporter.rules.test.yml")
-        .read_text()
-        .replace(
+@pytest.mark.parametrize(
+    ("where", "old", "new"),
+    [
+        # A wrong expectation in the unit tests ...
+        (
+            "tests",
             "description: Model fraud v1 accuracy is 85% over the last 1h window.",
             "description: Model fraud v1 accuracy is 86% over the last 1h window.",
-        )
-    )
-    (tmp_path / "model-exporter.rules.yml").write_text(RULES.read_text())
-    (tmp_path / "t.yml").write_text(broken)
+        ),
+        ("tests", "model: churn, champion: v1, challenger: v2}", "model: churn, champion: v1}"),
+        # ... or a rule that lost its burn-in guard, its sign or its strict comparison ...
+        (
+            "rules",
+            "(arm) (model_comparison_sequential_labeled_predictions >= 100) == 2",
+            "(arm) (model_comparison_sequential_labeled_predictions >= 0) > 0",
+        ),
+        (
+            "rules",
+            "model_comparison_sequential_accuracy_difference < 0",
+            "model_comparison_sequential_accuracy_difference != 0",
+        ),
+        (
+            "rules",
+            "model_comparison_sequential_mean_absolute_error_difference > 0",
+            "model_comparison_sequential_mean_absolute_error_difference != 0",
+        ),
+        (
+            "rules",
+            "(arm) (model_comparison_sequential_labeled_predictions >= 100)",
+            "(arm) (model_comparison_sequential_labeled_predictions >= 99)",
+        ),
+        ("rules", "labeled_predictions >= 100\n", "labeled_predictions >= 99\n"),
+        (
+            "rules",
+            "model_comparison_sequential_pvalue < 0.05",
+            "model_comparison_sequential_pvalue <= 0.05",
+        ),
+        (
+            "rules",
+            "and model_baseline_sequential_labeled_predictions >= 100",
+            "or model_baseline_sequential_labeled_predictions < 0",
+        ),
+        (
+            "rules",
+            "for: 15m\n    labels:\n      severity: info",
+            "for: 10m\n    labels:\n      severity: info",
+        ),
+    ],
+)
+def test_promtool_unit_tests_can_fail(tmp_path: Path, where: str, old: str, new: str) -> None:
+    """Each mutation makes promtool fail: the unit tests check what they claim to."""
+    promtool = require_binary("promtool")
+    tests = (RULES.parent / "model-exporter.rules.test.yml").read_text()
+    rules = RULES.read_text()
+    if where == "tests":
+        assert old in tests
+        tests = tests.replace(old, new)
+    else:
+        assert old in rules
+        rules = rules.replace(old, new)
+    (tmp_path / "model-exporter.rules.yml").write_text(rules)
+    (tmp_path / "t.yml").write_text(tests)
     assert run(promtool, "test", "rules", "t.yml", cwd=tmp_path).returncode != 0
 
 
 def test_seed_rule_is_verbatim_and_every_alert_is_complete() -> None:
     groups = yaml.safe_load(RULES.read_text())["groups"]
     alerts = {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
-    assert set(alerts) == set(MODEL_ALERTS) | set(EXPORTER_ALERTS)
+    assert set(alerts) == set(MODEL_ALERTS) | set(COMPARISON_ALERTS) | set(EXPORTER_ALERTS)
     seed = alerts["ModelAccuracyDrop"]
     assert seed["expr"] == "model_accuracy < 0.9" and seed["for"] == "1h"
     assert seed["labels"] == {"severity": "critical"}
@@ -118,11 +174,49 @@ def test_thresholds_render_and_scale(tmp_path: Path) -> None:
         Thresholds.load(bad)
 
 
+def test_comparison_thresholds_render_into_expressions_and_annotations(tmp_path: Path) -> None:
+    custom = tmp_path / "t.yml"
+    custom.write_text(
+        "sequential_alpha: 0.01\ncomparison_min_labels: 500\nchallenger_for: 30m\n"
+        "baseline_min_labels: 250\nbaseline_for: 1h\n"
+    )
+    groups = rule_groups(Thresholds.load(custom))["groups"]
+    rules = {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
+    for name in ("ModelChallengerWorse", "ModelChallengerBetter"):
+        rule = rules[name]
+        assert rule["expr"].startswith("model_comparison_sequential_pvalue < 0.01\n"), name
+        assert rule["expr"].endswith(
+            "(model_comparison_sequential_labeled_predictions >= 500) == 2"
+        )
+        assert rule["for"] == "30m"
+        assert "< 0.01, each arm with at least 500 labeled" in rule["annotations"]["description"]
+    worse, better = rules["ModelChallengerWorse"]["expr"], rules["ModelChallengerBetter"]["expr"]
+    assert "accuracy_difference < 0" in worse and "error_difference > 0" in worse
+    assert "accuracy_difference > 0" in better and "error_difference < 0" in better
+    assert rules["ModelChallengerWorse"]["labels"] == {"severity": "warning"}
+    assert rules["ModelChallengerBetter"]["labels"] == {"severity": "info"}
+    baseline = rules["ModelBelowHoldoutBaseline"]
+    assert baseline["expr"] == (
+        "model_baseline_sequential_pvalue < 0.01\n"
+        "and model_baseline_sequential_labeled_predictions >= 250"
+    )
+    assert baseline["for"] == "1h" and baseline["labels"] == {"severity": "warning"}
+    assert "< 0.01, at least 250 labeled" in baseline["annotations"]["description"]
+    for alert in COMPARISON_ALERTS:  # never the per-window (fixed-sample) p-values
+        assert "_sequential_pvalue < " in rules[alert]["expr"]
+        assert "model_comparison_accuracy_pvalue" not in rules[alert]["expr"]
+    fast = Thresholds.load(custom).scaled(1 / 1800)
+    assert (fast.challenger_for, fast.baseline_for) == ("1s", "2s")
+
+
 #: The kind of every threshold: a ratio an alert fires below or above, a duration, a regex, text.
 THRESHOLD_KINDS = {
     "accuracy_below": "ratio_below",
     "f1_below": "ratio_below",
     "rejected_ratio_above": "ratio_above",
+    "sequential_alpha": "alpha",
+    "comparison_min_labels": "count",
+    "baseline_min_labels": "count",
     "ground_truth_stale_after": "duration",
     "exporter_job": "regex",
     "runbook_base": "text",
@@ -162,12 +256,35 @@ BAD_THRESHOLDS = {
         ("15 minutes", "expected a duration such as"),
         ("true", "expected a duration such as '5m' or a number of seconds"),
     ],
+    "alpha": [
+        (
+            0,
+            "must be a significance level in (0, 1) such as 0.05: an alert on p-values below "
+            "it would never fire",
+        ),
+        (-0.05, "would never fire"),
+        (1, "would always fire"),
+        (5, "would always fire"),
+        (".nan", "Input should be a finite number"),
+        ("'0.05'", "Input should be a valid number"),
+        ("true", "Input should be a valid number"),
+    ],
+    "count": [
+        (0, "must be a whole number of labeled predictions of at least 1 such as 100"),
+        (-100, "at least 1 such as 100"),
+        (100.0, "Input should be a valid integer"),
+        (99.5, "Input should be a valid integer"),
+        ("'100'", "Input should be a valid integer"),
+        ("true", "Input should be a valid integer"),
+    ],
     "regex": [("'(('", "must be a regular expression"), ("''", "at least 1 character")],
     "text": [("''", "at least 1 character"), (3, "Input should be a valid string")],
 }
 GOOD_THRESHOLDS = {
     "ratio_below": [(1, 1.0), (0.001, 0.001), (0.5, 0.5)],
     "ratio_above": [(0, 0.0), (0.999, 0.999)],
+    "alpha": [(0.001, 0.001), (0.05, 0.05), (0.999, 0.999)],
+    "count": [(1, 1), (100, 100), (100_000, 100_000)],
     "duration": [(90, "1m30s"), ("60m", "1h"), ("1h30m", "1h30m"), ("500ms", "500ms")],
     "regex": [("'model-exporter\\.prod'", "model-exporter\\.prod")],
     "text": [("https://example.org/runbook", "https://example.org/runbook")],
@@ -219,6 +336,7 @@ def test_thresholds_at_the_edges_render_rules_promtool_accepts(tmp_path: Path) -
     path.write_text(
         "accuracy_below: 1\nf1_below: 0.001\nrejected_ratio_above: 0\naccuracy_for: 90\n"
         "ground_truth_stale_after: 1h30m\nexporter_job: 'model-exporter\\.prod|\"quoted\"'\n"
+        "sequential_alpha: 0.999\ncomparison_min_labels: 1\nbaseline_min_labels: 100000\n"
     )
     out = tmp_path / "out"
     result = run(
@@ -227,7 +345,7 @@ def test_thresholds_at_the_edges_render_rules_promtool_accepts(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     rules = out / "prometheus" / "rules" / "model-exporter.rules.yml"
     check = run(promtool, "check", "rules", str(rules))
-    assert check.returncode == 0 and "SUCCESS: 18 rules found" in check.stdout, check.stdout
+    assert check.returncode == 0 and "SUCCESS: 21 rules found" in check.stdout, check.stdout
     alerts = {
         r.get("alert"): r for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"]
     }
@@ -238,6 +356,13 @@ def test_thresholds_at_the_edges_render_rules_promtool_accepts(tmp_path: Path) -
         == 'up{job=~"model-exporter\\\\.prod|\\"quoted\\""} == 0'
     )
     assert "increase(model_labels_total[1h30m])" in alerts["ModelGroundTruthStale"]["expr"]
+    assert alerts["ModelChallengerWorse"]["expr"].startswith(
+        "model_comparison_sequential_pvalue < 0.999\n"
+    )
+    assert "labeled_predictions >= 1) == 2" in alerts["ModelChallengerBetter"]["expr"]
+    assert alerts["ModelBelowHoldoutBaseline"]["expr"].endswith(
+        "model_baseline_sequential_labeled_predictions >= 100000"
+    )
 
 
 def test_generate_refuses_a_bad_threshold_in_one_line(tmp_path: Path) -> None:
@@ -282,7 +407,7 @@ def test_alertmanager_config_routes_by_severity() -> None:
         assert routed.stdout.strip() == receiver, (labels, routed.stdout, routed.stderr)
     inhibit = yaml.safe_load(Path(config).read_text())["inhibit_rules"][0]
     targets = inhibit["target_matchers"][0]
-    for name in MODEL_ALERTS:
+    for name in (*MODEL_ALERTS, *COMPARISON_ALERTS):  # a down exporter silences them all
         assert name in targets
     assert inhibit["equal"] == ["job"]
 
@@ -379,6 +504,51 @@ def test_dashboard_structure(name: str) -> None:
                 assert (
                     "[5m]" not in target["expr"] and "$__rate_interval" in target["expr"]
                 ) or "rate(" not in target["expr"]
+
+
+def _targets(board: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(the title of the row above, target) for every panel target of a dashboard."""
+    row, out = "", []
+    for panel in board["panels"]:
+        if panel["type"] == "row":
+            row = panel["title"]
+        out.extend((row, target) for target in panel.get("targets", []))
+    return out
+
+
+def test_comparison_and_baseline_panels() -> None:
+    """The model board's comparison row shows the sequential difference with its bounds, the
+    always-valid p-value, labels per arm and the per-window difference; its baseline row the gap;
+    the overview has both verdicts. Every comparison series is told apart by its arms."""
+    boards = dashboards.dashboards()
+    detail = _targets(boards["model-exporter-model.json"])
+    by_row: dict[str, str] = {}
+    for row, target in detail:
+        by_row[row] = by_row.get(row, "") + target["expr"] + "\n"
+    comparison = next(text for row, text in by_row.items() if row.startswith("Champion vs"))
+    for metric in (
+        "model_comparison_sequential_accuracy_difference{",
+        "model_comparison_sequential_mean_absolute_error_difference{",
+        "model_comparison_sequential_difference_lower{",
+        "model_comparison_sequential_difference_upper{",
+        "model_comparison_sequential_pvalue{",
+        "model_comparison_sequential_labeled_predictions{",
+        "model_comparison_accuracy_difference{",
+    ):
+        assert metric in comparison, metric
+    assert "model_comparison_accuracy_pvalue" not in json.dumps(boards)  # never shown as a verdict
+    assert "discordant" not in json.dumps(boards)  # shadow mode's pairs are not exported yet
+    assert "model_baseline_accuracy_difference{" in by_row["Holdout baseline"]
+    assert "model_baseline_sequential_pvalue{" in by_row["Holdout baseline"]
+    overview = "\n".join(t["expr"] for _, t in _targets(boards["model-exporter-overview.json"]))
+    assert "model_comparison_sequential_pvalue{" in overview
+    assert "model_baseline_accuracy_difference{" in overview
+    for board in boards.values():
+        for _, target in _targets(board):
+            if target["expr"].startswith("model_comparison_"):
+                assert "{{challenger}}" in target["legendFormat"], target
+                assert "{{champion}}" in target["legendFormat"], target
+                assert "model_version" not in target["expr"], target  # not a comparison label
 
 
 def test_every_dashboard_query_parses_and_uses_real_metrics() -> None:

@@ -91,6 +91,7 @@ def test_alerts_route_and_dashboards_query_real_prometheus(tmp_path: Path) -> No
     cfg.write_text(
         "windows: [1m, 1h]\nquality: {min_samples: 20}\n"
         "drift: {min_samples: 20, reference_size: 100, refresh_interval: 0.2}\n"
+        "comparison: {min_samples: 20, sequential: {min_samples: 20, min_expected: 1}}\n"
     )
     processes: list[Any] = []
     try:
@@ -187,14 +188,39 @@ def send_traffic(client: httpx.Client, start: int = 0) -> None:
         )
         assert r.status_code == 200, r.text
 
-    for model, accuracy in (("bad", 0.7), ("good", 0.98)):
+    if start == 0:
+        # A split comparison per task (v2 against v1) and a holdout reference for "good",
+        # declared before their events: the comparison and baseline panels need them.
+        for model in ("good", "price"):
+            r = client.put(
+                f"/v1/models/{model}/comparison",
+                json={"champion": "v1", "challengers": ["v2"], "mode": "split"},
+            )
+            assert r.status_code == 200, r.text
+        holdout_truth = rng.integers(0, 2, 200)
+        holdout_pred = np.where(rng.random(200) < 0.98, holdout_truth, 1 - holdout_truth)
+        r = client.put(
+            "/v1/models/good/reference",
+            json={
+                "features": {"amount": rng.normal(0, 1, 200).tolist()},
+                "predictions": holdout_pred.tolist(),
+                "labels": holdout_truth.tolist(),
+            },
+        )
+        assert r.status_code == 200, r.text
+
+    for model, accuracy, version in (
+        ("bad", 0.7, "v1"),
+        ("good", 0.98, "v1"),
+        ("good", 0.95, "v2"),  # the challenger: a little worse, still above 0.9
+    ):
         truth = rng.integers(0, 2, 300)
         pred = np.where(rng.random(300) < accuracy, truth, 1 - truth)
         shift = 0.0 if start == 0 else 2.0  # the second round drifts, with a new category
         channels = ["web", "app"] if not start else ["web", "kiosk"]
         events = [
             {
-                "id": f"{model}-{start + i}",
+                "id": f"{model}-{version}-{start + i}",
                 "features": {
                     "amount": float(rng.normal(shift, 1)),
                     "channel": str(rng.choice(channels)),
@@ -203,19 +229,22 @@ def send_traffic(client: httpx.Client, start: int = 0) -> None:
             }
             for i in range(300)
         ]
-        post(model, events)
-        half = [{"id": f"{model}-{start + i}", "label": int(truth[i])} for i in range(300)]
+        post(model, events, version)
+        half = [
+            {"id": f"{model}-{version}-{start + i}", "label": int(truth[i])} for i in range(300)
+        ]
         assert client.post("/v1/labels", json={"model": model, "labels": half}).status_code == 200
-    events = [
-        {
-            "id": f"p-{start + i}",
-            "features": {"rooms": float(rng.integers(1, 6))},
-            "prediction": float(rng.normal(100, 10)),
-            "label": float(rng.normal(100, 12)),
-        }
-        for i in range(200)
-    ]
-    post("price", events)
+    for version in ("v1", "v2"):
+        events = [
+            {
+                "id": f"p-{version}-{start + i}",
+                "features": {"rooms": float(rng.integers(1, 6))},
+                "prediction": float(rng.normal(100, 10)),
+                "label": float(rng.normal(100, 12)),
+            }
+            for i in range(200)
+        ]
+        post("price", events, version)
     client.post("/v1/predictions", content=b"{", headers={"Content-Type": "application/json"})
 
 

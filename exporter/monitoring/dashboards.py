@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from exporter.monitoring.rules import Thresholds
+
 DS = {"type": "prometheus", "uid": "${datasource}"}
 OVERVIEW_UID = "model-exporter-overview"
 MODEL_UID = "model-exporter-model"
@@ -78,6 +80,7 @@ class _Board:
         options: dict[str, Any] | None = None,
         field_config: dict[str, Any] | None = None,
         transformations: list[dict[str, Any]] | None = None,
+        overrides: list[dict[str, Any]] | None = None,
     ) -> None:
         if self._x + w > 24:
             self._x, self._y = 0, self._y + self._row_h
@@ -94,7 +97,7 @@ class _Board:
             "description": description,
             "datasource": DS,
             "gridPos": {"x": self._x, "y": self._y, "w": w, "h": h},
-            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
             "options": options or {},
             "targets": [
                 {
@@ -145,6 +148,43 @@ def _threshold_line(value: float) -> dict[str, Any]:
     }
 
 
+def _zero_line() -> dict[str, Any]:
+    """A dashed line at 0: a difference (challenger minus champion, live minus baseline)."""
+    return {
+        "custom": {"thresholdsStyle": {"mode": "dashed"}},
+        "thresholds": {
+            "mode": "absolute",
+            "steps": [{"color": "transparent", "value": None}, {"color": "red", "value": 0}],
+        },
+    }
+
+
+def _bounds_dashed(pattern: str) -> dict[str, Any]:
+    """Series whose legend matches ``pattern`` (an interval's bounds) drawn dashed."""
+    return {
+        "matcher": {"id": "byRegexp", "options": pattern},
+        "properties": [
+            {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+            {"id": "custom.fillOpacity", "value": 0},
+        ],
+    }
+
+
+def _pvalue_field(alpha: float) -> dict[str, Any]:
+    """An always-valid p-value on a log axis, red below the alerts' level."""
+    return {
+        "max": 1,
+        "custom": {
+            "scaleDistribution": {"type": "log", "log": 10},
+            "thresholdsStyle": {"mode": "line+area"},
+        },
+        "thresholds": {
+            "mode": "absolute",
+            "steps": [{"color": "red", "value": None}, {"color": "transparent", "value": alpha}],
+        },
+    }
+
+
 def _dashboard(
     uid: str, title: str, description: str, board: _Board, multi: bool
 ) -> dict[str, Any]:
@@ -186,6 +226,9 @@ WSEL = f'{SEL}, window="$window"'
 
 
 MSEL = 'model=~"$model"'
+# comparisons carry model, champion, challenger (and window), never model_version
+CWSEL = f'{MSEL}, window="$window"'
+ARMS = "{{challenger}} vs {{champion}}"
 
 
 def _rate(metric: str, selector: str = SEL) -> str:
@@ -313,6 +356,26 @@ def overview() -> dict[str, Any]:
                 "options": {"excludeByName": {"Time": True, "Value": True, "__name__": True}},
             }
         ],
+    )
+    b.row("Comparisons and holdout baseline (always-valid verdicts)")
+    alpha = Thresholds().sequential_alpha
+    b.add(
+        "timeseries",
+        f"Challenger vs champion: always-valid p-value (verdict below {alpha})",
+        [(f"model_comparison_sequential_pvalue{{{MSEL}}}", f"{{{{model}}}} {ARMS}")],
+        field_config=_pvalue_field(alpha),
+        description="Since each comparison started. ModelChallengerWorse or "
+        "ModelChallengerBetter fires when it stays below the level for challenger_for, with "
+        "comparison_min_labels labels per arm; the sign of the difference says which.",
+    )
+    b.add(
+        "timeseries",
+        "Live minus holdout baseline accuracy",
+        [(f"model_baseline_accuracy_difference{{{WSEL}}}", "{{model}} {{model_version}}")],
+        unit="percentunit",
+        field_config=_zero_line(),
+        description="Per window; ModelBelowHoldoutBaseline uses the always-valid test "
+        "(model_baseline_sequential_pvalue), not this gap.",
     )
     b.row("Exporter health")
     b.add(
@@ -543,6 +606,7 @@ def model_detail() -> dict[str, Any]:
         [('model_drift_features_drifted{model=~"$model", window="$window"}', "{{model_version}}")],
         w=8,
     )
+    _comparison_rows(b)
     return _dashboard(
         MODEL_UID,
         "Model exporter / Model detail",
@@ -550,6 +614,93 @@ def model_detail() -> dict[str, Any]:
         "versions side by side.",
         b,
         False,
+    )
+
+
+def _comparison_rows(b: _Board) -> None:
+    """Champion against each challenger (one legend entry per challenger), then the holdout
+    baseline. Shadow mode's discordant pairs are not exported yet, so not shown."""
+    alpha = Thresholds().sequential_alpha
+    b.row("Champion vs challenger (declared comparison; verdicts since it started)")
+    b.add(
+        "timeseries",
+        "Difference since the start with its confidence sequence (challenger minus champion)",
+        [
+            (
+                f"model_comparison_sequential_accuracy_difference{{{MSEL}}}",
+                f"accuracy {ARMS}",
+            ),
+            (
+                f"model_comparison_sequential_mean_absolute_error_difference{{{MSEL}}}",
+                f"MAE {ARMS}",
+            ),
+            (f"model_comparison_sequential_difference_lower{{{MSEL}}}", f"lower {ARMS}"),
+            (f"model_comparison_sequential_difference_upper{{{MSEL}}}", f"upper {ARMS}"),
+        ],
+        field_config=_zero_line(),
+        overrides=[_bounds_dashed("^(lower|upper) .*")],
+        description="Accuracy: above 0 is better; MAE (regression): below 0 is better. The "
+        "bounds only shrink: once they exclude 0 the difference is real at the level of "
+        "comparison.sequential.alpha. Absent during the burn-in.",
+    )
+    b.add(
+        "timeseries",
+        f"Always-valid p-value (alerts below {alpha})",
+        [(f"model_comparison_sequential_pvalue{{{MSEL}}}", ARMS)],
+        field_config=_pvalue_field(alpha),
+        description="Valid however often it is read; only falls. The alerts also need the "
+        "difference's sign and comparison_min_labels labels per arm.",
+    )
+    b.add(
+        "timeseries",
+        "Labeled predictions per arm since the start",
+        [(f"model_comparison_sequential_labeled_predictions{{{MSEL}}}", f"{{{{arm}}}} {ARMS}")],
+        field_config={"min": 0, "decimals": 0},
+        description="Nothing else is exported until each arm holds "
+        "comparison.sequential.min_samples of them.",
+    )
+    b.add(
+        "timeseries",
+        "Per-window accuracy difference with its 95% interval (not for alerting)",
+        [
+            (f"model_comparison_accuracy_difference{{{CWSEL}}}", ARMS),
+            (f"model_comparison_accuracy_difference_lower{{{CWSEL}}}", f"lower {ARMS}"),
+            (f"model_comparison_accuracy_difference_upper{{{CWSEL}}}", f"upper {ARMS}"),
+        ],
+        field_config=_zero_line(),
+        overrides=[_bounds_dashed("^(lower|upper) .*")],
+        description="A fixed-sample view of the selected window: how the difference moves. "
+        "Its p-value, re-read at every scrape, would find differences between identical "
+        "versions; the verdicts are the sequential panels'.",
+    )
+    b.row("Holdout baseline")
+    b.add(
+        "timeseries",
+        "Live minus holdout baseline accuracy",
+        [(f"model_baseline_accuracy_difference{{{WSEL}}}", "{{model_version}}")],
+        unit="percentunit",
+        field_config=_zero_line(),
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        "Live and holdout accuracy",
+        [
+            (f"model_accuracy{{{WSEL}}}", "live {{model_version}}"),
+            (f"model_baseline_accuracy{{{SEL}}}", "holdout {{model_version}}"),
+        ],
+        unit="percentunit",
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        f"Below-baseline test: always-valid p-value (alerts below {alpha})",
+        [(f"model_baseline_sequential_pvalue{{{SEL}}}", "{{model_version}}")],
+        field_config=_pvalue_field(alpha),
+        w=8,
+        description="Tests whether live accuracy is below the baseline by more than the "
+        "tolerance; ModelBelowHoldoutBaseline also needs baseline_min_labels labeled "
+        "predictions (model_baseline_sequential_labeled_predictions).",
     )
 
 

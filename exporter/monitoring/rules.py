@@ -27,6 +27,12 @@ MODEL_ALERTS = (
     "ModelGroundTruthStale",
     "ModelNoPredictions",
 )
+#: On a declared comparison (its sequential gauges) and on the holdout baseline.
+COMPARISON_ALERTS = (
+    "ModelChallengerWorse",
+    "ModelChallengerBetter",
+    "ModelBelowHoldoutBaseline",
+)
 EXPORTER_ALERTS = (
     "ModelExporterDown",
     "ModelExporterAbsent",
@@ -55,6 +61,22 @@ def _fires_above(value: float) -> float:
     return value
 
 
+def _significance_level(value: float) -> float:
+    if not 0 < value < 1:
+        fate = "never" if value <= 0 else "always"
+        raise ValueError(
+            "must be a significance level in (0, 1) such as 0.05: an alert on p-values below "
+            f"it would {fate} fire"
+        )
+    return value
+
+
+def _labeled_count(value: int) -> int:
+    if value < 1:
+        raise ValueError("must be a whole number of labeled predictions of at least 1 such as 100")
+    return value
+
+
 def _positive_duration(value: object) -> str:
     """A positive duration, spelled as Prometheus reads it (``90`` seconds is ``1m30s``)."""
     spelled = format_duration(parse_duration(value))
@@ -77,6 +99,10 @@ _RatioBelow = Annotated[float, _Finite, AfterValidator(_fires_below)]
 #: ... and ratios it fires above (always at less than 0, never from 1).
 _RatioAbove = Annotated[float, _Finite, AfterValidator(_fires_above)]
 _RuleDuration = Annotated[str, BeforeValidator(_positive_duration)]
+#: The level an always-valid p-value is compared with (at 0 nothing fires, at 1 nearly all).
+_Alpha = Annotated[float, _Finite, AfterValidator(_significance_level)]
+#: A minimum of labeled predictions: a whole number (not 100.0, "100" or true), at least 1.
+_LabeledCount = Annotated[int, Field(strict=True), AfterValidator(_labeled_count)]
 
 
 class Thresholds(BaseModel):
@@ -100,6 +126,12 @@ class Thresholds(BaseModel):
     collector_failing_for: _RuleDuration = "10m"
     rejected_ratio_above: _RatioAbove = 0.05  # share of events refused with a 4xx
     rejected_for: _RuleDuration = "15m"
+    # Comparisons and the holdout baseline: always-valid (sequential) p-values only.
+    sequential_alpha: _Alpha = 0.05
+    comparison_min_labels: _LabeledCount = 100  # per arm, since the comparison started
+    challenger_for: _RuleDuration = "15m"
+    baseline_min_labels: _LabeledCount = 100
+    baseline_for: _RuleDuration = "15m"
     # Regex for the `job` label of `up`: "model-exporter" (static config) and
     # "<namespace>/model-exporter" (prometheus-operator PodMonitor) both match.
     exporter_job: Annotated[str, Field(min_length=1), AfterValidator(_regex)] = ".*model-exporter"
@@ -281,6 +313,55 @@ def alerting_rules(t: Thresholds) -> list[dict[str, Any]]:
     ]
 
 
+def _challenger_alert(t: Thresholds, *, worse: bool) -> dict[str, Any]:
+    """Challenger against champion on the sequential gauges (never the per-window p-value,
+    a fixed-sample test that repeated reading would make "find" differences in A/A tests)."""
+    # Accuracy: higher is better; mean absolute error: lower is better.
+    accuracy, mae = ("< 0", "> 0") if worse else ("> 0", "< 0")
+    verdict = "worse" if worse else "better"
+    action = "stop sending it traffic or fix it" if worse else "consider promoting it"
+    return _alert(
+        "ModelChallengerWorse" if worse else "ModelChallengerBetter",
+        f"model_comparison_sequential_pvalue < {t.sequential_alpha}\n"
+        f"and (model_comparison_sequential_accuracy_difference {accuracy}\n"
+        f"     or model_comparison_sequential_mean_absolute_error_difference {mae})\n"
+        "and count without (arm) "
+        f"(model_comparison_sequential_labeled_predictions >= {t.comparison_min_labels}) == 2",
+        t.challenger_for,
+        "warning" if worse else "info",
+        "Challenger significantly worse than the champion"
+        if worse
+        else "Challenger significantly better than the champion: consider promoting",
+        "Model {{ $labels.model }}: challenger {{ $labels.challenger }} is "
+        f"{verdict} than champion {{{{ $labels.champion }}}} since the comparison started "
+        f'(always-valid p-value {{{{ $value | printf "%.2g" }}}} < {t.sequential_alpha}, '
+        f"each arm with at least {t.comparison_min_labels} labeled predictions): {action}.",
+        t,
+    )
+
+
+def comparison_alerts(t: Thresholds) -> list[dict[str, Any]]:
+    """Verdicts of declared comparisons and of the holdout baseline, from always-valid
+    p-values, guarded on the labeled counts (the gauges are also absent during the burn-in)."""
+    mv = "{{ $labels.model }} {{ $labels.model_version }}"
+    return [
+        _challenger_alert(t, worse=True),
+        _challenger_alert(t, worse=False),
+        _alert(
+            "ModelBelowHoldoutBaseline",
+            f"model_baseline_sequential_pvalue < {t.sequential_alpha}\n"
+            f"and model_baseline_sequential_labeled_predictions >= {t.baseline_min_labels}",
+            t.baseline_for,
+            "warning",
+            "Live quality below the holdout baseline",
+            f"Model {mv} is below its holdout baseline by more than the tolerance "
+            f'(always-valid p-value {{{{ $value | printf "%.2g" }}}} < {t.sequential_alpha}, '
+            f"at least {t.baseline_min_labels} labeled predictions).",
+            t,
+        ),
+    ]
+
+
 _OUT = "model_version:model_outcomes:increase1h"
 _ACTUAL = "model_version_class:model_actual:increase1h"
 _PREDICTED = "model_version_class:model_predicted:increase1h"
@@ -330,6 +411,7 @@ def rule_groups(t: Thresholds) -> dict[str, Any]:
     return {
         "groups": [
             {"name": "model-exporter-alerts", "rules": alerting_rules(t)},
+            {"name": "model-exporter-comparisons", "rules": comparison_alerts(t)},
             {"name": "model-exporter-fleet", "rules": recording_rules()},
         ]
     }
