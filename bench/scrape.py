@@ -15,7 +15,14 @@ Targets (issue 8): paced p99 <= 30 ms under ingest at 10 x 20; with ``--models 1
 the naive exporter that recomputes scikit-learn's metrics and a loop of scipy.stats.ks_2samp
 on every scrape.
 
+``--comparisons`` (issue 10): every model has 3 versions (the full events and labels each)
+and a split comparison declared before its first event (champion ``v1``, challengers ``v2``
+and ``v3``), so the per-window and the sequential comparison gauges are all exported; the
+paced scrapes run with the comparisons, then again after they are ended (``DELETE``) on the
+same data in the same server, and the ratios are printed.
+
     .venv/bin/python -m bench.scrape [--duration 10] [--models 100 --features 50] [--wrk]
+    .venv/bin/python -m bench.scrape --comparisons [--no-ingest]
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import argparse
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2 as httpx
@@ -32,9 +40,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
 from sklearn import metrics as skm
 
-from bench.common import Server, ingest_script, wrk
+from bench.common import Server, ingest_script, prediction_body, wrk
 
 EVENTS, LABELS = 12_000, 10_000
+#: The versions of each model with --comparisons: the champion first, then its challengers.
+VERSIONS = ("v1", "v2", "v3")
+#: The model the ingest phases post to.
+INGEST_MODEL = "ingest-load"
 
 
 def config(models: int) -> str:
@@ -46,49 +58,80 @@ def config(models: int) -> str:
 
 
 def fill(
-    url: str, models: int, features: int, seed: int = 0
+    url: str, models: int, features: int, seed: int = 0, versions: tuple[str, ...] = ("",)
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Events and labels of every model (and version: ``""`` sends none), keyed
+    ``model-m`` (``model-m/v2`` with versions)."""
     rng = np.random.default_rng(seed)
     data = {}
     with httpx.Client(base_url=url, timeout=60) as c:
         for m in range(models):
             model = f"model-{m}"
-            x = rng.normal(size=(EVENTS, features)) + rng.normal(0, 0.1, features)
-            y = rng.integers(0, 3, EVENTS)
-            p = np.where(rng.random(EVENTS) < 0.8, y, rng.integers(0, 3, EVENTS))
-            for lo in range(0, EVENTS, 1000):
-                events = [
-                    {
-                        "id": f"{model}-{i}",
-                        "prediction": int(p[i]),
-                        "features": {f"f{j}": float(x[i, j]) for j in range(features)},
-                    }
-                    for i in range(lo, lo + 1000)
-                ]
-                r = c.post("/v1/predictions", json={"model": model, "events": events})
-                r.raise_for_status()
-            for lo in range(0, LABELS, 1000):
-                labels = [{"id": f"{model}-{i}", "label": int(y[i])} for i in range(lo, lo + 1000)]
-                c.post("/v1/labels", json={"model": model, "labels": labels}).raise_for_status()
-            data[model] = (x, y[:LABELS], p[:LABELS])
+            for version in versions:
+                key = f"{model}/{version}" if version else model
+                x = rng.normal(size=(EVENTS, features)) + rng.normal(0, 0.1, features)
+                y = rng.integers(0, 3, EVENTS)
+                p = np.where(rng.random(EVENTS) < 0.8, y, rng.integers(0, 3, EVENTS))
+                tag = {"model_version": version} if version else {}
+                for lo in range(0, EVENTS, 1000):
+                    events = [
+                        {
+                            "id": f"{key}-{i}",
+                            "prediction": int(p[i]),
+                            "features": {f"f{j}": float(x[i, j]) for j in range(features)},
+                        }
+                        for i in range(lo, lo + 1000)
+                    ]
+                    body = {"model": model, **tag, "events": events}
+                    c.post("/v1/predictions", json=body).raise_for_status()
+                for lo in range(0, LABELS, 1000):
+                    labels = [
+                        {"id": f"{key}-{i}", "label": int(y[i])} for i in range(lo, lo + 1000)
+                    ]
+                    c.post("/v1/labels", json={"model": model, "labels": labels}).raise_for_status()
+                data[key] = (x, y[:LABELS], p[:LABELS])
     return data
 
 
-def wait_for_drift(url: str, expected: int, timeout: float = 600) -> str:
+def declare(url: str, models: int, end: bool = False) -> None:
+    """A split comparison per model (champion v1, challengers v2 and v3), or its end."""
+    body = {"champion": VERSIONS[0], "challengers": list(VERSIONS[1:]), "mode": "split"}
+    with httpx.Client(base_url=url, timeout=60) as c:
+        for m in range(models):
+            path = f"/v1/models/model-{m}/comparison"
+            r = c.delete(path) if end else c.put(path, json=body)
+            r.raise_for_status()
+
+
+def samples_of(text: str, name: str) -> int:
+    return sum(len(f.samples) for f in text_string_to_metric_families(text) if f.name == name)
+
+
+def wait_until(url: str, done: Callable[[str], bool], what: str, timeout: float = 600) -> str:
+    """``/metrics`` once ``done`` holds for it (the drift worker has caught up)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = httpx.get(url + "/metrics", timeout=60).text
-        done = sum(
+        if done(text):
+            return text
+        time.sleep(0.5)
+    raise SystemExit(f"{what} not exported in time")
+
+
+def wait_for_drift(url: str, expected: int, timeout: float = 600) -> str:
+    """``/metrics`` once ``expected`` features have full drift samples of 10,000 values."""
+
+    def done(text: str) -> bool:
+        full = sum(
             1
             for fam in text_string_to_metric_families(text)
             if fam.name == "model_feature_drift_window_values"
             for s in fam.samples
             if s.value == 10_000
         )
-        if done == expected:
-            return text
-        time.sleep(0.5)
-    raise SystemExit("drift was not computed in time")
+        return full == expected
+
+    return wait_until(url, done, "drift", timeout)
 
 
 def paced(url: str, scrapes: int, interval: float, gzip: bool = True) -> list[float]:
@@ -138,7 +181,7 @@ class Ingest:
 
     def __init__(self, url: str, duration: float, features: int) -> None:
         tmp = Path(tempfile.mkdtemp(prefix="bench-scrape-"))
-        self._script = ingest_script(tmp, "ingest-load", 1000, features)
+        self._script = ingest_script(tmp, INGEST_MODEL, 1000, features)
         self._url = url
         self._duration = duration
         self.result: dict[str, float] = {}
@@ -165,6 +208,69 @@ class Ingest:
         return self.result["rps"] * 1000
 
 
+def series(text: str) -> str:
+    count = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+    return f"{count:,} series, {len(text.encode()) / 1024:,.0f} KiB"
+
+
+def phases(url: str, args: argparse.Namespace) -> dict[str, list[float]]:
+    """Paced scrapes idle and (unless ``--no-ingest``) under ingest, by phase."""
+    out = {"idle": paced(url, args.scrapes, args.interval)}
+    if not args.no_ingest:
+        with Ingest(url, args.scrapes * args.interval + 2, args.features):
+            out["under ingest"] = paced(url, args.scrapes, args.interval)
+    return out
+
+
+def warm_up(url: str, features: int) -> None:
+    """The ingest phase's model as new, one batch in: both sides of a comparison export it
+    alike (a previous ingest phase's series are gone)."""
+    with httpx.Client(base_url=url, timeout=60) as c:
+        r = c.delete(f"/v1/models/{INGEST_MODEL}")
+        if r.status_code != 404:
+            r.raise_for_status()
+        body = prediction_body(INGEST_MODEL, 1000, features, 0, "warm-up")
+        headers = {"Content-Type": "application/json"}
+        c.post("/v1/predictions", content=body, headers=headers).raise_for_status()
+
+
+def comparisons(args: argparse.Namespace) -> None:
+    """Paced scrapes with a split comparison per model (3 versions), then without."""
+    server = Server.exporter(config(args.models))
+    sequential = "model_comparison_sequential_pvalue"
+    challengers = args.models * (len(VERSIONS) - 1)
+    try:
+        t0 = time.perf_counter()
+        declare(server.url, args.models)
+        fill(server.url, args.models, args.features, versions=VERSIONS)
+        wait_for_drift(server.url, args.models * len(VERSIONS) * args.features)
+        warm_up(server.url, args.features)
+        text = wait_until(
+            server.url, lambda t: samples_of(t, sequential) == challengers, "comparisons"
+        )
+        print(
+            f"filled {args.models} models x {len(VERSIONS)} versions x {args.features} features "
+            f"in {time.perf_counter() - t0:.1f} s; {challengers} challengers"
+        )
+        print(f"with comparisons:    /metrics has {series(text)}")
+        ours = phases(server.url, args)
+        declare(server.url, args.models, end=True)
+        warm_up(server.url, args.features)
+        text = wait_until(server.url, lambda t: "\nmodel_comparison_" not in t, "the end")
+        print(f"without (ended):     /metrics has {series(text)}")
+        theirs = phases(server.url, args)
+    finally:
+        server.stop()
+    for phase, seconds in ours.items():
+        print(f"paced, {phase + ', with:':<25} {summary(seconds)}")
+        print(f"paced, {phase + ', without:':<25} {summary(theirs[phase])}")
+    for phase, seconds in ours.items():
+        ratios = [
+            float(np.percentile(seconds, q) / np.percentile(theirs[phase], q)) for q in (50, 99)
+        ]
+        print(f"with / without, {phase}: p50 {ratios[0]:.2f}x  p99 {ratios[1]:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=10)
@@ -175,7 +281,15 @@ def main() -> None:
     parser.add_argument("--wrk", action="store_true", help="also measure back to back with wrk")
     parser.add_argument("--no-ingest", action="store_true", help="idle only")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    parser.add_argument(
+        "--comparisons",
+        action="store_true",
+        help="3 versions per model in a split comparison: scrapes with and without it",
+    )
     args = parser.parse_args()
+    if args.comparisons:
+        comparisons(args)
+        return
     server = Server.exporter(config(args.models))
     try:
         t0 = time.perf_counter()

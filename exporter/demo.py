@@ -1,17 +1,21 @@
 """``model-exporter demo``: the exporter plus a simulated model server with real models.
 
 Two versions of a breast-cancer classifier (scikit-learn's bundled dataset) serve traffic, 80/20:
-``v1`` a standardised logistic regression, ``v2`` a random forest. The simulated server reports
-every prediction through :class:`exporter.client.MonitorClient` and the ground truth after a
-delay (5 % of labels never come). After ``--drift-after`` seconds the input distribution shifts
-(ten features scaled up) and some labels flip, so accuracy drops below 0.9 and drift shows on
-``/metrics`` within a couple of windows.
+``v1`` a standardised logistic regression, ``v2`` a faulty build of it that inverts 5 % of its
+answers, so it is worse by a known amount (``5 % x (2 accuracy - 1)``, about 5 points, measured
+on the held-out split and printed at start). ``v2`` is declared the challenger of ``v1`` in a
+split comparison, so the always-valid p-value reaches a verdict within a few minutes. The
+simulated server reports every prediction through :class:`exporter.client.MonitorClient` and
+the ground truth after a delay (5 % of labels never come). After ``--drift-after`` seconds the
+input distribution shifts (ten features scaled up) and some labels flip, so accuracy drops below
+0.9 and drift shows on ``/metrics`` within a couple of windows.
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import sys
 import threading
 import time
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel
 
 from exporter.config import Settings, load_settings
@@ -29,10 +34,19 @@ DEMO_CONFIG: dict[str, Any] = {
     "window_buckets": 30,
     "quality": {"min_samples": 30},
     "drift": {"min_samples": 60, "refresh_interval": 2.0, "sample_size": 5000},
-    "models": {"breast-cancer": {"task": "binary", "positive_class": 1}},
+    "models": {
+        "breast-cancer": {
+            "task": "binary",
+            "positive_class": 1,
+            "comparison": {"champion": "v1", "challengers": ["v2"], "mode": "split"},
+        }
+    },
 }
 MODEL = "breast-cancer"
+COMPARISON: dict[str, Any] = DEMO_CONFIG["models"][MODEL]["comparison"]
 SHIFTED_FEATURES = 10
+#: Share of ``v2``'s answers inverted: its accuracy is ``acc - FAULT * (2 acc - 1)``.
+FAULT = 0.05
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +117,12 @@ def _options(section: BaseModel, prefix: str = "") -> dict[str, Any]:
 
 
 def _shown(value: Any) -> str:
-    return ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    """A setting as the settings line shows it (``a,b`` for a list, ``{k: v}`` as JSON)."""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
 
 
 def settings_line(settings: Settings, defaults: Settings) -> str:
@@ -153,13 +172,13 @@ class Simulation:
     drift_after: float
     duration: float
     seed: int
+    declare: bool = False  # declare the comparison over the API (an exporter started elsewhere)
     stop: threading.Event = field(default_factory=threading.Event)
     sent: int = 0
     labelled: int = 0
 
     def run(self) -> None:
         from sklearn.datasets import load_breast_cancer
-        from sklearn.ensemble import RandomForestClassifier
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import train_test_split
         from sklearn.pipeline import make_pipeline
@@ -169,7 +188,7 @@ class Simulation:
 
         data = load_breast_cancer()
         names = [n.replace(" ", "_") for n in data.feature_names]
-        X_train, _, y_train, _ = train_test_split(
+        X_train, X_test, y_train, y_test = train_test_split(
             data.data, data.target, test_size=0.4, random_state=self.seed, stratify=data.target
         )
         # Live traffic is drawn from the whole dataset, and so is the reference: before the
@@ -177,18 +196,15 @@ class Simulation:
         # split only would differ from it by the sampling noise of 569 rows, which the tests
         # rightly detect at these sample sizes).
         X_live, y_live = data.data, data.target
-        models = {
-            "v1": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(
-                X_train, y_train
-            ),
-            "v2": RandomForestClassifier(n_estimators=50, random_state=self.seed).fit(
-                X_train, y_train
-            ),
-        }
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        model.fit(X_train, y_train)
         rng = np.random.default_rng(self.seed)
+        print(held_out_line(model.predict(X_test), y_test, rng), flush=True)
         client = MonitorClient(self.url, model=MODEL, flush_interval=0.5)
         reference = {name: X_live[:, j].tolist() for j, name in enumerate(names)}
-        self._reference(client, reference, models["v1"].predict(X_live), y_live)
+        self._reference(client, reference, model.predict(X_live), y_live)
+        if self.declare:
+            self._declare()
         pending: list[tuple[float, str, int]] = []  # (when, id, label)
         started = time.monotonic()
         interval = 1.0 / self.rate
@@ -215,7 +231,8 @@ class Simulation:
                     if rng.random() < 0.12:
                         label = 1 - label  # and the world changed: some labels flip
                 version = "v1" if rng.random() < 0.8 else "v2"
-                prediction = int(models[version].predict(x.reshape(1, -1))[0])
+                answer = model.predict(x.reshape(1, -1))
+                prediction = int((faulty(answer, rng) if version == "v2" else answer)[0])
                 ident = f"{version}-{self.sent}"
                 client.log_prediction(
                     ident,
@@ -242,9 +259,75 @@ class Simulation:
                 time.sleep(0.2)
         print("demo: could not upload the reference; drift will use the first predictions")
 
+    def _declare(self) -> None:
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.url}/v1/models/{MODEL}/comparison",
+            data=json.dumps(COMPARISON).encode(),
+            headers={"Content-Type": "application/json"},
+            method="PUT",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5):
+                print(f"demo: declared the comparison {_shown(COMPARISON)}", flush=True)
+        except OSError as exc:  # HTTPError included: a refusal (a pinned conflict, ...)
+            print(f"demo: could not declare the comparison: {exc}", flush=True)
+
+
+def faulty(answers: npt.NDArray[np.int_], rng: np.random.Generator) -> npt.NDArray[np.int_]:
+    """``v2``: the binary ``answers`` with a share :data:`FAULT` of them inverted."""
+    inverted = rng.random(answers.shape) < FAULT
+    out: npt.NDArray[np.int_] = np.where(inverted, 1 - answers, answers)
+    return out
+
+
+def held_out_line(
+    answers: npt.NDArray[np.int_],
+    labels: npt.NDArray[np.int_],
+    rng: np.random.Generator,
+    passes: int = 200,
+) -> str:
+    """Both versions' accuracy on the held-out split, ``v2``'s over ``passes`` draws of its
+    fault, and their difference beside the one its construction predicts."""
+    v1 = float(np.mean(answers == labels))
+    v2 = float(np.mean([np.mean(faulty(answers, rng) == labels) for _ in range(passes)]))
+    return (
+        f"model-exporter demo: held-out accuracy ({labels.shape[0]} rows): v1 {v1:.3f}, "
+        f"v2 {v2:.3f}; v2 - v1 = {v2 - v1:+.3f} (by construction "
+        f"{-FAULT * (2 * v1 - 1):+.3f}: {FAULT:.0%} of v2's answers inverted)"
+    )
+
+
+def comparison_part(metrics: str) -> str:
+    """The status line's comparison, from ``/metrics``: the difference since the comparison
+    started with its confidence sequence and always-valid p-value, or the burn-in."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    champion, challenger = COMPARISON["champion"], COMPARISON["challengers"][0]
+    ours = {"model": MODEL, "champion": champion, "challenger": challenger}
+    values: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(metrics):
+        for s in family.samples:
+            if (
+                s.name.startswith("model_comparison_sequential_")
+                and ours.items() <= s.labels.items()
+            ):
+                name = s.name.removeprefix("model_comparison_sequential_")
+                values[name, s.labels.get("arm", "")] = s.value
+    arms = [values.get(("labeled_predictions", arm), 0.0) for arm in ("champion", "challenger")]
+    versus = f"{challenger} vs {champion} since the start ({arms[0]:,.0f} / {arms[1]:,.0f} labels)"
+    if ("pvalue", "") not in values:
+        return f"{versus}: burn-in"
+    lower, upper = values["difference_lower", ""], values["difference_upper", ""]
+    verdict = f" {challenger} WORSE" if upper < 0 else f" {challenger} BETTER" if lower > 0 else ""
+    return (
+        f"{versus}: accuracy difference {values['accuracy_difference', '']:+.3f} "
+        f"[{lower:+.3f}, {upper:+.3f}], always-valid p {values['pvalue', '']:.2g}{verdict}"
+    )
+
 
 def _status_line(url: str, sim: Simulation, started: float) -> str:
-    import json
     import urllib.request
 
     elapsed = time.monotonic() - started
@@ -263,6 +346,8 @@ def _status_line(url: str, sim: Simulation, started: float) -> str:
             shown = "   -" if accuracy is None else f"{accuracy:.2f}"
             drifted = drift.get("features_drifted", "-")
             parts.append(f"{version}: accuracy({name}) {shown}, drifted features {drifted}")
+        with urllib.request.urlopen(f"{url}/metrics", timeout=2) as response:
+            parts.append(comparison_part(response.read().decode()))
     except (OSError, ValueError, KeyError):
         parts.append("(exporter not answering yet)")
     if elapsed < sim.drift_after:
@@ -275,7 +360,8 @@ def _status_line(url: str, sim: Simulation, started: float) -> str:
 def _look_at(url: str, drift_after: float) -> str:
     return (
         f"\nLook at:\n  {url}/metrics                     (model_accuracy, "
-        "model_drift_features_drifted, model_feature_drift_psi, ...)\n"
+        "model_drift_features_drifted, model_feature_drift_psi, ...,\n"
+        "    model_comparison_sequential_pvalue: v2, the challenger, against v1)\n"
         f"  {url}/v1/models/{MODEL}     (status JSON)\n"
         "  Prometheus + Grafana + Alertmanager: docker compose up (see the README)\n"
         f"Drift starts after {drift_after:.0f}s; Ctrl-C stops.\n"
@@ -303,7 +389,9 @@ def _progress(url: str, sim: Simulation, started: float, stop: threading.Event) 
 
 
 def _simulate_only(args: argparse.Namespace, url: str) -> int:
-    sim = Simulation(url, args.rate, args.label_delay, args.drift_after, args.duration, args.seed)
+    sim = Simulation(
+        url, args.rate, args.label_delay, args.drift_after, args.duration, args.seed, declare=True
+    )
     stop = threading.Event()
     reporter = threading.Thread(
         target=_progress, args=(url, sim, time.monotonic(), stop), daemon=True

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx2 as httpx
+import numpy as np
 import pytest
 
 from exporter import demo
@@ -475,3 +476,85 @@ def test_demo_with_an_invalid_window_says_so(capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith("model-exporter demo: invalid configuration: config key 'windows.1'")
     assert "'5x'" in err
+
+
+@pytest.mark.e2e
+def test_demo_declares_the_comparison_and_reaches_a_verdict() -> None:
+    """Accelerated (300 predictions/s, labels after 0.1 s): the comparison is declared from the
+    demo's settings, the faulty v2 measures worse on the held-out split by about what its
+    construction predicts, and the sequential gauges appear and find v2 worse."""
+    command = [sys.executable, "-m", "exporter", "demo", "--port", "0", "--host", "127.0.0.1"]
+    command += ["--rate", "300", "--label-delay", "0.1", "--drift-after", "600"]
+    command += ["--windows", "5s,20s", "--duration", "60"]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output: list[str] = []
+    try:
+        url = read_until(proc, r"demo: serving on (http://127\.0\.0\.1:\d+)", output).group(1)
+        line = read_until(proc, r"demo: (settings that differ .*)", output).group(1)
+        assert f"comparison={json.dumps(demo.COMPARISON, separators=(',', ':'))}" in line
+        held_out = read_until(proc, r"held-out accuracy .*: v1 ([\d.]+), v2 ([\d.]+)", output)
+        v1, v2 = float(held_out.group(1)), float(held_out.group(2))
+        assert v2 - v1 == pytest.approx(-demo.FAULT * (2 * v1 - 1), abs=0.01)
+        status = httpx.get(f"{url}/v1/models/{demo.MODEL}", timeout=5).json()
+        assert status["comparison"]["champion"] == "v1"
+        assert status["comparison"]["challengers"] == ["v2"]
+        key = {"model": demo.MODEL, "champion": "v1", "challenger": "v2"}
+        pvalue = upper = None
+        deadline = time.monotonic() + 40
+        while not (pvalue is not None and pvalue <= 0.05) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            m = parse_metrics(httpx.get(url + "/metrics", timeout=5).text)
+            pvalue = sample(m, "model_comparison_sequential_pvalue", **key)
+            upper = sample(m, "model_comparison_sequential_difference_upper", **key)
+        assert pvalue is not None and pvalue <= 0.05, "".join(output)
+        assert upper is not None and upper < 0  # v2 worse: the sequence excludes 0 below it
+        assert sample(m, "model_comparison_accuracy_difference", **key, window="20s") is not None
+        verdict = r"v2 vs v1 since the start .*\[.*, -[\d.]+\], always-valid p ([\d.e-]+) v2 WORSE"
+        assert float(read_until(proc, verdict, output).group(1)) <= 0.05  # the status line too
+    finally:
+        terminate(proc)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def exposition(values: dict[str, float], arms: tuple[int, int]) -> str:
+    """The sequential gauges of the demo's comparison, and another model's, as /metrics has."""
+    lines = []
+    for model in (demo.MODEL, "other"):
+        key = f'model="{model}",champion="v1",challenger="v2"'
+        for arm, count in zip(("champion", "challenger"), arms, strict=True):
+            name = "model_comparison_sequential_labeled_predictions"
+            lines.append(f'{name}{{{key},arm="{arm}"}} {count + (model == "other")}')
+        lines += [f"model_comparison_sequential_{n}{{{key}}} {v}" for n, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_status_line_shows_the_comparison_from_metrics() -> None:
+    assert demo.comparison_part(exposition({}, (150, 40))).endswith("(150 / 40 labels): burn-in")
+    worse = {"pvalue": 0.0123, "accuracy_difference": -0.047, "difference_lower": -0.081}
+    part = demo.comparison_part(exposition(worse | {"difference_upper": -0.012}, (1400, 350)))
+    assert "(1,400 / 350 labels)" in part and "difference -0.047 [-0.081, -0.012]" in part
+    assert part.endswith("always-valid p 0.012 v2 WORSE")
+    unsure = demo.comparison_part(exposition(worse | {"difference_upper": 0.002}, (9, 9)))
+    assert unsure.endswith("[-0.081, +0.002], always-valid p 0.012")  # no verdict: 0 inside
+    better = {"pvalue": 0.001, "accuracy_difference": 0.05, "difference_lower": 0.01}
+    part = demo.comparison_part(exposition(better | {"difference_upper": 0.09}, (500, 500)))
+    assert part.endswith("[+0.010, +0.090], always-valid p 0.001 v2 BETTER")
+
+
+def test_v2_inverts_its_share_of_answers() -> None:
+    rng = np.random.default_rng(1)
+    answers = rng.integers(0, 2, 200_000)
+    out = demo.faulty(answers, rng)
+    assert set(np.unique(out)) <= {0, 1}
+    assert np.mean(out != answers) == pytest.approx(demo.FAULT, abs=0.003)
+    labels = np.where(rng.random(answers.shape) < 0.9, answers, 1 - answers)  # v1: 0.90
+    line = demo.held_out_line(answers, labels, np.random.default_rng(2), passes=5)
+    found = re.search(r"v1 ([\d.]+), v2 ([\d.]+); v2 - v1 = ([+-][\d.]+)", line)
+    assert found is not None
+    v1, v2, difference = (float(g) for g in found.groups())
+    assert v1 == pytest.approx(np.mean(answers == labels), abs=5e-4)
+    assert difference == pytest.approx(v2 - v1, abs=1e-3)
+    assert difference == pytest.approx(-demo.FAULT * (2 * v1 - 1), abs=0.003)
