@@ -25,6 +25,12 @@ Rules:
   both arms are judged on the same requests (paired), so only the differences are given: an
   independent-samples test there is the wrong test (conservative when the versions agree often,
   anti-conservative when they disagree more than chance); the paired test is McNemar's.
+* Shadow mode, classification: :func:`compare_pairs` gives, per challenger and window, the
+  champion/challenger pairs (:mod:`exporter.pairs`: ids both versions predicted and that got
+  their label, counted at the label time) and McNemar's test on their discordant ones:
+  :func:`exporter.stats.comparison.mcnemar`, exact binomial below 25 discordant pairs,
+  continuity-corrected chi-squared from there on. The counts are always given; the test is
+  ``None`` until the window holds ``min_samples`` pairs.
 * A version the comparison names that the model does not have (yet) gives no comparison.
 * These are fixed-sample tests re-read at every scrape: alert on the sequential statistics,
   never on these p-values.
@@ -36,12 +42,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from exporter.snapshot import ModelSnapshot, VersionSnapshot, WindowCounts
+from exporter.snapshot import ModelSnapshot, PairCounts, VersionSnapshot, WindowCounts
 from exporter.stats.comparison import (
     AccuracyDifference,
     MaeDifference,
+    PairedComparison,
     accuracy_difference,
     mae_difference,
+    mcnemar,
 )
 from exporter.stats.performance import Average, classification_scores
 from exporter.typedefs import IntArray
@@ -75,6 +83,44 @@ class WindowComparison:
     challenger_labeled: int
     #: None while either arm holds fewer than ``comparison.min_samples`` labeled predictions.
     scores: AccuracyComparison | MaeComparison | None
+
+
+@dataclass(frozen=True, slots=True)
+class PairedWindow:
+    """A challenger's pairs with the champion over one window (shadow mode)."""
+
+    champion: str
+    challenger: str
+    window: str
+    pairs: PairCounts
+    #: McNemar's test; None while the window holds fewer than ``min_samples`` pairs.
+    test: PairedComparison | None
+
+
+def compare_pairs(snapshot: ModelSnapshot, min_samples: int) -> list[PairedWindow]:
+    """Each challenger's pairs with the champion, and McNemar's test, in every window.
+
+    Parameters
+    ----------
+    snapshot : ModelSnapshot
+        A model; without a shadow comparison of a classification model the result is empty.
+    min_samples : int
+        Pairs a window needs before its test is computed.
+
+    Returns
+    -------
+    list of PairedWindow
+        In the order of the declared challengers, then of the windows.
+    """
+    book = snapshot.pairs
+    if book is None or snapshot.comparison is None or snapshot.comparison.mode != "shadow":
+        return []
+    out = []
+    for counts in book.challengers:
+        for window, pairs in counts.windows:
+            test = mcnemar(pairs.b, pairs.c, n_pairs=pairs.n) if pairs.n >= min_samples else None
+            out.append(PairedWindow(book.champion, counts.challenger, window, pairs, test))
+    return out
 
 
 def compare_windows(snapshot: ModelSnapshot, min_samples: int) -> list[WindowComparison]:

@@ -26,6 +26,9 @@ key: declaring shadow on a model whose join is keyed by id and holds anything is
 (``comparison_conflict``); a comparison that ends or turns split while the join holds
 something leaves it keyed by (id, version) (it then behaves as in shadow mode, for the model's
 lifetime or until it is empty at the next declaration or end).
+A shadow comparison also owns a :class:`~exporter.pairs.PairBook`, created at its declaration
+and dropped when it ends or is replaced, fed every joined prediction of a classification
+model: the champion/challenger pairs (snapshot's :attr:`~exporter.snapshot.ModelSnapshot.pairs`).
 
 No statistics are computed on the ingest path: it appends and returns.
 """
@@ -54,6 +57,7 @@ from exporter.counters import ModelCounters
 from exporter.encoding import encode_targets
 from exporter.errors import Reason, RejectedInput
 from exporter.join import Join, Pairs
+from exporter.pairs import PairBook
 from exporter.reference import (
     Reference,
     RowLayout,
@@ -149,6 +153,8 @@ class ModelState:
         self.versions = Versions(settings.limits.max_versions_per_model, max(settings.windows))
         self.join = self._new_join(per_version_join)
         self.comparison: ComparisonInfo | None = None
+        #: A shadow comparison's champion/challenger pairs (:mod:`exporter.pairs`).
+        self.pairs: PairBook | None = None
         self.counters = ModelCounters()
         self.reference: Reference | None = None  # uploaded (or from a file) for every version
         #: Per version uid: the revision its reference was set at and its counts then (where a
@@ -387,6 +393,7 @@ class ModelState:
                 now,
                 baseline=tuple((name, self._arm_counts(name)) for name in declaration.versions),
             )
+            self.pairs = self._new_pairs(declaration) if shadow else None
             self.versions.pinned.clear()
             self.versions.pinned.update(declaration.versions)
             self.last_activity = now
@@ -415,6 +422,7 @@ class ModelState:
                 )
             self._key_join(per_version=False)
             self.comparison = None
+            self.pairs = None
             self.versions.pinned.clear()
             self.last_activity = now
             self.revision += 1
@@ -474,6 +482,9 @@ class ModelState:
                 pending_labels=self.join.early_labels,
                 versions=versions,
                 comparison=self.comparison,
+                pairs=self.pairs.snapshot(now)
+                if self.pairs is not None and schema.task not in (None, "regression")
+                else None,
             )
 
     def drift_snapshot(
@@ -539,7 +550,7 @@ class ModelState:
         times = p.times
         if joined.duplicates:
             rows, times = rows[joined.kept], times[joined.kept]
-        self._record(version, joined.pairs, now)
+        self._record(version, joined.pairs, p.ids, now)
         collecting = self._collects_first(version)
         version.record_predictions(times, rows, now, collect_first=collecting)
         if collecting and version.first_rows.complete:
@@ -589,7 +600,7 @@ class ModelState:
         for uid, pairs in joined.pairs.items():
             version = self.versions.by_uid(uid)
             if version is not None:  # always: a version is retired only with nothing waiting
-                self._record(version, pairs, now)
+                self._record(version, pairs, p.ids, now)
         self.revision += 1
         return IngestResult(
             accepted=len(p.ids) - joined.duplicates,
@@ -598,24 +609,35 @@ class ModelState:
             pending=joined.waiting,
         )
 
-    def _record(self, version: VersionState, pairs: Pairs, now: float) -> None:
-        """Record joined pairs on their version; then, once its first labels are complete,
-        freeze them as the version's label reference. A joined label is activity of the
-        version (idle expiry and replacement go by it)."""
+    def _record(self, version: VersionState, pairs: Pairs, ids: Sequence[str], now: float) -> None:
+        """Record joined pairs on their version (``ids``: the batch's, which ``pairs.rows``
+        index), and in a shadow comparison's pair book; then, once its first labels are
+        complete, freeze them as the version's label reference. A joined label is activity of
+        the version (idle expiry and replacement go by it)."""
         if not pairs.rows:
             return
         version.last_activity = now
         task = self.schema.task
         assert task is not None  # a prediction was committed, so the task is known
+        actual = np.array(pairs.actual, dtype=np.float64)
+        predicted = np.array(pairs.predicted, dtype=np.float64)
         version.record_outcomes(
             label_times=np.array(pairs.label_times),
             prediction_times=np.array(pairs.prediction_times),
-            actual=np.array(pairs.actual, dtype=np.float64),
-            predicted=np.array(pairs.predicted, dtype=np.float64),
+            actual=actual,
+            predicted=predicted,
             task=task,
             classes=len(self.schema.codec),
             now=now,
         )
+        if self.pairs is not None and task != "regression":
+            self.pairs.record(
+                version.name,
+                [ids[i] for i in pairs.rows],
+                (actual == predicted).tolist(),
+                pairs.label_times,
+                now,
+            )
         if version.first_label_reference is None and version.first_labels.complete:
             d = self.settings.drift
             version.first_label_reference = target_from_column(
@@ -683,6 +705,17 @@ class ModelState:
             )
             self.versions.add(version)
         return version
+
+    def _new_pairs(self, declaration: Declaration) -> PairBook:
+        settings = self.settings
+        return PairBook(
+            declaration.champion,
+            declaration.challengers,
+            list(zip(settings.window_labels, settings.windows, strict=True)),
+            settings.window_buckets,
+            settings.join.prediction_ttl,
+            settings.join.max_pending_predictions,
+        )
 
     def _new_join(self, per_version: bool) -> Join:
         j = self.settings.join

@@ -15,9 +15,12 @@ Rules:
   started, baseline): a replaced comparison starts afresh, and so does a model that was
   removed and registered again; a model that is gone, has no comparison, or no task yet drops
   its states.
-* Split mode only: classification compares accuracy
+* Split mode: classification compares accuracy
   (:func:`~exporter.stats.sequential.proportions`), regression the mean absolute error
-  (:func:`~exporter.stats.sequential.mae`). Shadow (paired) comparisons get no states yet.
+  (:func:`~exporter.stats.sequential.mae`). Shadow mode, classification: the paired accuracy
+  difference (:func:`~exporter.stats.sequential.paired`) from the pairs counted since the start
+  (:attr:`~exporter.snapshot.ModelSnapshot.pairs`, whose book starts with the comparison), a
+  state's two sample counts both being the pairs. Shadow regression comparisons get no states.
 * A challenger or champion the model does not have yet counts as an empty arm, so its labeled
   count (0) is there from the first look.
 * Looks happen at the worker's cadence, not at scrapes: reading the p-value between looks
@@ -49,6 +52,7 @@ from exporter.stats.sequential import (
     SequentialSettings,
     SequentialState,
     mae,
+    paired,
     proportions,
 )
 from exporter.store import Store
@@ -117,8 +121,17 @@ def since_start(snapshot: ModelSnapshot, comparison: ComparisonInfo, version: st
     return ArmCounts()
 
 
-def estimate(snapshot: ModelSnapshot, comparison: ComparisonInfo, challenger: str) -> Estimate:
-    """The challenger's difference from the champion since the start, from its counts."""
+def estimate(
+    snapshot: ModelSnapshot, comparison: ComparisonInfo, challenger: str
+) -> Estimate | None:
+    """The challenger's difference from the champion since the start, from its counts (None:
+    a shadow comparison without pairs, i.e. of a regression model)."""
+    if comparison.mode == "shadow":
+        book = snapshot.pairs
+        counts = book.of(challenger) if book is not None else None
+        if counts is None:
+            return None
+        return paired(counts.total.b, counts.total.c, counts.total.n)
     a = since_start(snapshot, comparison, comparison.champion)
     b = since_start(snapshot, comparison, challenger)
     if snapshot.task == "regression":
@@ -162,18 +175,19 @@ class SequentialTracker:
         """One look at a model: each challenger's state fed the counts since the start."""
         previous = self.states(snapshot.name)
         comparison = snapshot.comparison
-        if comparison is None or comparison.mode != "split" or snapshot.task is None:
+        estimates = (
+            [estimate(snapshot, comparison, name) for name in comparison.challengers]
+            if comparison is not None and snapshot.task is not None
+            else []
+        )
+        if comparison is None or not estimates or None in estimates:
             current = previous if previous.comparison is None else self._next(None, ())
         else:
             old = dict(previous.of(comparison))
             states = tuple(
-                (
-                    name,
-                    old.get(name, SequentialState(self.settings)).update(
-                        estimate(snapshot, comparison, name)
-                    ),
-                )
-                for name in comparison.challengers
+                (name, old.get(name, SequentialState(self.settings)).update(e))
+                for name, e in zip(comparison.challengers, estimates, strict=True)
+                if e is not None
             )
             unchanged = comparison == previous.comparison and states == previous.states
             current = previous if unchanged else self._next(comparison, states)

@@ -127,6 +127,41 @@ class ComparisonInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class PairCounts:
+    """Champion/challenger pairs of a shadow comparison: ``b`` champion right and challenger
+    wrong, ``c`` the reverse, ``n`` all pairs (concordant ones too)."""
+
+    b: int = 0
+    c: int = 0
+    n: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PairWindowCounts:
+    """One challenger's pairs: per window (label, counts), and since the comparison started."""
+
+    challenger: str
+    windows: tuple[tuple[str, PairCounts], ...]
+    total: PairCounts
+
+
+@dataclass(frozen=True, slots=True)
+class PairsSnapshot:
+    """The pairs of a shadow comparison (:class:`~exporter.pairs.PairBook`)."""
+
+    champion: str
+    challengers: tuple[PairWindowCounts, ...]
+    waiting: int  # ids waiting for a pair
+    dropped: tuple[tuple[str, int], ...]  # (reason, ids that left with a pair lost)
+
+    def of(self, challenger: str) -> PairWindowCounts | None:
+        for counts in self.challengers:
+            if counts.challenger == challenger:
+                return counts
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class ModelSnapshot:
     """Everything the collectors and the status API show of one model, at ``taken_at``."""
 
@@ -145,6 +180,8 @@ class ModelSnapshot:
     pending_labels: int
     versions: tuple[VersionSnapshot, ...]
     comparison: ComparisonInfo | None = None
+    #: A shadow comparison's pairs (classification); None otherwise.
+    pairs: PairsSnapshot | None = None
 
     @property
     def revision(self) -> int:

@@ -16,7 +16,8 @@ from tests.helpers import promtool_check_metrics
 
 def populated(make_exporter) -> Exporter:
     """Every kind of model and series: binary, multiclass, regression, drift, rejections,
-    comparisons (fraud v2 against v1, price v2 against default), and holdout baselines (the
+    comparisons (fraud v2 against v1, price v2 against default, shadowed v2 in shadow of v1),
+    and holdout baselines (the
     references of iris and of price's default version have predictions and labels)."""
     exp = make_exporter(
         windows=["5m", "1h"],
@@ -31,6 +32,29 @@ def populated(make_exporter) -> Exporter:
             json={"champion": champion, "challengers": ["v2"], "mode": "split"},
         )
         assert answer.status_code == 200, answer.text
+    # A shadow comparison, declared before the model's first event: both versions predict the
+    # same 30 ids, then one label per id joins both.
+    answer = exp.client.put(
+        "/v1/models/shadowed/comparison",
+        json={"champion": "v1", "challengers": ["v2"], "mode": "shadow"},
+    )
+    assert answer.status_code == 200, answer.text
+    shadow_rng = np.random.default_rng(1)  # its own: the other models' values stay put
+    truth = shadow_rng.integers(2, size=30)
+    for version, accuracy in (("v1", 0.9), ("v2", 0.6)):
+        exp.predictions(
+            "shadowed",
+            [
+                {
+                    "id": f"s{i}",
+                    "features": {"score": float(i)},
+                    "prediction": int(truth[i] if shadow_rng.random() < accuracy else 1 - truth[i]),
+                }
+                for i in range(30)
+            ],
+            model_version=version,
+        )
+    exp.labels("shadowed", [{"id": f"s{i}", "label": int(truth[i])} for i in range(30)])
     for model, label in (("fraud", lambda: int(rng.integers(2))), ("price", None)):
         exp.predictions(
             model,

@@ -225,13 +225,14 @@ def test_ending_the_comparison_or_removing_the_model_drops_the_states() -> None:
     assert tracker.states("m").serial == 0 and tracker.seen("m") is None
 
 
-def test_shadow_comparisons_have_no_sequential_states_yet() -> None:
+def test_shadow_comparisons_track_the_pairs() -> None:
     store = make_store()
     tracker = tracker_of(store)
     comparison = declare(store, mode="shadow")
     Arms(store, seed=8).send("v1", 40, 0.9)
     look_at_models(store, tracker)
-    assert tracker.states("m").of(comparison) == ()
+    assert state_of(tracker, comparison).kind == "paired"
+    assert state_of(tracker, comparison).samples_a == 0  # no challenger prediction: no pair
 
 
 def test_the_sequential_section_is_validated() -> None:

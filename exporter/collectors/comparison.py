@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.comparison_view import AccuracyComparison, MaeComparison, compare_windows
+from exporter.comparison_view import (
+    AccuracyComparison,
+    MaeComparison,
+    compare_pairs,
+    compare_windows,
+)
 from exporter.sequential_tracker import SequentialStates
 from exporter.snapshot import ModelSnapshot
 
@@ -82,7 +87,35 @@ def comparison_families(snapshots: Sequence[ModelSnapshot], min_samples: int) ->
         "Upper bound of the 95% Welch interval of the MAE difference." + _SPLIT + _GUARD,
         labels=BASE,
     )
+    pairs = GaugeMetricFamily(
+        "model_comparison_pairs",
+        "Champion/challenger pairs of a shadow comparison in the window: ids both versions "
+        "predicted, joined to their label, by label time (exact count).",
+        labels=BASE,
+    )
+    discordant = GaugeMetricFamily(
+        "model_comparison_discordant_pairs",
+        "Discordant pairs of a shadow comparison in the window, by label time (exact count): "
+        'better="champion" the champion right and the challenger wrong, "challenger" the '
+        "reverse.",
+        labels=[*BASE, "better"],
+    )
+    mcnemar_p = GaugeMetricFamily(
+        "model_comparison_mcnemar_pvalue",
+        "Two-sided p-value of McNemar's test on the discordant pairs of a shadow comparison: "
+        "exact binomial below 25 discordant pairs, continuity-corrected chi-squared from there "
+        "on." + _REPEATED + " Absent while the window holds fewer than comparison.min_samples "
+        "pairs (see model_comparison_pairs).",
+        labels=BASE,
+    )
     for snapshot in snapshots:
+        for p in compare_pairs(snapshot, min_samples):
+            key = [snapshot.name, p.champion, p.challenger, p.window]
+            pairs.add_metric(key, p.pairs.n)
+            discordant.add_metric([*key, "champion"], p.pairs.b)
+            discordant.add_metric([*key, "challenger"], p.pairs.c)
+            if p.test is not None:
+                mcnemar_p.add_metric(key, p.test.pvalue)
         for c in compare_windows(snapshot, min_samples):
             key = [snapshot.name, c.champion, c.challenger, c.window]
             labeled.add_metric([*key, "champion"], c.champion_labeled)
@@ -113,6 +146,9 @@ def comparison_families(snapshots: Sequence[ModelSnapshot], min_samples: int) ->
         mae_p,
         mae_lower,
         mae_upper,
+        pairs,
+        discordant,
+        mcnemar_p,
     ]
 
 
@@ -123,7 +159,7 @@ _BURN_IN = (
     "the start (and, for accuracy, the smallest expected cell of the arm x right/wrong table "
     "reaches comparison.sequential.min_expected)."
 )
-_SINCE = " Since the comparison started; updated by the drift worker's runs; split mode only."
+_SINCE = " Since the comparison started; updated by the drift worker's runs."
 
 
 def sequential_families(
@@ -134,13 +170,15 @@ def sequential_families(
     labeled = GaugeMetricFamily(
         "model_comparison_sequential_labeled_predictions",
         "Labeled predictions of one arm (champion or challenger) since the comparison "
-        "started (exact count); updated by the drift worker's runs; split mode only.",
+        "started (exact count); updated by the drift worker's runs. Shadow mode: the pairs, "
+        "for both arms.",
         labels=[*SEQUENTIAL, "arm"],
     )
     pvalue = GaugeMetricFamily(
         "model_comparison_sequential_pvalue",
         "Always-valid p-value of the difference (mixture sequential probability ratio test): "
-        "valid however often it is read, so alerts may use it." + _SINCE + _BURN_IN,
+        "valid however often it is read, so alerts may use it. Shadow mode: the paired test, "
+        "as model_comparison_sequential_mcnemar_pvalue." + _SINCE + _BURN_IN,
         labels=SEQUENTIAL,
     )
     accuracy = GaugeMetricFamily(
@@ -166,9 +204,30 @@ def sequential_families(
         "difference (accuracy, or MAE for regression)." + _SINCE + _BURN_IN,
         labels=SEQUENTIAL,
     )
+    discordant = GaugeMetricFamily(
+        "model_comparison_sequential_discordant_pairs",
+        "Discordant pairs of a shadow comparison since it started (exact count): "
+        'better="champion" the champion right and the challenger wrong, "challenger" the '
+        "reverse.",
+        labels=[*SEQUENTIAL, "better"],
+    )
+    mcnemar_p = GaugeMetricFamily(
+        "model_comparison_sequential_mcnemar_pvalue",
+        "Always-valid p-value of the paired accuracy difference of a shadow comparison "
+        "(mixture sequential probability ratio test on the pairs, the sequential counterpart "
+        "of McNemar's test)." + _SINCE + _BURN_IN,
+        labels=SEQUENTIAL,
+    )
     for snapshot in snapshots:
         comparison = snapshot.comparison
-        if comparison is None or snapshot.name not in sequential:
+        if comparison is None:
+            continue
+        if snapshot.pairs is not None and comparison.mode == "shadow":
+            for counts in snapshot.pairs.challengers:
+                key = [snapshot.name, snapshot.pairs.champion, counts.challenger]
+                discordant.add_metric([*key, "champion"], counts.total.b)
+                discordant.add_metric([*key, "challenger"], counts.total.c)
+        if snapshot.name not in sequential:
             continue
         for challenger, state in sequential[snapshot.name].of(comparison):
             key = [snapshot.name, comparison.champion, challenger]
@@ -179,7 +238,35 @@ def sequential_families(
                 difference.add_metric(key, state.difference)
             if state.pvalue is not None:
                 pvalue.add_metric(key, state.pvalue)
+                if state.kind == "paired":
+                    mcnemar_p.add_metric(key, state.pvalue)
             if state.lower is not None and state.upper is not None:
                 lower.add_metric(key, state.lower)
                 upper.add_metric(key, state.upper)
-    return [labeled, pvalue, accuracy, mae, lower, upper]
+    return [labeled, pvalue, accuracy, mae, lower, upper, discordant, mcnemar_p]
+
+
+def pair_families(snapshots: Sequence[ModelSnapshot]) -> list[Metric]:
+    """The pair book of every shadow comparison: ids waiting for a pair, and ids that left
+    with a challenger unpaired (always both families, in one order)."""
+    waiting = GaugeMetricFamily(
+        "model_comparison_pairs_waiting",
+        "Ids of a shadow comparison waiting for a challenger or the champion to be joined to "
+        "their label (at most join.max_pending_predictions).",
+        labels=["model", "champion"],
+    )
+    dropped = CounterMetricFamily(
+        "model_comparison_pairs_dropped",
+        "Ids of a shadow comparison that left the pair book with a challenger unpaired: "
+        'reason="capacity" (join.max_pending_predictions ids waiting, the oldest evicted) or '
+        '"ttl" (join.prediction_ttl after its first joined prediction).',
+        labels=["model", "champion", "reason"],
+    )
+    for snapshot in snapshots:
+        book = snapshot.pairs
+        if book is None:
+            continue
+        waiting.add_metric([snapshot.name, book.champion], book.waiting)
+        for reason, count in book.dropped:
+            dropped.add_metric([snapshot.name, book.champion, reason], count)
+    return [waiting, dropped]

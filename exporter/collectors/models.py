@@ -13,7 +13,11 @@ from prometheus_client.registry import Collector
 
 from exporter.collectors.base import Timings
 from exporter.collectors.baseline import baseline_families
-from exporter.collectors.comparison import comparison_families, sequential_families
+from exporter.collectors.comparison import (
+    comparison_families,
+    pair_families,
+    sequential_families,
+)
 from exporter.collectors.drift import drift_families
 from exporter.collectors.quality import quality_families
 from exporter.collectors.traffic import traffic_families
@@ -143,6 +147,7 @@ class ModelCollector(Collector):
             return [
                 *comparison_families(snapshots, self.comparison_min_samples),
                 *sequential_families(snapshots, sequential),
+                *pair_families(snapshots),
             ]
         if name == "baseline":
             return baseline_families(snapshots, baselines, self.min_samples)
