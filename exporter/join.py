@@ -19,7 +19,9 @@ Two ways to key predictions:
   duplicate, and a label joins the one prediction;
 * by (id, version) (``per_version=True``, for shadow deployments where every version scores the
   same requests): each version may predict an id once, and one label joins every version's
-  prediction of it, including predictions that arrive after the label.
+  prediction of it, including predictions that arrive after the label. A label inline with a
+  prediction is such a label too, sent with it: it also joins the other versions' waiting
+  predictions of the id (:attr:`PredictionsJoined.others`) and is remembered for later ones.
 
 Pure Python: no HTTP, no Prometheus.
 """
@@ -168,6 +170,9 @@ class PredictionsJoined:
     pairs: Pairs  # events joined at once: with an inline label or one that was waiting
     waiting: int  # events now waiting for their label
     evicted: Counter[int]  # version uid -> waiting predictions evicted to make room
+    #: per_version only: other versions' waiting predictions joined by an inline label (version
+    #: uid -> pairs; their rows are positions of the events whose label it was).
+    others: dict[int, Pairs] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -311,6 +316,7 @@ class Join:
     ) -> PredictionsJoined:
         kept: list[int] = []
         pairs = Pairs(uid)
+        others: dict[int, Pairs] = {}
         keys: list[Hashable] = []
         payloads: list[Pending] = []
         for i, ident in enumerate(ids):
@@ -321,7 +327,8 @@ class Join:
             label: LabelEntry | None = None
             if inline is not None and inline[i] is not None:
                 label = (inline[i], times[i])
-                if ident not in self._labelled:
+                if ident not in self._labelled:  # as a label sent now: it joins every version
+                    self._join_waiting(i, ident, label, now, others)
                     self._labelled.add(ident, now, label)
             else:
                 label = self._labelled.get(ident)
@@ -336,7 +343,7 @@ class Join:
             pairs.add(i, targets[i], times[i], *label)
             self._joined.add(key, now, None)
         evicted = self._wait(keys, payloads, uid, now)
-        return PredictionsJoined(kept, len(ids) - len(kept), pairs, len(keys), evicted)
+        return PredictionsJoined(kept, len(ids) - len(kept), pairs, len(keys), evicted, others)
 
     def _wait(
         self, keys: Sequence[Hashable], payloads: list[Pending], uid: int, now: float
@@ -388,6 +395,16 @@ class Join:
     ) -> bool:
         if ident in self._labelled:
             return False  # a duplicate
+        matched = self._join_waiting(row, ident, (value, at), now, out.pairs)
+        if matched:
+            self._labelled.add(ident, now, (value, at))
+        return matched
+
+    def _join_waiting(
+        self, row: int, ident: str, label: LabelEntry, now: float, into: dict[int, Pairs]
+    ) -> bool:
+        """Join every version's waiting prediction of ``ident`` with ``label`` (``row``: the
+        label's position in its batch), into ``into``; returns whether any joined."""
         matched = False
         for uid in [u for u, count in self._waiting.items() if count > 0]:
             entry = self._pending.pop((ident, uid))
@@ -395,10 +412,8 @@ class Join:
                 continue
             matched = True
             self._waiting[uid] -= 1
-            out.pairs.setdefault(uid, Pairs(uid)).add(row, entry[1], entry[2], value, at)
+            into.setdefault(uid, Pairs(uid)).add(row, entry[1], entry[2], *label)
             self._joined.add((ident, uid), now, None)
-        if matched:
-            self._labelled.add(ident, now, (value, at))
         return matched
 
     # -- upkeep ---------------------------------------------------------------------------------

@@ -551,6 +551,10 @@ class ModelState:
         if joined.duplicates:
             rows, times = rows[joined.kept], times[joined.kept]
         self._record(version, joined.pairs, p.ids, now)
+        for uid, pairs in joined.others.items():
+            other = self.versions.by_uid(uid)
+            if other is not None:  # always: a version is retired only with nothing waiting
+                self._record(other, pairs, p.ids, now)
         collecting = self._collects_first(version)
         version.record_predictions(times, rows, now, collect_first=collecting)
         if collecting and version.first_rows.complete:

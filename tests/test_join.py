@@ -168,3 +168,42 @@ def test_per_version_inline_labels_serve_later_versions_of_the_id() -> None:
     add(join, 1, ["r"], 0.0, inline=[1.0])
     later = add(join, 2, ["r"], 1.0)
     assert later.pairs.actual == [1.0] and later.pairs.label_times == [0.0]
+
+
+def test_per_version_an_inline_label_joins_the_other_versions_waiting_predictions() -> None:
+    join = make_join(per_version=True)
+    add(join, 2, ["x", "y"], 0.0)  # the challenger's predictions wait
+    add(join, 3, ["x"], 1.0)
+    out = add(join, 1, ["y", "x"], 2.0, inline=[None, 1.0])  # the champion's, x labelled inline
+    assert out.pairs.rows == [1] and out.pairs.actual == [1.0]
+    assert sorted(out.others) == [2, 3]
+    two = out.others[2]
+    assert (two.rows, two.predicted, two.prediction_times, two.actual, two.label_times) == (
+        [1],
+        [0.0],
+        [0.0],
+        [1.0],
+        [2.0],
+    )
+    assert out.others[3].rows == [1] and out.others[3].prediction_times == [1.0]
+    assert (join.pending(1), join.pending(2), join.pending(3)) == (1, 1, 0)
+    # As a label sent on /v1/labels: remembered for a later version, a second label a duplicate.
+    late = add(join, 4, ["x"], 3.0)
+    assert late.pairs.actual == [1.0] and late.pairs.label_times == [2.0] and not late.others
+    assert join.add_labels(["x"], [0.0], [4.0], 4.0).duplicates == 1
+
+
+def test_per_version_an_inline_label_for_an_id_already_labelled_joins_nothing_else() -> None:
+    join = make_join(per_version=True)
+    add(join, 1, ["x"], 0.0, inline=[1.0])
+    add(join, 2, ["x"], 1.0)  # joins the remembered label at once
+    out = add(join, 3, ["x"], 2.0, inline=[0.0])
+    assert out.pairs.rows == [0] and not out.others
+    assert join.pending(2) == 0
+
+
+def test_by_id_an_inline_label_joins_only_its_own_prediction() -> None:
+    join = make_join()
+    out = add(join, 1, ["x"], 0.0, inline=[1.0])
+    assert out.pairs.rows == [0] and not out.others
+    assert add(join, 2, ["x"], 1.0, inline=[1.0]).duplicates == 1

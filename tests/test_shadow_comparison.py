@@ -161,3 +161,21 @@ def test_the_pair_book_lives_as_long_as_the_shadow_comparison() -> None:
     assert store.get("m").snapshot(store.clock()).pairs is None
     declare(store, mode="split")  # the join stays keyed by (id, version), but no pairs
     assert store.get("m").snapshot(store.clock()).pairs is None
+
+
+def test_an_inline_label_of_the_champion_pairs_a_waiting_challenger_prediction() -> None:
+    store = make_store()
+    declare(store, mode="shadow")
+    # v2 first, without labels; then v1 with the labels inline. v1 right on all four, v2 on
+    # the first two only: b = 2, c = 0.
+    store.add_predictions("m", "v2", [Event(f"id{i}", {"x": 0.0}, int(i < 2)) for i in range(4)])
+    store.add_predictions("m", "v1", [Event(f"id{i}", {"x": 0.0}, 1, label=1) for i in range(4)])
+    book = store.get("m").snapshot(store.clock()).pairs
+    assert book is not None
+    counts = book.of("v2")
+    assert counts is not None
+    assert counts.total == PairCounts(2, 0, 4)
+    assert dict(counts.windows)["1h"] == PairCounts(2, 0, 4)
+    assert book.waiting == 0
+    model = store.get("m")
+    assert [model.join.pending(v.uid) for v in model.versions] == [0, 0]
