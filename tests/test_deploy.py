@@ -534,10 +534,14 @@ def test_comparison_and_baseline_panels() -> None:
         "model_comparison_sequential_pvalue{",
         "model_comparison_sequential_labeled_predictions{",
         "model_comparison_accuracy_difference{",
+        "model_comparison_sequential_discordant_pairs{",
+        "model_comparison_sequential_mcnemar_pvalue{",
+        "model_comparison_pairs{",
+        "model_comparison_discordant_pairs{",
     ):
         assert metric in comparison, metric
-    assert "model_comparison_accuracy_pvalue" not in json.dumps(boards)  # never shown as a verdict
-    assert "discordant" not in json.dumps(boards)  # shadow mode's pairs are not exported yet
+    for fixed_sample in ("model_comparison_accuracy_pvalue", "model_comparison_mcnemar_pvalue"):
+        assert fixed_sample not in json.dumps(boards)  # never shown as a verdict
     assert "model_baseline_accuracy_difference{" in by_row["Holdout baseline"]
     assert "model_baseline_sequential_pvalue{" in by_row["Holdout baseline"]
     overview = "\n".join(t["expr"] for _, t in _targets(boards["model-exporter-overview.json"]))
@@ -549,6 +553,38 @@ def test_comparison_and_baseline_panels() -> None:
                 assert "{{challenger}}" in target["legendFormat"], target
                 assert "{{champion}}" in target["legendFormat"], target
                 assert "model_version" not in target["expr"], target  # not a comparison label
+
+
+def test_shadow_mode_panels() -> None:
+    """Shadow mode's panels sit in the comparison row, say so in their titles, split the
+    discordant pairs by ``better`` and draw the paired p-value like the other always-valid one."""
+    board = dashboards.dashboards()["model-exporter-model.json"]
+    alpha = Thresholds().sequential_alpha
+    row, shadow = "", []
+    for panel in board["panels"]:
+        if panel["type"] == "row":
+            row = panel["title"]
+        elif any("pairs" in t["expr"] or "mcnemar" in t["expr"] for t in panel["targets"]):
+            assert row.startswith("Champion vs"), panel["title"]
+            shadow.append(panel)
+    assert len(shadow) == 3
+    for panel in shadow:
+        assert panel["title"].startswith("Shadow mode: "), panel["title"]
+        for target in panel["targets"]:
+            if "discordant" in target["expr"]:
+                assert "{{better}}" in target["legendFormat"], target
+    (pvalue,) = (p for p in shadow if "mcnemar" in p["targets"][0]["expr"])
+    sequential = next(p for p in board["panels"] if p["title"].startswith("Always-valid p-value"))
+    assert pvalue["fieldConfig"] == sequential["fieldConfig"]
+    defaults = pvalue["fieldConfig"]["defaults"]
+    assert defaults["custom"]["scaleDistribution"] == {"type": "log", "log": 10}
+    assert defaults["thresholds"]["steps"][1]["value"] == alpha
+    assert str(alpha) in pvalue["title"]
+    window = [t["expr"] for p in shadow for t in p["targets"] if 'window="$window"' in t["expr"]]
+    assert {e.split("{")[0] for e in window} == {
+        "model_comparison_pairs",
+        "model_comparison_discordant_pairs",
+    }
 
 
 def test_every_dashboard_query_parses_and_uses_real_metrics() -> None:

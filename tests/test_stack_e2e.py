@@ -197,6 +197,25 @@ def send_traffic(client: httpx.Client, start: int = 0) -> None:
                 json={"champion": "v1", "challengers": ["v2"], "mode": "split"},
             )
             assert r.status_code == 200, r.text
+        r = client.put(  # and a shadow one, for the paired (McNemar) panels
+            "/v1/models/twin/comparison",
+            json={"champion": "v1", "challengers": ["v2"], "mode": "shadow"},
+        )
+        assert r.status_code == 200, r.text
+        twin_truth = rng.integers(0, 2, 200)
+        for version, accuracy in (("v1", 0.99), ("v2", 0.96)):  # both above 0.9
+            twin_pred = np.where(rng.random(200) < accuracy, twin_truth, 1 - twin_truth)
+            post(
+                "twin",
+                [
+                    {"id": f"t-{i}", "features": {"x": float(i)}, "prediction": int(twin_pred[i])}
+                    for i in range(200)
+                ],
+                version,
+            )
+        twin_labels = [{"id": f"t-{i}", "label": int(twin_truth[i])} for i in range(200)]
+        r = client.post("/v1/labels", json={"model": "twin", "labels": twin_labels})
+        assert r.status_code == 200, r.text
         holdout_truth = rng.integers(0, 2, 200)
         holdout_pred = np.where(rng.random(200) < 0.98, holdout_truth, 1 - holdout_truth)
         r = client.put(

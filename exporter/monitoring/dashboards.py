@@ -618,8 +618,8 @@ def model_detail() -> dict[str, Any]:
 
 
 def _comparison_rows(b: _Board) -> None:
-    """Champion against each challenger (one legend entry per challenger), then the holdout
-    baseline. Shadow mode's discordant pairs are not exported yet, so not shown."""
+    """Champion against each challenger (one legend entry per challenger), shadow mode's pairs,
+    then the holdout baseline."""
     alpha = Thresholds().sequential_alpha
     b.row("Champion vs challenger (declared comparison; verdicts since it started)")
     b.add(
@@ -673,6 +673,7 @@ def _comparison_rows(b: _Board) -> None:
         "Its p-value, re-read at every scrape, would find differences between identical "
         "versions; the verdicts are the sequential panels'.",
     )
+    _shadow_panels(b, alpha)
     b.row("Holdout baseline")
     b.add(
         "timeseries",
@@ -701,6 +702,45 @@ def _comparison_rows(b: _Board) -> None:
         description="Tests whether live accuracy is below the baseline by more than the "
         "tolerance; ModelBelowHoldoutBaseline also needs baseline_min_labels labeled "
         "predictions (model_baseline_sequential_labeled_predictions).",
+    )
+
+
+def _shadow_panels(b: _Board, alpha: float) -> None:
+    """Shadow mode's paired view: discordant pairs and the paired always-valid p-value since the
+    start, then the window's pairs. Split comparisons export none of these, so stay empty."""
+    better = f"{{{{better}}}} better, {ARMS}"
+    b.add(
+        "timeseries",
+        "Shadow mode: discordant pairs since the start, by the version that was right",
+        [(f"model_comparison_sequential_discordant_pairs{{{MSEL}}}", better)],
+        field_config={"min": 0, "decimals": 0},
+        w=8,
+        description="Pairs where exactly one version was right: better=champion the champion "
+        "right and the challenger wrong, challenger the reverse. Pairs both got right or both "
+        "got wrong say nothing about which is better.",
+    )
+    b.add(
+        "timeseries",
+        f"Shadow mode: always-valid McNemar p-value (alerts below {alpha})",
+        [(f"model_comparison_sequential_mcnemar_pvalue{{{MSEL}}}", ARMS)],
+        field_config=_pvalue_field(alpha),
+        w=8,
+        description="The paired test on the discordant pairs since the start, valid however "
+        "often it is read; the alerts read it as model_comparison_sequential_pvalue. Absent "
+        "during the burn-in.",
+    )
+    b.add(
+        "timeseries",
+        "Shadow mode: pairs and discordant pairs in the window (not for alerting)",
+        [
+            (f"model_comparison_pairs{{{CWSEL}}}", f"pairs {ARMS}"),
+            (f"model_comparison_discordant_pairs{{{CWSEL}}}", better),
+        ],
+        field_config={"min": 0, "decimals": 0},
+        w=8,
+        description="Ids both versions predicted, joined to their label, in the selected "
+        "window, and how many of them only one version got right. A fixed-sample view; the "
+        "verdict is the always-valid p-value's.",
     )
 
 
