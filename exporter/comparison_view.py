@@ -24,13 +24,14 @@ Rules:
 * The tests and intervals assume independent arms, which ``split`` mode has. In ``shadow`` mode
   both arms are judged on the same requests (paired), so only the differences are given: an
   independent-samples test there is the wrong test (conservative when the versions agree often,
-  anti-conservative when they disagree more than chance); the paired test is McNemar's.
-* Shadow mode, classification: :func:`compare_pairs` gives, per challenger and window, the
-  champion/challenger pairs (:mod:`exporter.pairs`: ids both versions predicted and that got
-  their label, counted at the label time) and McNemar's test on their discordant ones:
-  :func:`exporter.stats.comparison.mcnemar`, exact binomial below 25 discordant pairs,
-  continuity-corrected chi-squared from there on. The counts are always given; the test is
-  ``None`` until the window holds ``min_samples`` pairs.
+  anti-conservative when they disagree more than chance); the paired tests are below.
+* Shadow mode: :func:`compare_pairs` gives, per challenger and window, the champion/challenger
+  pairs (:mod:`exporter.pairs`: ids both versions predicted and that got their label, counted
+  at the label time) and their paired test. Classification: McNemar's test on the discordant
+  pairs, :func:`exporter.stats.comparison.mcnemar`, exact binomial below 25 discordant pairs,
+  continuity-corrected chi-squared from there on. Regression: the paired t-test on the pairs'
+  absolute errors, :func:`exporter.stats.comparison.paired_mae_difference`. The counts are
+  always given; the test is ``None`` until the window holds ``min_samples`` pairs.
 * A version the comparison names that the model does not have (yet) gives no comparison.
 * These are fixed-sample tests re-read at every scrape: alert on the sequential statistics,
   never on these p-values.
@@ -47,9 +48,11 @@ from exporter.stats.comparison import (
     AccuracyDifference,
     MaeDifference,
     PairedComparison,
+    PairedMaeDifference,
     accuracy_difference,
     mae_difference,
     mcnemar,
+    paired_mae_difference,
 )
 from exporter.stats.performance import Average, classification_scores
 from exporter.typedefs import IntArray
@@ -93,17 +96,18 @@ class PairedWindow:
     challenger: str
     window: str
     pairs: PairCounts
-    #: McNemar's test; None while the window holds fewer than ``min_samples`` pairs.
-    test: PairedComparison | None
+    #: McNemar's test (classification) or the paired t-test on absolute errors (regression);
+    #: None while the window holds fewer than ``min_samples`` pairs.
+    test: PairedComparison | PairedMaeDifference | None
 
 
 def compare_pairs(snapshot: ModelSnapshot, min_samples: int) -> list[PairedWindow]:
-    """Each challenger's pairs with the champion, and McNemar's test, in every window.
+    """Each challenger's pairs with the champion, and their paired test, in every window.
 
     Parameters
     ----------
     snapshot : ModelSnapshot
-        A model; without a shadow comparison of a classification model the result is empty.
+        A model; without a shadow comparison (or a task) the result is empty.
     min_samples : int
         Pairs a window needs before its test is computed.
 
@@ -115,10 +119,17 @@ def compare_pairs(snapshot: ModelSnapshot, min_samples: int) -> list[PairedWindo
     book = snapshot.pairs
     if book is None or snapshot.comparison is None or snapshot.comparison.mode != "shadow":
         return []
+    regression = snapshot.task == "regression"
     out = []
     for counts in book.challengers:
         for window, pairs in counts.windows:
-            test = mcnemar(pairs.b, pairs.c, n_pairs=pairs.n) if pairs.n >= min_samples else None
+            test: PairedComparison | PairedMaeDifference | None = None
+            if pairs.n >= min_samples:
+                test = (
+                    paired_mae_difference(pairs.n, pairs.loss_sum, pairs.loss_sq_sum)
+                    if regression
+                    else mcnemar(pairs.b, pairs.c, n_pairs=pairs.n)
+                )
             out.append(PairedWindow(book.champion, counts.challenger, window, pairs, test))
     return out
 

@@ -27,8 +27,9 @@ key: declaring shadow on a model whose join is keyed by id and holds anything is
 something leaves it keyed by (id, version) (it then behaves as in shadow mode, for the model's
 lifetime or until it is empty at the next declaration or end).
 A shadow comparison also owns a :class:`~exporter.pairs.PairBook`, created at its declaration
-and dropped when it ends or is replaced, fed every joined prediction of a classification
-model: the champion/challenger pairs (snapshot's :attr:`~exporter.snapshot.ModelSnapshot.pairs`).
+and dropped when it ends or is replaced, fed every joined prediction with its loss (wrong or
+right; regression: the absolute error): the champion/challenger pairs (snapshot's
+:attr:`~exporter.snapshot.ModelSnapshot.pairs`).
 
 No statistics are computed on the ingest path: it appends and returns.
 """
@@ -483,7 +484,7 @@ class ModelState:
                 versions=versions,
                 comparison=self.comparison,
                 pairs=self.pairs.snapshot(now)
-                if self.pairs is not None and schema.task not in (None, "regression")
+                if self.pairs is not None and schema.task is not None
                 else None,
             )
 
@@ -634,13 +635,12 @@ class ModelState:
             classes=len(self.schema.codec),
             now=now,
         )
-        if self.pairs is not None and task != "regression":
+        if self.pairs is not None:
+            loss = (
+                np.abs(actual - predicted) if task == "regression" else actual != predicted
+            ).astype(np.float64)
             self.pairs.record(
-                version.name,
-                [ids[i] for i in pairs.rows],
-                (actual == predicted).tolist(),
-                pairs.label_times,
-                now,
+                version.name, [ids[i] for i in pairs.rows], loss.tolist(), pairs.label_times, now
             )
         if version.first_label_reference is None and version.first_labels.complete:
             d = self.settings.drift

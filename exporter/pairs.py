@@ -3,12 +3,16 @@
 In a shadow comparison every version scores the same requests, and one label joins every
 version's prediction of its id (:class:`~exporter.join.Join` ``per_version``). When both the
 champion's and a challenger's predictions of an id are joined to its label, the id is one
-*pair*: (champion right?, challenger right?). McNemar's test needs only three counts per
-challenger: ``b`` (champion right, challenger wrong), ``c`` (the reverse) and ``n`` (all pairs).
+*pair*: (champion's loss, challenger's loss), the loss being 1 for a wrong answer and 0 for a
+right one (classification) or the absolute error (regression). Per challenger, five numbers
+serve both tasks' paired tests: ``b`` (the champion better: right while the challenger is wrong,
+or a smaller absolute error), ``c`` (the reverse) and ``n`` (all pairs) for McNemar's test, and
+the sums of ``d`` and ``d^2``, ``d`` the challenger's loss minus the champion's, for the paired
+t-test on absolute errors.
 
 :class:`PairBook` (owned by :class:`~exporter.model.ModelState`, under its lock, created when a
-shadow comparison is declared and dropped when it ends or is replaced) holds, per id, whether
-each version's joined prediction was right, until every challenger is paired with the champion
+shadow comparison is declared and dropped when it ends or is replaced) holds, per id, each
+version's loss on its joined prediction, until every challenger is paired with the champion
 or the id is gone:
 
 * bounded in age: an id leaves ``join.prediction_ttl`` seconds after its first joined
@@ -21,7 +25,7 @@ Each completed pair is counted at its label time (the label is the same for ever
 the id) in time buckets per challenger, one :class:`PairWindow` per window, the same buckets as
 the versions' quality windows, and cumulatively since the book was created, i.e. since the
 comparison started (the sequential test's counts). Memory: ``O(max_pending_predictions)`` small
-dicts, plus ``3 x buckets`` integers per challenger and window.
+dicts, plus ``5 x buckets`` numbers per challenger and window.
 
 Pure Python and numpy: no HTTP, no Prometheus.
 """
@@ -34,30 +38,40 @@ import numpy as np
 
 from exporter.join import PendingBuffer
 from exporter.snapshot import PairCounts, PairsSnapshot, PairWindowCounts
+from exporter.typedefs import FloatArray
 from exporter.window import TimeBuckets
 
 
 class PairWindow:
-    """Pair counts ``(b, c, n)`` per time bucket of one sliding window: exact over the window."""
+    """Pair counts ``(b, c, n, sum d, sum d^2)`` per time bucket of one sliding window: exact
+    over the window (``b``, ``c`` and ``n`` are whole numbers, exact in float64 below 2^53)."""
 
     def __init__(self, duration: float, buckets: int) -> None:
         self.time = TimeBuckets(duration, buckets)
-        self._counts = np.zeros((buckets, 3), dtype=np.int64)
+        self._counts = np.zeros((buckets, 5), dtype=np.float64)
 
-    def add(self, at: float, champion_right: bool, challenger_right: bool, now: float) -> None:
-        """Count one pair at its label time ``at``."""
+    def add(self, at: float, row: Sequence[float], now: float) -> None:
+        """Count one pair's ``row`` (:func:`pair_row`) at its label time ``at``."""
         for bucket, _ in self.time.split(np.array([at], dtype=np.float64), now):
             slot, fresh = self.time.claim(bucket)
             if fresh:
-                self._counts[slot] = 0
-            row = self._counts[slot]
-            row[0] += champion_right and not challenger_right
-            row[1] += challenger_right and not champion_right
-            row[2] += 1
+                self._counts[slot] = 0.0
+            self._counts[slot] += row
 
     def counts(self, now: float) -> PairCounts:
-        b, c, n = (int(x) for x in self._counts[self.time.live(now)].sum(axis=0))
-        return PairCounts(b, c, n)
+        return _pair_counts(self._counts[self.time.live(now)].sum(axis=0))
+
+
+def pair_row(champion_loss: float, challenger_loss: float) -> tuple[float, ...]:
+    """What one pair adds: ``(b, c, n, d, d^2)``, ``d`` the challenger's loss minus the
+    champion's."""
+    d = challenger_loss - champion_loss
+    return (float(d > 0), float(d < 0), 1.0, d, d * d)
+
+
+def _pair_counts(row: Sequence[float] | FloatArray) -> PairCounts:
+    b, c, n, total, squares = (float(x) for x in row)
+    return PairCounts(int(b), int(c), int(n), total, squares)
 
 
 class PairBook:
@@ -87,13 +101,13 @@ class PairBook:
     ) -> None:
         self.champion = champion
         self.challengers = tuple(challengers)
-        # id -> {version: right?} for the versions joined so far.
-        self._open: PendingBuffer[str, dict[str, bool]] = PendingBuffer(ttl, capacity)
+        # id -> {version: loss} for the versions joined so far.
+        self._open: PendingBuffer[str, dict[str, float]] = PendingBuffer(ttl, capacity)
         self._windows = {
             name: [(label, PairWindow(seconds, buckets)) for label, seconds in windows]
             for name in self.challengers
         }
-        self._totals = {name: [0, 0, 0] for name in self.challengers}
+        self._totals = {name: np.zeros(5, dtype=np.float64) for name in self.challengers}
         #: Ids that left with a challenger unpaired: by ``"capacity"`` and by ``"ttl"``.
         self.dropped = {"capacity": 0, "ttl": 0}
 
@@ -105,16 +119,17 @@ class PairBook:
         self,
         version: str,
         ids: Sequence[str],
-        right: Sequence[bool],
+        losses: Sequence[float],
         label_times: Sequence[float],
         now: float,
     ) -> None:
         """Note that ``version``'s predictions of ``ids`` were joined to labels (given at
-        ``label_times``) and whether each was right; count the pairs this completes."""
+        ``label_times``), with their ``losses`` (1 wrong, 0 right; regression: the absolute
+        error); count the pairs this completes."""
         if version != self.champion and version not in self._totals:
             return
         self.expire(now)
-        for ident, ok, at in zip(ids, right, label_times, strict=True):
+        for ident, loss, at in zip(ids, losses, label_times, strict=True):
             seen = self._open.get(ident)
             if seen is None:
                 seen = {}
@@ -123,11 +138,11 @@ class PairBook:
             if version in seen:
                 continue  # the join lets a version's prediction of an id join once
             if version == self.champion:
-                for other, other_ok in seen.items():
-                    self._count(other, ok, other_ok, at, now)
+                for other, other_loss in seen.items():
+                    self._count(other, pair_row(loss, other_loss), at, now)
             elif self.champion in seen:
-                self._count(version, seen[self.champion], ok, at, now)
-            seen[version] = bool(ok)
+                self._count(version, pair_row(seen[self.champion], loss), at, now)
+            seen[version] = float(loss)
             if len(seen) == len(self.challengers) + 1:
                 self._open.pop(ident)
 
@@ -145,7 +160,7 @@ class PairBook:
                 PairWindowCounts(
                     challenger=name,
                     windows=tuple((label, w.counts(now)) for label, w in self._windows[name]),
-                    total=PairCounts(*self._totals[name]),
+                    total=_pair_counts(self._totals[name]),
                 )
                 for name in self.challengers
             ),
@@ -153,16 +168,11 @@ class PairBook:
             dropped=tuple(sorted(self.dropped.items())),
         )
 
-    def _count(
-        self, challenger: str, champion_right: bool, challenger_right: bool, at: float, now: float
-    ) -> None:
-        total = self._totals[challenger]
-        total[0] += champion_right and not challenger_right
-        total[1] += challenger_right and not champion_right
-        total[2] += 1
+    def _count(self, challenger: str, row: tuple[float, ...], at: float, now: float) -> None:
+        self._totals[challenger] += row
         for _, window in self._windows[challenger]:
-            window.add(at, champion_right, challenger_right, now)
+            window.add(at, row, now)
 
-    def _count_drop(self, seen: dict[str, bool], reason: str) -> None:
+    def _count_drop(self, seen: dict[str, float], reason: str) -> None:
         if len(seen) < len(self.challengers) + 1:
             self.dropped[reason] += 1

@@ -17,10 +17,11 @@ Rules:
   its states.
 * Split mode: classification compares accuracy
   (:func:`~exporter.stats.sequential.proportions`), regression the mean absolute error
-  (:func:`~exporter.stats.sequential.mae`). Shadow mode, classification: the paired accuracy
-  difference (:func:`~exporter.stats.sequential.paired`) from the pairs counted since the start
-  (:attr:`~exporter.snapshot.ModelSnapshot.pairs`, whose book starts with the comparison), a
-  state's two sample counts both being the pairs. Shadow regression comparisons get no states.
+  (:func:`~exporter.stats.sequential.mae`). Shadow mode: from the pairs counted since the
+  start (:attr:`~exporter.snapshot.ModelSnapshot.pairs`, whose book starts with the
+  comparison), a state's two sample counts both being the pairs; classification compares the
+  paired accuracy (:func:`~exporter.stats.sequential.paired`), regression the paired absolute
+  errors (:func:`~exporter.stats.sequential.paired_mae`).
 * A challenger or champion the model does not have yet counts as an empty arm, so its labeled
   count (0) is there from the first look.
 * Looks happen at the worker's cadence, not at scrapes: reading the p-value between looks
@@ -53,6 +54,7 @@ from exporter.stats.sequential import (
     SequentialState,
     mae,
     paired,
+    paired_mae,
     proportions,
 )
 from exporter.store import Store
@@ -125,13 +127,16 @@ def estimate(
     snapshot: ModelSnapshot, comparison: ComparisonInfo, challenger: str
 ) -> Estimate | None:
     """The challenger's difference from the champion since the start, from its counts (None:
-    a shadow comparison without pairs, i.e. of a regression model)."""
+    a shadow comparison whose pairs the snapshot lacks)."""
     if comparison.mode == "shadow":
         book = snapshot.pairs
         counts = book.of(challenger) if book is not None else None
         if counts is None:
             return None
-        return paired(counts.total.b, counts.total.c, counts.total.n)
+        total = counts.total
+        if snapshot.task == "regression":
+            return paired_mae(total.n, total.loss_sum, total.loss_sq_sum)
+        return paired(total.b, total.c, total.n)
     a = since_start(snapshot, comparison, comparison.champion)
     b = since_start(snapshot, comparison, challenger)
     if snapshot.task == "regression":

@@ -128,12 +128,17 @@ class ComparisonInfo:
 
 @dataclass(frozen=True, slots=True)
 class PairCounts:
-    """Champion/challenger pairs of a shadow comparison: ``b`` champion right and challenger
-    wrong, ``c`` the reverse, ``n`` all pairs (concordant ones too)."""
+    """Champion/challenger pairs of a shadow comparison: ``b`` the champion better (right and
+    the challenger wrong; regression: a smaller absolute error), ``c`` the reverse, ``n`` all
+    pairs (ties too); ``loss_sum`` and ``loss_sq_sum`` the sums of ``d`` and ``d^2`` over them,
+    ``d`` the challenger's loss minus the champion's (loss: 1 wrong, 0 right; regression: the
+    absolute error)."""
 
     b: int = 0
     c: int = 0
     n: int = 0
+    loss_sum: float = 0.0
+    loss_sq_sum: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,8 @@ from tests.helpers import promtool_check_metrics
 
 def populated(make_exporter) -> Exporter:
     """Every kind of model and series: binary, multiclass, regression, drift, rejections,
-    comparisons (fraud v2 against v1, price v2 against default, shadowed v2 in shadow of v1),
+    comparisons (fraud v2 against v1, price v2 against default, shadowed v2 in shadow of v1,
+    appraisal's regression v2 in shadow of v1),
     and holdout baselines (the
     references of iris and of price's default version have predictions and labels)."""
     exp = make_exporter(
@@ -55,6 +56,29 @@ def populated(make_exporter) -> Exporter:
             model_version=version,
         )
     exp.labels("shadowed", [{"id": f"s{i}", "label": int(truth[i])} for i in range(30)])
+    # A shadow comparison of a regression model: the paired t-test on absolute errors.
+    answer = exp.client.put(
+        "/v1/models/appraisal/comparison",
+        json={"champion": "v1", "challengers": ["v2"], "mode": "shadow"},
+    )
+    assert answer.status_code == 200, answer.text
+    appraisal_rng = np.random.default_rng(2)
+    value = appraisal_rng.normal(250.0, 40.0, 30)
+    error = appraisal_rng.normal(0.0, 10.0, 30)
+    for version, noise in (("v1", 2.0), ("v2", 6.0)):
+        exp.predictions(
+            "appraisal",
+            [
+                {
+                    "id": f"a{i}",
+                    "features": {"area": float(60 + i)},
+                    "prediction": float(value[i] + error[i] + appraisal_rng.normal(0.0, noise)),
+                }
+                for i in range(30)
+            ],
+            model_version=version,
+        )
+    exp.labels("appraisal", [{"id": f"a{i}", "label": float(value[i])} for i in range(30)])
     for model, label in (("fraud", lambda: int(rng.integers(2))), ("price", None)):
         exp.predictions(
             model,

@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from exporter.sequential_tracker import look_at_models
 from exporter.snapshot import PairCounts
 from exporter.stats.comparison import mcnemar
-from exporter.stats.sequential import SequentialSettings, SequentialState, paired
+from exporter.stats.sequential import SequentialSettings, SequentialState, paired, paired_mae
 from tests.conftest import Exporter, sample
 from tests.helpers import promtool_check_metrics
 from tests.test_comparison_view import Event
@@ -82,6 +83,72 @@ def test_over_http_the_paired_gauges_equal_the_pairs(
     promtool_check_metrics(exp.metrics_text())
 
 
+def test_over_http_a_regression_shadow_gets_the_paired_t_test_and_sequential_mae(
+    make_exporter: Callable[..., Exporter],
+) -> None:
+    exp = make_exporter(
+        windows=["1h"],
+        comparison={"min_samples": 5, "sequential": {"min_samples": 5}},
+    )
+    body = {"champion": "v1", "challengers": ["v2"], "mode": "shadow"}
+    assert exp.client.put("/v1/models/price/comparison", json=body).status_code == 200
+    rng = np.random.default_rng(11)
+    n = 80
+    truth = rng.normal(300.0, 50.0, n)
+    shared = rng.normal(0.0, 8.0, n)  # both versions share most of their error
+    predicted = {
+        "v1": truth + shared + rng.normal(0.0, 1.0, n),
+        "v2": truth + 1.1 * shared + rng.normal(0.0, 1.0, n),
+    }
+    for version in ("v2", "v1"):
+        exp.predictions(
+            "price",
+            [
+                {
+                    "id": f"p{i}",
+                    "features": {"rooms": 3.0},
+                    "prediction": float(predicted[version][i]),
+                }
+                for i in range(n)
+            ],
+            model_version=version,
+        )
+    exp.labels("price", [{"id": f"p{i}", "label": float(truth[i])} for i in range(n)])
+    exp.refresh_drift()
+    metrics = exp.metrics()
+    abs_a, abs_b = np.abs(predicted["v1"] - truth), np.abs(predicted["v2"] - truth)
+    oracle = stats.ttest_rel(abs_b, abs_a)
+    interval = oracle.confidence_interval()
+    window = {**KEY, "model": "price", "window": "1h"}
+    assert sample(metrics, "model_comparison_pairs", **window) == n
+    better = "model_comparison_discordant_pairs"
+    assert sample(metrics, better, **window, better="champion") == int(np.sum(abs_a < abs_b))
+    assert sample(metrics, better, **window, better="challenger") == int(np.sum(abs_b < abs_a))
+    paired_p = sample(metrics, "model_comparison_paired_mean_absolute_error_pvalue", **window)
+    assert paired_p == pytest.approx(oracle.pvalue, rel=1e-9)
+    assert oracle.pvalue < 0.01  # the paired test sees the consistent 10 % extra error
+    name = "model_comparison_paired_mean_absolute_error_difference"
+    assert sample(metrics, name, **window) == pytest.approx(np.mean(abs_b - abs_a), abs=1e-9)
+    assert sample(metrics, f"{name}_lower", **window) == pytest.approx(interval.low, abs=1e-9)
+    assert sample(metrics, f"{name}_upper", **window) == pytest.approx(interval.high, abs=1e-9)
+    assert "model_comparison_mcnemar_pvalue" not in metrics
+    d = abs_b - abs_a
+    state = SequentialState(SequentialSettings(min_samples=5)).update(
+        paired_mae(n, float(np.sum(d)), float(np.sum(d * d)))
+    )
+    assert state.pvalue is not None and state.difference is not None
+    since = {**KEY, "model": "price"}
+    got = sample(metrics, "model_comparison_sequential_pvalue", **since)
+    assert got == pytest.approx(state.pvalue, rel=1e-9)
+    got = sample(metrics, "model_comparison_sequential_mean_absolute_error_difference", **since)
+    assert got == pytest.approx(state.difference, abs=1e-9)
+    for bound in ("lower", "upper"):
+        got = sample(metrics, f"model_comparison_sequential_difference_{bound}", **since)
+        assert got == pytest.approx(getattr(state, bound), abs=1e-9)
+    assert "model_comparison_sequential_accuracy_difference" not in metrics
+    promtool_check_metrics(exp.metrics_text())
+
+
 def test_ids_waiting_for_their_pair_are_shown(make_exporter: Callable[..., Exporter]) -> None:
     exp = make_exporter(windows=["1h"])
     body = {"champion": "v1", "challengers": ["v2"], "mode": "shadow"}
@@ -142,8 +209,8 @@ def test_labels_before_both_predictions_make_pairs() -> None:
     assert book is not None
     counts = book.of("v2")
     assert counts is not None
-    assert counts.total == PairCounts(3, 0, 4)
-    assert dict(counts.windows)["1h"] == PairCounts(3, 0, 4)
+    assert counts.total == PairCounts(3, 0, 4, 3.0, 3.0)
+    assert dict(counts.windows)["1h"] == PairCounts(3, 0, 4, 3.0, 3.0)
     assert book.waiting == 0
 
 
@@ -174,8 +241,8 @@ def test_an_inline_label_of_the_champion_pairs_a_waiting_challenger_prediction()
     assert book is not None
     counts = book.of("v2")
     assert counts is not None
-    assert counts.total == PairCounts(2, 0, 4)
-    assert dict(counts.windows)["1h"] == PairCounts(2, 0, 4)
+    assert counts.total == PairCounts(2, 0, 4, 2.0, 2.0)
+    assert dict(counts.windows)["1h"] == PairCounts(2, 0, 4, 2.0, 2.0)
     assert book.waiting == 0
     model = store.get("m")
     assert [model.join.pending(v.uid) for v in model.versions] == [0, 0]

@@ -1,12 +1,14 @@
 """Champion/challenger comparisons against their oracles on the same counts: statsmodels'
-z-test, Newcombe interval and McNemar test, SciPy's Fisher, binomial and Welch tests (on the raw
-absolute errors), scikit-learn's F1. Both sides of every switch, 80/20 allocation, edge cases."""
+z-test, Newcombe interval and McNemar test, SciPy's Fisher, binomial, Welch and paired t-tests
+(on the raw absolute errors), scikit-learn's F1. Both sides of every switch, 80/20 allocation,
+edge cases."""
 
 from __future__ import annotations
 
 import math
 import warnings
 from collections import Counter
+from dataclasses import astuple
 
 import numpy as np
 import pytest
@@ -25,10 +27,12 @@ from statsmodels.stats.proportion import (
 from exporter.stats.comparison import (
     AccuracyDifference,
     PairedComparison,
+    PairedMaeDifference,
     accuracy_difference,
     f1_difference,
     mae_difference,
     mcnemar,
+    paired_mae_difference,
     wilson_interval,
 )
 
@@ -385,3 +389,64 @@ def test_mcnemar_degenerate_and_bad_pairs() -> None:
         mcnemar(1, 4, exact_below=-1)
     with pytest.raises(TypeError):
         mcnemar(1.5, 4)
+
+
+# --- Paired MAE (shadow mode): the paired t-test, from the pairs' sums ---------------------------
+
+
+def check_paired_mae(
+    err_a: np.ndarray, err_b: np.ndarray, confidence: float = 0.95
+) -> PairedMaeDifference:
+    """Against ``scipy.stats.ttest_rel`` on the raw absolute errors of the same requests."""
+    d = np.abs(err_b) - np.abs(err_a)
+    r = paired_mae_difference(
+        d.shape[0], float(np.sum(d)), float(np.sum(d * d)), confidence=confidence
+    )
+    expected = stats.ttest_rel(np.abs(err_b), np.abs(err_a))
+    ci = expected.confidence_interval(confidence_level=confidence)
+    assert r.pairs == d.shape[0]
+    assert r.difference == pytest.approx(np.mean(np.abs(err_b)) - np.mean(np.abs(err_a)), abs=ATOL)
+    assert r.statistic == pytest.approx(expected.statistic, rel=RTOL_P)
+    assert r.df == expected.df
+    assert r.pvalue == pytest.approx(expected.pvalue, rel=RTOL_P, abs=0)
+    assert r.lower == pytest.approx(ci.low, abs=ATOL)
+    assert r.upper == pytest.approx(ci.high, abs=ATOL)
+    return r
+
+
+@pytest.mark.parametrize("family", sorted(DRAWS))
+@pytest.mark.parametrize("seed", range(6))
+def test_paired_mae_matches_ttest_rel_on_raw_errors(seed: int, family: str) -> None:
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(2, 8 if seed < 2 else 5_000))  # seeds 0 and 1: down to 2 pairs
+    draw = DRAWS[family]
+    err_a = draw(rng, n, 1.0)
+    # The challenger answers the same requests: its errors are correlated with the champion's.
+    err_b = 0.8 * err_a + draw(rng, n, float(rng.uniform(0.1, 1.0)))
+    check_paired_mae(err_a, err_b, confidence=[0.9, 0.95, 0.99][seed % 3])
+
+
+def test_paired_test_sees_what_welch_misses() -> None:
+    """Correlated arms whose errors differ a little, consistently: Welch's test (independent
+    arms) finds nothing, the paired test finds the difference."""
+    rng = np.random.default_rng(7)
+    err_a = rng.normal(0.0, 1.0, 400)
+    err_b = err_a * 1.03 + rng.normal(0.0, 0.01, 400)
+    paired = check_paired_mae(err_a, err_b)
+    welch = mae_difference(*sums(err_a), *sums(err_b))
+    assert paired.pvalue < 1e-6 < 0.5 < welch.pvalue
+
+
+def test_paired_mae_degenerate_and_bad_sums() -> None:
+    assert all(math.isnan(x) for x in astuple(paired_mae_difference(0, 0.0, 0.0))[1:])
+    one = paired_mae_difference(1, -0.5, 0.25)
+    assert one.difference == -0.5 and math.isnan(one.pvalue)
+    same = paired_mae_difference(3, 1.5, 0.75)  # d = 0.5 three times
+    assert (same.statistic, same.pvalue, same.lower, same.upper) == (math.inf, 0.0, 0.5, 0.5)
+    zero = paired_mae_difference(3, 0.0, 0.0)
+    assert math.isnan(zero.statistic) and math.isnan(zero.pvalue)
+    for args in [(-1, 0.0, 0.0), (3, math.nan, 1.0), (3, 1.0, -1.0), (3, math.inf, 1.0)]:
+        with pytest.raises(ValueError):
+            paired_mae_difference(*args)
+    with pytest.raises(ValueError, match="confidence"):
+        paired_mae_difference(3, 1.0, 1.0, confidence=1.0)

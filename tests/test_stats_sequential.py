@@ -23,6 +23,7 @@ from exporter.stats.sequential import (
     mae_margin,
     one_sided_log_ratio,
     paired,
+    paired_mae,
     proportions,
 )
 
@@ -208,6 +209,35 @@ def test_paired_equals_the_one_sample_formulas(
         assert state.upper == pytest.approx(upper_running, abs=TOL)
 
 
+@pytest.mark.parametrize(("seed", "shift"), [(0, 0.0), (1, 0.05), (2, -0.08)])
+def test_paired_mae_equals_the_one_sample_formulas(seed: int, shift: float) -> None:
+    """Paired MAE (shadow regression): the one-stream mSPRT and the one-sample CS on
+    ``d_i = |e_b,i| - |e_a,i|`` of correlated arms, from the raw errors."""
+    rng = np.random.default_rng(seed)
+    rho2 = SETTINGS.rho2
+    d: list[float] = []
+    state = SequentialState()
+    p_running, lower_running, upper_running = 1.0, -math.inf, math.inf
+    for _ in range(25):
+        e_a = rng.normal(0.0, 1.0, 100)
+        e_b = 0.7 * e_a + rng.normal(0.0, 0.7, 100) + shift * np.sign(e_a)
+        d += (np.abs(e_b) - np.abs(e_a)).tolist()
+        n, total, squares = len(d), float(np.sum(d)), float(np.sum(np.square(d)))
+        state = state.update(paired_mae(n, total, squares))
+        sigma2 = plugin_variance(d)
+        lam = johari_one_stream(sigma2, n, rho2 * sigma2, mean(d))
+        p_running = min(p_running, 1 / lam)
+        half = waudby_smith_margin(math.sqrt(sigma2), n, rho2, ALPHA)
+        lower_running = max(lower_running, mean(d) - half)
+        upper_running = min(upper_running, mean(d) + half)
+        assert state.kind == "paired_mae"
+        assert state.samples_a == state.samples_b == n
+        assert state.difference == pytest.approx(mean(d), abs=TOL)
+        assert state.pvalue == pytest.approx(min(1.0, p_running), rel=TOL, abs=1e-300)
+        assert state.lower == pytest.approx(lower_running, abs=TOL)
+        assert state.upper == pytest.approx(upper_running, abs=TOL)
+
+
 def test_rho_makes_the_boundary_tightest_near_the_plan() -> None:
     """Howard et al.'s rho: the half-width at the planned size is within 0.1 % of the best."""
     for planned in (200, 1000, 5000):
@@ -246,6 +276,11 @@ def random_path(seed: int, kind: str, looks: int = 40, gap: float = 0.03) -> lis
             cells = rng.multinomial(step_a, [0.04 + gap / 2, 0.04 - gap / 2, 0.92])
             b, c, pairs = b + cells[0], c + cells[1], pairs + step_a
             out.append(paired(b, c, pairs))
+        elif kind == "paired_mae":
+            e_a = rng.normal(0, 1, step_a)
+            d = np.abs(0.8 * e_a + rng.normal(0, 0.6 + 3 * gap, step_a)) - np.abs(e_a)
+            s_a, q_a, pairs = s_a + d.sum(), q_a + (d * d).sum(), pairs + step_a
+            out.append(paired_mae(pairs, s_a, q_a))
         else:
             e_a, e_b = rng.normal(0, 1, step_a), rng.normal(0, 1 + 3 * gap, step_b)
             s_a, q_a, n_a = s_a + np.abs(e_a).sum(), q_a + (e_a**2).sum(), n_a + step_a
@@ -254,7 +289,7 @@ def random_path(seed: int, kind: str, looks: int = 40, gap: float = 0.03) -> lis
     return out
 
 
-KINDS = ["proportions", "paired", "mae"]
+KINDS = ["proportions", "paired", "mae", "paired_mae"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -294,6 +329,8 @@ def swapped(estimate: Estimate, counts: tuple) -> Estimate:
         return proportions(counts[2], counts[3], counts[0], counts[1])
     if estimate.kind == "paired":
         return paired(counts[1], counts[0], counts[2])
+    if estimate.kind == "paired_mae":
+        return paired_mae(counts[0], -counts[1], counts[2])
     return mae(*counts[3:], *counts[:3])
 
 
@@ -303,6 +340,7 @@ def swapped(estimate: Estimate, counts: tuple) -> Estimate:
         (proportions, (880, 1000, 200, 250)),
         (proportions, (90, 100, 340, 400)),
         (paired, (40, 22, 900)),
+        (paired_mae, (800, -31.5, 410.25)),
         (mae, (500, 620.5, 1200.25, 300, 330.0, 700.5)),
     ],
 )
@@ -419,6 +457,9 @@ def test_bad_settings_name_the_field(kwargs: dict, field: str) -> None:
         (paired, (6, 5, 10), r"b \+ c \(11\) exceeds n \(10\)"),
         (mae, (10, math.nan, 1.0, 10, 1.0, 1.0), "sum_abs_a must be finite"),
         (mae, (10, 1.0, 1.0, 10, 1.0, -2.0), "sum_sq_abs_b must be finite"),
+        (paired_mae, (10, math.inf, 1.0), "sum_difference must be finite"),
+        (paired_mae, (10, 1.0, -1.0), "sum_sq_difference must be finite"),
+        (paired_mae, (1.5, 1.0, 1.0), "n must be whole numbers"),
     ],
 )
 def test_bad_counts_are_refused(build: Callable[..., Estimate], args: tuple, message: str) -> None:

@@ -15,6 +15,7 @@ from exporter.comparison_view import (
 )
 from exporter.sequential_tracker import SequentialStates
 from exporter.snapshot import ModelSnapshot
+from exporter.stats.comparison import PairedComparison
 
 BASE = ["model", "champion", "challenger", "window"]
 
@@ -23,6 +24,10 @@ _GUARD = (
     "the window (see model_comparison_labeled_predictions)."
 )
 _SPLIT = " Split mode only (independent arms)."
+_PAIRS_GUARD = (
+    " Absent while the window holds fewer than comparison.min_samples pairs (see "
+    "model_comparison_pairs)."
+)
 _REPEATED = " A fixed-sample test re-read at every scrape: alert on the sequential p-value instead."
 
 
@@ -96,16 +101,37 @@ def comparison_families(snapshots: Sequence[ModelSnapshot], min_samples: int) ->
     discordant = GaugeMetricFamily(
         "model_comparison_discordant_pairs",
         "Discordant pairs of a shadow comparison in the window, by label time (exact count): "
-        'better="champion" the champion right and the challenger wrong, "challenger" the '
-        "reverse.",
+        'better="champion" the champion right and the challenger wrong (regression: the '
+        'champion\'s absolute error smaller), "challenger" the reverse.',
         labels=[*BASE, "better"],
     )
     mcnemar_p = GaugeMetricFamily(
         "model_comparison_mcnemar_pvalue",
         "Two-sided p-value of McNemar's test on the discordant pairs of a shadow comparison: "
         "exact binomial below 25 discordant pairs, continuity-corrected chi-squared from there "
-        "on." + _REPEATED + " Absent while the window holds fewer than comparison.min_samples "
-        "pairs (see model_comparison_pairs).",
+        "on." + _REPEATED + _PAIRS_GUARD,
+        labels=BASE,
+    )
+    paired_mae = GaugeMetricFamily(
+        "model_comparison_paired_mean_absolute_error_difference",
+        "Challenger minus champion mean absolute error over the pairs of a shadow comparison of "
+        "a regression model in the window, in the target's unit." + _PAIRS_GUARD,
+        labels=BASE,
+    )
+    paired_mae_p = GaugeMetricFamily(
+        "model_comparison_paired_mean_absolute_error_pvalue",
+        "Two-sided p-value of the paired t-test on the absolute errors of the pairs of a shadow "
+        "comparison of a regression model." + _REPEATED + _PAIRS_GUARD,
+        labels=BASE,
+    )
+    paired_mae_lower = GaugeMetricFamily(
+        "model_comparison_paired_mean_absolute_error_difference_lower",
+        "Lower bound of the 95% paired t interval of the pairs' MAE difference." + _PAIRS_GUARD,
+        labels=BASE,
+    )
+    paired_mae_upper = GaugeMetricFamily(
+        "model_comparison_paired_mean_absolute_error_difference_upper",
+        "Upper bound of the 95% paired t interval of the pairs' MAE difference." + _PAIRS_GUARD,
         labels=BASE,
     )
     for snapshot in snapshots:
@@ -114,8 +140,13 @@ def comparison_families(snapshots: Sequence[ModelSnapshot], min_samples: int) ->
             pairs.add_metric(key, p.pairs.n)
             discordant.add_metric([*key, "champion"], p.pairs.b)
             discordant.add_metric([*key, "challenger"], p.pairs.c)
-            if p.test is not None:
+            if isinstance(p.test, PairedComparison):
                 mcnemar_p.add_metric(key, p.test.pvalue)
+            elif p.test is not None:
+                paired_mae.add_metric(key, p.test.difference)
+                paired_mae_p.add_metric(key, p.test.pvalue)
+                paired_mae_lower.add_metric(key, p.test.lower)
+                paired_mae_upper.add_metric(key, p.test.upper)
         for c in compare_windows(snapshot, min_samples):
             key = [snapshot.name, c.champion, c.challenger, c.window]
             labeled.add_metric([*key, "champion"], c.champion_labeled)
@@ -149,6 +180,10 @@ def comparison_families(snapshots: Sequence[ModelSnapshot], min_samples: int) ->
         pairs,
         discordant,
         mcnemar_p,
+        paired_mae,
+        paired_mae_p,
+        paired_mae_lower,
+        paired_mae_upper,
     ]
 
 
@@ -177,8 +212,10 @@ def sequential_families(
     pvalue = GaugeMetricFamily(
         "model_comparison_sequential_pvalue",
         "Always-valid p-value of the difference (mixture sequential probability ratio test): "
-        "valid however often it is read, so alerts may use it. Shadow mode: the paired test, "
-        "as model_comparison_sequential_mcnemar_pvalue." + _SINCE + _BURN_IN,
+        "valid however often it is read, so alerts may use it. Shadow mode: the paired test "
+        "on the pairs (classification: as model_comparison_sequential_mcnemar_pvalue)."
+        + _SINCE
+        + _BURN_IN,
         labels=SEQUENTIAL,
     )
     accuracy = GaugeMetricFamily(
@@ -189,7 +226,7 @@ def sequential_families(
     mae = GaugeMetricFamily(
         "model_comparison_sequential_mean_absolute_error_difference",
         "Challenger minus champion mean absolute error of a regression model, in the target's "
-        "unit." + _SINCE + _BURN_IN,
+        "unit (shadow mode: over the pairs)." + _SINCE + _BURN_IN,
         labels=SEQUENTIAL,
     )
     lower = GaugeMetricFamily(
@@ -207,8 +244,8 @@ def sequential_families(
     discordant = GaugeMetricFamily(
         "model_comparison_sequential_discordant_pairs",
         "Discordant pairs of a shadow comparison since it started (exact count): "
-        'better="champion" the champion right and the challenger wrong, "challenger" the '
-        "reverse.",
+        'better="champion" the champion right and the challenger wrong (regression: the '
+        'champion\'s absolute error smaller), "challenger" the reverse.',
         labels=[*SEQUENTIAL, "better"],
     )
     mcnemar_p = GaugeMetricFamily(
@@ -234,7 +271,7 @@ def sequential_families(
             labeled.add_metric([*key, "champion"], state.samples_a)
             labeled.add_metric([*key, "challenger"], state.samples_b)
             if state.difference is not None:
-                difference = mae if state.kind == "mae" else accuracy
+                difference = mae if state.kind in ("mae", "paired_mae") else accuracy
                 difference.add_metric(key, state.difference)
             if state.pvalue is not None:
                 pvalue.add_metric(key, state.pvalue)

@@ -716,8 +716,9 @@ def _shadow_panels(b: _Board, alpha: float) -> None:
         field_config={"min": 0, "decimals": 0},
         w=8,
         description="Pairs where exactly one version was right: better=champion the champion "
-        "right and the challenger wrong, challenger the reverse. Pairs both got right or both "
-        "got wrong say nothing about which is better.",
+        "right and the challenger wrong, challenger the reverse (regression: the smaller "
+        "absolute error). Pairs both got right or both got wrong say nothing about which is "
+        "better.",
     )
     b.add(
         "timeseries",
@@ -727,7 +728,8 @@ def _shadow_panels(b: _Board, alpha: float) -> None:
         w=8,
         description="The paired test on the discordant pairs since the start, valid however "
         "often it is read; the alerts read it as model_comparison_sequential_pvalue. Absent "
-        "during the burn-in.",
+        "during the burn-in. Classification only: a regression model's paired test (on the "
+        "pairs' absolute errors) is the comparison row's sequential p-value.",
     )
     b.add(
         "timeseries",

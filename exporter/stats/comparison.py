@@ -35,6 +35,13 @@ Methods, sources and switch rules:
   ``statsmodels.stats.contingency_tables.mcnemar(table, exact=False, correction=True)``;
   statsmodels' own default is the exact test at every size). Paired accuracy difference
   ``(c - b) / n_pairs``.
+* :func:`paired_mae_difference` (regression, paired outcomes, ``shadow`` mode) from the pairs'
+  differences of absolute errors ``d_i = |e_b,i| - |e_a,i|``, kept as ``(n, sum d, sum d^2)``:
+  the mean ``d`` (the pairs' MAE difference) and the paired t-test (Student 1908), two-sided,
+  with its t interval on ``n - 1`` degrees of freedom: as ``scipy.stats.ttest_rel(abs_b,
+  abs_a)`` and its ``confidence_interval()``. The paired test is the right one in shadow mode:
+  both versions answer the same requests, so their errors are correlated and Welch's test
+  (which assumes independent arms) would misjudge the variance of the difference.
 
 Undefined results are NaN, never an exception or a numpy warning: each function's docstring says
 which inputs give which. Counts must be non-negative integers (``ValueError`` otherwise: they come
@@ -210,6 +217,19 @@ def wilson_interval(
     return max(centre - half, 0.0), min(centre + half, 1.0)
 
 
+@dataclass(frozen=True, slots=True)
+class PairedMaeDifference:
+    """Challenger minus champion mean absolute error over pairs, with the paired t-test."""
+
+    pairs: int
+    difference: float
+    statistic: float
+    df: float
+    pvalue: float
+    lower: float
+    upper: float
+
+
 def mae_difference(
     count_a: SupportsIndex,
     sum_abs_a: float,
@@ -288,6 +308,72 @@ def mae_difference(
         difference - half,
         difference + half,
     )
+
+
+def paired_mae_difference(
+    n_pairs: SupportsIndex,
+    sum_difference: float,
+    sum_sq_difference: float,
+    *,
+    confidence: float = 0.95,
+) -> PairedMaeDifference:
+    """Compare paired absolute errors of a challenger (b) and a champion (a): the paired t-test.
+
+    Parameters
+    ----------
+    n_pairs : int
+        Pairs: requests both versions answered, joined to their label.
+    sum_difference, sum_sq_difference : float
+        ``sum d`` and ``sum d^2`` over the pairs, ``d = |e_b| - |e_a|`` (challenger's absolute
+        error minus the champion's).
+    confidence : float
+        Coverage of the t interval.
+
+    Returns
+    -------
+    PairedMaeDifference
+        No pairs: every value NaN. One pair: the difference is set, the rest NaN. Every ``d``
+        alike (zero variance): ``df`` is ``n - 1``, the interval is ``[d, d]``, and the statistic
+        is ``+-inf`` with p-value 0 when ``d != 0``, NaN (both) when every ``d`` is 0.
+
+    Notes
+    -----
+    The variance ``(sum d^2 - n mean^2) / (n - 1)`` is clipped at 0 against rounding, as in
+    :func:`mae_difference`.
+
+    Examples
+    --------
+    >>> r = paired_mae_difference(4, 2.0, 4.0)  # d = 1, 1, 1, -1
+    >>> r.difference, round(r.statistic, 4), r.df, round(r.pvalue, 4)
+    (0.5, 1.0, 3.0, 0.391)
+    """
+    n = _count("n_pairs", n_pairs)
+    _check_confidence(confidence)
+    for name, value in (
+        ("sum_difference", sum_difference),
+        ("sum_sq_difference", sum_sq_difference),
+    ):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+    if sum_sq_difference < 0:
+        raise ValueError(f"sum_sq_difference must be >= 0, got {sum_sq_difference!r}")
+    nan = math.nan
+    if n == 0:
+        return PairedMaeDifference(0, nan, nan, nan, nan, nan, nan)
+    mean = sum_difference / n
+    if n == 1:
+        return PairedMaeDifference(1, mean, nan, nan, nan, nan, nan)
+    df = float(n - 1)
+    variance = max((sum_sq_difference - n * mean * mean) / df, 0.0)
+    if variance == 0.0:
+        statistic = math.copysign(math.inf, mean) if mean else nan
+        pvalue = 0.0 if mean else nan
+        return PairedMaeDifference(n, mean, statistic, df, pvalue, mean, mean)
+    se = math.sqrt(variance / n)
+    statistic = mean / se
+    pvalue = 2.0 * float(special.stdtr(df, -abs(statistic)))
+    half = float(special.stdtrit(df, (1.0 + confidence) / 2.0)) * se
+    return PairedMaeDifference(n, mean, statistic, df, pvalue, mean - half, mean + half)
 
 
 def _mean_and_variance(arm: str, n: int, sum_abs: float, sum_sq: float) -> tuple[float, float]:

@@ -25,7 +25,10 @@ What is compared (one :class:`Estimate` per look, built from cumulative counts):
   ``V = ((b + c) / n - D^2) / n``;
 * :func:`mae`: mean absolute error of independent arms (regression) from ``(count, sum |e|,
   sum e^2)`` per arm: ``D = mae_b - mae_a``, ``V = s_a^2 / n_a + s_b^2 / n_b`` with
-  ``s^2 = sum e^2 / n - mae^2`` (``|e|^2 = e^2``).
+  ``s^2 = sum e^2 / n - mae^2`` (``|e|^2 = e^2``);
+* :func:`paired_mae`: paired absolute errors (``shadow`` mode, regression) from the pairs ``n``
+  and the sums of ``d_i = |e_b,i| - |e_a,i|`` and of ``d_i^2``: ``D = sum d / n``, ``V = (sum
+  d^2 / n - D^2) / n``, the same form as :func:`paired` (whose ``d_i`` are in {-1, 0, 1}).
 
 The other plug-in variances divide by ``n``, as ``p (1 - p) / n`` does; after the burn-in the
 ``n - 1`` form would change nothing that matters.
@@ -129,8 +132,9 @@ from scipy import special
 
 from exporter.typedefs import BoolArray, FloatArray
 
-#: What an estimate compares: accuracy of independent arms, paired accuracy, or MAE.
-EstimateKind = Literal["proportions", "paired", "mae"]
+#: What an estimate compares: accuracy of independent arms, paired accuracy, MAE of independent
+#: arms, or paired MAE.
+EstimateKind = Literal["proportions", "paired", "mae", "paired_mae"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +336,36 @@ def mae(
         samples_a=n_a,
         samples_b=n_b,
         expected_cell=np.full(variance.shape, math.inf),
+        low=-math.inf,
+        high=math.inf,
+    )
+
+
+def paired_mae(
+    n: npt.ArrayLike, sum_difference: npt.ArrayLike, sum_sq_difference: npt.ArrayLike
+) -> Estimate:
+    """Paired difference of absolute errors ``mean(|e_b| - |e_a|)`` from the pairs' sums.
+
+    >>> e = paired_mae(4, 2.0, 4.0)  # d = 1, 1, 1, -1
+    >>> float(e.difference), float(e.variance)
+    (0.5, 0.1875)
+    """
+    pairs = _counts("n", n)
+    total = np.asarray(sum_difference, dtype=np.float64)
+    if not np.all(np.isfinite(total)):
+        raise ValueError(f"sum_difference must be finite, got {sum_difference!r}")
+    squares = _sums("sum_sq_difference", sum_sq_difference)
+    mean = _per(total, pairs)
+    # Clipped: the subtraction can round below 0 when every difference is nearly the same.
+    spread = np.maximum(_per(squares, pairs) - mean * mean, 0.0)
+    return Estimate(
+        kind="paired_mae",
+        difference=mean,
+        variance=_per(spread, pairs),
+        labels_per_arm=pairs,
+        samples_a=pairs,
+        samples_b=pairs,
+        expected_cell=np.full(spread.shape, math.inf),
         low=-math.inf,
         high=math.inf,
     )
