@@ -799,10 +799,50 @@ CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str, list[str], int
     ),
 ]
 
+DEEP = 1_500  # levels of nesting: past Python's recursion limit, inside max_body_bytes
+
+# Nested too deeply, on every endpoint that takes JSON (the comparison's body is decoded
+# untyped, which recursed into a 500 once): each answers 400 malformed_json.
+CASES += [
+    (
+        f"nested_too_deeply_{name}",
+        method,
+        path,
+        prefix + b"[" * DEEP + b"]" * DEEP + suffix,
+        J,
+        400,
+        "malformed_json",
+        ["nested too deeply"],
+        1,
+    )
+    for name, method, path, prefix, suffix in [
+        ("comparison", "PUT", "/v1/models/m/comparison", b"", b""),
+        (
+            "predictions",
+            "POST",
+            "/v1/predictions",
+            b'{"model": "m", "events": [{"id": "a", "features": {"a": ',
+            b'}, "prediction": 0}]}',
+        ),
+        (
+            "labels",
+            "POST",
+            "/v1/labels",
+            b'{"model": "m", "labels": [{"id": "a", "label": ',
+            b"}]}",
+        ),
+        ("reference", "PUT", "/v1/models/m/reference", b'{"features": {"a": ', b"}}"),
+    ]
+]
+
 
 #: The machine-readable ``field`` of each case's rejection (None: the request as a whole).
 FIELDS: dict[str, str | None] = {
     "malformed": None,
+    "nested_too_deeply_comparison": None,
+    "nested_too_deeply_predictions": None,
+    "nested_too_deeply_labels": None,
+    "nested_too_deeply_reference": None,
     "bad_token": None,
     "empty_body": None,
     "not_utf8": None,

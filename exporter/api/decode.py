@@ -74,6 +74,8 @@ def decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
         return decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise diagnose(body, decoder.type, exc) from None
+    except RecursionError:  # an untyped decoder (``Any``) recurses into every nesting level
+        raise RejectedInput(Reason.MALFORMED_JSON, "not valid JSON: nested too deeply") from None
 
 
 #: Integer literals longer than this may be beyond a float (which ends near 1.8e308).
