@@ -49,7 +49,6 @@ class Reason(StrEnum):
     PINNED_VERSION = "pinned_version"  # a version a comparison names cannot be removed
     INVALID_COMPARISON = "invalid_comparison"  # a comparison body that breaks its rules
     NO_COMPARISON = "no_comparison"  # ending a comparison where none is declared
-    COMPARISON_CONFLICT = "comparison_conflict"  # shadow mode, but the join already holds data
     UNKNOWN_ID = "unknown_id"  # a label for an id never seen (when early labels are disabled)
     INVALID_REFERENCE = "invalid_reference"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
@@ -70,7 +69,6 @@ STATUS: dict[Reason, int] = {
     Reason.NO_COMPARISON: 404,
     Reason.METHOD_NOT_ALLOWED: 405,
     Reason.PINNED_VERSION: 409,
-    Reason.COMPARISON_CONFLICT: 409,
     Reason.BODY_TOO_LARGE: 413,
     Reason.BATCH_TOO_LARGE: 413,
     Reason.UNSUPPORTED_MEDIA_TYPE: 415,

@@ -23,6 +23,18 @@ Two ways to key predictions:
   prediction is such a label too, sent with it: it also joins the other versions' waiting
   predictions of the id (:attr:`PredictionsJoined.others`) and is remembered for later ones.
 
+The keying changes in place (:meth:`Join.key_per_version`), losing nothing:
+
+* by id to by (id, version), at once: each waiting prediction and remembered joined id carries
+  its version, so its key gains it. Labels that joined before the change are not remembered
+  (keyed by id they need not be), so a version that predicts such an id later waits for its
+  label to be sent again;
+* by (id, version) back to by id, in two steps: at once, every new prediction follows the rule
+  of one prediction per id again (a second version's prediction of an id that is waiting or
+  joined is a duplicate), while the entries from before keep their keys and still join; after
+  ``prediction_ttl`` those entries are gone, no two keys share an id, and the buffers are keyed
+  by id (one pass, at the first :meth:`Join.expire` after that).
+
 Pure Python: no HTTP, no Prometheus.
 """
 
@@ -123,6 +135,21 @@ class PendingBuffer(Generic[K, T]):
             expired.append(payload)
         return expired
 
+    def rekey(self, key: Callable[[K, T], K], *, merge: bool = False) -> None:
+        """Give every entry the key ``key(old key, payload)``, keeping order, arrival times and
+        payloads. Entries whose new keys are equal are merged (the latest kept) only when
+        ``merge``; otherwise the new keys must be distinct (the caller's invariant, checked)."""
+        old = self._entries
+        new: OrderedDict[K, tuple[float, T]] = OrderedDict()
+        for k, (arrival, payload) in old.items():
+            new_key = key(k, payload)
+            if new_key in new:
+                if not merge:
+                    raise ValueError(f"rekey would merge entries under {new_key!r}")
+                del new[new_key]  # keep arrival order: the latest goes last
+            new[new_key] = (arrival, payload)
+        self._entries = new
+
     def replace(self, payloads: Callable[[list[T]], list[T | None]]) -> int:
         """Give every entry a new payload (``None``: drop it), keeping keys, order and arrival
         times; returns how many were dropped."""
@@ -134,6 +161,12 @@ class PendingBuffer(Generic[K, T]):
             if p is not None
         )
         return len(old) - len(self._entries)
+
+
+def _id_of(key: Hashable, _: object) -> Hashable:
+    """The id of an (id, version uid) key."""
+    assert isinstance(key, tuple)
+    return key[0]  # type: ignore[no-any-return]
 
 
 @dataclass(slots=True)
@@ -219,9 +252,13 @@ class Join:
         per_version: bool = False,
     ) -> None:
         self.per_version = per_version
+        self.prediction_ttl = float(prediction_ttl)
+        #: Keyed by (id, version), but one prediction per id for new events, until this time
+        #: (monotonic seconds); then keyed by id (module docstring). None: not changing.
+        self.by_id_from: float | None = None
         self._pending: PendingBuffer[Hashable, Pending] = PendingBuffer(prediction_ttl, max_pending)
-        # By id (or by (id, uid) when per_version): joined predictions.
-        self._joined: PendingBuffer[Hashable, None] = PendingBuffer(prediction_ttl, max_pending)
+        # By id (or by (id, uid) when per_version): the version uid of each joined prediction.
+        self._joined: PendingBuffer[Hashable, int] = PendingBuffer(prediction_ttl, max_pending)
         # per_version only: labels that joined, kept to join later versions' predictions.
         self._labelled: PendingBuffer[str, LabelEntry] = PendingBuffer(prediction_ttl, max_pending)
         self._early: PendingBuffer[str, LabelEntry] | None = (
@@ -250,6 +287,29 @@ class Join:
         (``per_version``) could take its place without losing or misreading an entry."""
         buffers = (self._pending, self._joined, self._labelled)
         return not any(len(b) for b in buffers) and not self.early_labels
+
+    def key_per_version(self, per_version: bool, now: float) -> None:
+        """Key predictions by (id, version) (``per_version``) or by id from now on, in place,
+        keeping every entry (module docstring)."""
+        if per_version:
+            self.by_id_from = None
+            if not self.per_version:
+                self._pending.rekey(lambda ident, entry: (ident, entry[0]))
+                self._joined.rekey(lambda ident, uid: (ident, uid))
+                self.per_version = True
+        elif self.per_version and self.by_id_from is None:
+            self.by_id_from = now + self.prediction_ttl
+            self._key_by_id_if_due(now)
+
+    def _key_by_id_if_due(self, now: float) -> None:
+        if self.by_id_from is None or (now < self.by_id_from and not self.empty):
+            return
+        self._pending.rekey(_id_of)
+        # Joined ids may repeat (every version's prediction of one id joined): one suffices.
+        self._joined.rekey(_id_of, merge=True)
+        self._labelled = PendingBuffer(self._labelled.ttl, self._labelled.capacity)
+        self.per_version = False
+        self.by_id_from = None
 
     def awaits(self, ident: str) -> bool:
         """Whether a label for ``ident`` would join a prediction, now or later (as a duplicate
@@ -302,7 +362,7 @@ class Join:
             payloads = [(uid, targets[i], times[i]) for i in wait]
         evicted = self._wait(keys, payloads, uid, now)
         if pairs.rows:
-            self._joined.add_many([ids[i] for i in pairs.rows], now, [None] * len(pairs.rows))
+            self._joined.add_many([ids[i] for i in pairs.rows], now, [uid] * len(pairs.rows))
         return PredictionsJoined(kept, n - len(kept), pairs, len(keys), evicted)
 
     def _add_predictions_per_version(
@@ -319,9 +379,12 @@ class Join:
         others: dict[int, Pairs] = {}
         keys: list[Hashable] = []
         payloads: list[Pending] = []
+        one_per_id = self.by_id_from is not None
         for i, ident in enumerate(ids):
             key = (ident, uid)
             if key in self._pending or key in self._joined:
+                continue
+            if one_per_id and self._predicted(ident):
                 continue
             kept.append(i)
             label: LabelEntry | None = None
@@ -341,9 +404,16 @@ class Join:
                 payloads.append((uid, targets[i], times[i]))
                 continue
             pairs.add(i, targets[i], times[i], *label)
-            self._joined.add(key, now, None)
+            self._joined.add(key, now, uid)
         evicted = self._wait(keys, payloads, uid, now)
         return PredictionsJoined(kept, len(ids) - len(kept), pairs, len(keys), evicted, others)
+
+    def _predicted(self, ident: str) -> bool:
+        """Whether some version's prediction of ``ident`` waits or was joined (keyed by
+        (id, version): one lookup per version with waiting predictions)."""
+        if ident in self._labelled:
+            return True
+        return any((ident, u) in self._pending for u, count in self._waiting.items() if count > 0)
 
     def _wait(
         self, keys: Sequence[Hashable], payloads: list[Pending], uid: int, now: float
@@ -376,7 +446,7 @@ class Join:
                     out.pairs.setdefault(uid, Pairs(uid)).add(
                         i, predicted, predicted_at, values[i], times[i]
                     )
-                    self._joined.add(ident, now, None)
+                    self._joined.add(ident, now, uid)
             if matched:
                 out.joined += 1
             elif (
@@ -413,7 +483,7 @@ class Join:
             matched = True
             self._waiting[uid] -= 1
             into.setdefault(uid, Pairs(uid)).add(row, entry[1], entry[2], *label)
-            self._joined.add((ident, uid), now, None)
+            self._joined.add((ident, uid), now, uid)
         return matched
 
     # -- upkeep ---------------------------------------------------------------------------------
@@ -425,6 +495,7 @@ class Join:
         self._joined.expire(now)
         self._labelled.expire(now)
         labels = len(self._early.expire(now)) if self._early is not None else 0
+        self._key_by_id_if_due(now)
         return Expired(predictions, labels)
 
     def forget(self, uid: int) -> int:

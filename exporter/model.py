@@ -19,13 +19,10 @@ Comparison, under the same lock: :meth:`~ModelState.set_comparison` declares (or
 model's one comparison, starting it now, and pins exactly the versions it names (present or
 future); :meth:`~ModelState.end_comparison` ends it and unpins them. Readers see it as
 :attr:`~exporter.snapshot.ModelSnapshot.comparison`. A shadow comparison needs the join keyed
-by (id, version) (:class:`~exporter.join.Join` ``per_version``). The keying changes only while
-the join is empty (nothing waiting, no joined id remembered: before the model's first event, or
-after ``join.prediction_ttl`` without any), so no entry is ever dropped or read under the other
-key: declaring shadow on a model whose join is keyed by id and holds anything is refused
-(``comparison_conflict``); a comparison that ends or turns split while the join holds
-something leaves it keyed by (id, version) (it then behaves as in shadow mode, for the model's
-lifetime or until it is empty at the next declaration or end).
+by (id, version) (:class:`~exporter.join.Join` ``per_version``); the join changes its keying in
+place when a shadow comparison starts, and back to by id (after ``join.prediction_ttl``, one
+prediction per id for new events at once) when it ends or turns split, losing no entry
+(:meth:`~exporter.join.Join.key_per_version`).
 A shadow comparison also owns a :class:`~exporter.pairs.PairBook`, created at its declaration
 and dropped when it ends or is replaced, fed every joined prediction with its loss (wrong or
 right; regression: the absolute error): the champion/challenger pairs (snapshot's
@@ -363,8 +360,7 @@ class ModelState:
 
         Raises :class:`~exporter.errors.RejectedInput`: ``invalid_comparison`` for more
         challengers than ``limits.max_versions_per_model - 1``, ``string_too_long`` for a
-        version name over ``limits.max_name_length``, ``comparison_conflict`` for shadow mode
-        while the join, keyed by id, holds anything (see the module's docstring)."""
+        version name over ``limits.max_name_length``."""
         with self.lock:
             self._check_open()
             self._expire(now)
@@ -375,18 +371,8 @@ class ModelState:
                 max_name_length=limits.max_name_length,
             )
             shadow = declaration.mode == "shadow"
-            if shadow and not self.join.per_version and not self.join.empty:
-                raise RejectedInput(
-                    Reason.COMPARISON_CONFLICT,
-                    f"model {self.name!r} has predictions or labels in its join, keyed by id; a "
-                    "shadow comparison keys it by (id, version), which can only change while "
-                    "it is empty: declare shadow mode before the model's first event, or after "
-                    "join.prediction_ttl without any (or delete the model first)",
-                    field="mode",
-                    value=declaration.mode,
-                )
             # Every check passed: from here on nothing raises.
-            self._key_join(per_version=shadow)
+            self.join.key_per_version(shadow, now)
             self.comparison = ComparisonInfo(
                 declaration.champion,
                 declaration.challengers,
@@ -421,7 +407,7 @@ class ModelState:
                     field="model",
                     value=self.name,
                 )
-            self._key_join(per_version=False)
+            self.join.key_per_version(False, now)
             self.comparison = None
             self.pairs = None
             self.versions.pinned.clear()
@@ -462,6 +448,7 @@ class ModelState:
             versions = tuple(
                 VersionSnapshot(
                     name=v.name,
+                    uid=v.uid,
                     counters=v.counters.copy(),
                     pending=self.join.pending(v.uid),
                     windows=v.window_counts(now, schema.task),
@@ -730,12 +717,6 @@ class ModelState:
             j.max_pending_labels,
             per_version=per_version,
         )
-
-    def _key_join(self, *, per_version: bool) -> None:
-        """Key the join by (id, version) or by id, if that changes nothing else: only while
-        it is empty (a new, empty join takes its place); otherwise it keeps its keying."""
-        if self.join.per_version != per_version and self.join.empty:
-            self.join = self._new_join(per_version)
 
     def _retire(self, name: str, reason: RemovalReason) -> int:
         """Remove a version; returns how many of its predictions waited (dropped)."""

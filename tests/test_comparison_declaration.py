@@ -179,36 +179,46 @@ def test_split_keeps_one_prediction_per_id() -> None:
     assert state.add_predictions("v2", events(["r1"]), T0).duplicates == 1
 
 
-def test_shadow_is_refused_while_the_join_keyed_by_id_holds_anything() -> None:
+def test_shadow_declared_after_traffic_rekeys_the_join_in_place() -> None:
+    """A shadow v2 next to a running v1: v1's waiting predictions keep waiting (now keyed by
+    (id, version)), v2 may predict the same ids, and one label joins both and pairs them."""
     state = make_state(join={"prediction_ttl": "1m"})
-    state.add_predictions("v1", events(["a"]), T0)
-    e = refused(lambda: state.set_comparison(declared("shadow"), T0 + 1))
-    assert (e.reason, e.status_code, e.field, e.value) == (
-        Reason.COMPARISON_CONFLICT,
-        409,
-        "mode",
-        "shadow",
-    )
-    assert state.comparison is None and state.versions.pinned == set()
-    assert state.join.per_version is False
-    state.add_labels(labels(["a"]), T0 + 2)  # joined: the id is still remembered
-    assert refused(lambda: state.set_comparison(declared("shadow"), T0 + 3)).reason is (
-        Reason.COMPARISON_CONFLICT
-    )
-    # After join.prediction_ttl nothing is remembered: the keying can change.
-    state.set_comparison(declared("shadow"), T0 + 2 + 61)
+    state.add_predictions("v1", events(["a", "b"], prediction=1), T0)
+    state.add_labels(labels(["b"], label=1), T0)  # "b" joined before the declaration
+    state.set_comparison(declared("shadow"), T0 + 1)
     assert state.join.per_version is True
+    assert state.add_predictions("v2", events(["a"], prediction=0), T0 + 2).duplicates == 0
+    assert state.add_predictions("v1", events(["a", "b"]), T0 + 2).duplicates == 2  # still once
+    assert state.add_labels(labels(["a"], label=1), T0 + 3).joined == 1
+    s = state.snapshot(T0 + 3)
+    assert (version(s, "v1").counters.labels, version(s, "v2").counters.labels) == (2, 1)
+    assert s.pairs is not None
+    counts = s.pairs.of("v2")
+    assert counts is not None and (counts.total.b, counts.total.n) == (1, 1)
 
 
-def test_ending_shadow_keys_by_id_again_only_when_the_join_is_empty() -> None:
+def test_ending_shadow_restores_one_prediction_per_id_and_keeps_what_waits() -> None:
     state = make_state(join={"prediction_ttl": "1m"})
     state.set_comparison(declared("shadow"), T0)
     state.add_predictions("v1", events(["a"]), T0)
+    state.add_predictions("v2", events(["a"]), T0)
     state.end_comparison(T0 + 1)
-    assert state.join.per_version is True  # "a" waits under its (id, version) key
-    assert state.add_labels(labels(["a"]), T0 + 2).joined == 1
-    state.set_comparison(declared("split"), T0 + 2 + 61)  # nothing remembered any more
+    # New events: one prediction per id again, at once.
+    assert state.add_predictions("v3", events(["a"]), T0 + 2).duplicates == 1
+    state.add_predictions("v1", events(["c"]), T0 + 2)
+    assert state.add_predictions("v2", events(["c"]), T0 + 2).duplicates == 1
+    # What waited from the shadow comparison still joins: one label, both versions.
+    assert state.add_labels(labels(["a"]), T0 + 3).joined == 1
+    s = state.snapshot(T0 + 3)
+    assert (version(s, "v1").counters.labels, version(s, "v2").counters.labels) == (1, 1)
+    # join.prediction_ttl after the end the entries from before it are gone and the join is
+    # keyed by id again; "c" (predicted after the end) still waits, under its id, and the ids
+    # joined before remain duplicates.
+    state.add_predictions("v1", events(["d"]), T0 + 61.5)
     assert state.join.per_version is False
+    result = state.add_labels(labels(["c", "d", "a"]), T0 + 61.8)
+    assert (result.joined, result.duplicates) == (2, 1)
+    assert state.add_predictions("v2", events(["d"]), T0 + 61.9).duplicates == 1
 
 
 # -- the store ------------------------------------------------------------------------------------
@@ -353,16 +363,16 @@ def test_malformed_json_is_400(make_exporter: Any) -> None:
     assert exp.client.get("/v1/models/m").status_code == 404  # nothing registered
 
 
-def test_shadow_after_traffic_is_409_over_http(make_exporter: Any) -> None:
+def test_shadow_after_traffic_is_accepted_over_http(make_exporter: Any) -> None:
     exp = make_exporter()
     exp.predictions("m", [{"id": "a", "features": {"x": 1.0}, "prediction": 1}])
     r = exp.client.put("/v1/models/m/comparison", json={**BODY, "mode": "shadow"})
-    assert (r.status_code, r.json()["reason"], r.json()["field"]) == (
-        409,
-        "comparison_conflict",
-        "mode",
+    assert r.status_code == 200, r.text
+    assert exp.status("m")["comparison"]["mode"] == "shadow"
+    answer = exp.predictions(
+        "m", [{"id": "a", "features": {"x": 1.0}, "prediction": 0}], model_version="v2"
     )
-    assert exp.status("m")["comparison"] is None
+    assert answer["duplicates"] == 0
 
 
 def test_delete_ends_the_comparison_and_unpins(make_exporter: Any) -> None:

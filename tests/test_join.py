@@ -207,3 +207,73 @@ def test_by_id_an_inline_label_joins_only_its_own_prediction() -> None:
     out = add(join, 1, ["x"], 0.0, inline=[1.0])
     assert out.pairs.rows == [0] and not out.others
     assert add(join, 2, ["x"], 1.0, inline=[1.0]).duplicates == 1
+
+
+# -- changing the keying in place -------------------------------------------------------------
+
+
+def test_rekey_keeps_order_arrival_and_payloads_and_merges_only_when_asked() -> None:
+    buf: PendingBuffer[object, int] = PendingBuffer(ttl=10.0, capacity=10)
+    for i, key in enumerate([("a", 1), ("b", 1), ("a", 2)]):
+        buf.add(key, float(i), i)
+    with pytest.raises(ValueError, match="merge"):
+        buf.rekey(lambda key, _: key[0])
+    assert list(buf) == [("a", 1), ("b", 1), ("a", 2)]  # refused: unchanged
+    buf.rekey(lambda key, _: key[0], merge=True)
+    assert list(buf) == ["b", "a"] and buf.get("a") == 2  # the latest kept, in arrival order
+    assert buf.expire(11.5) == [1]  # "b" arrived at 1; "a" keeps its arrival at 2
+    buf.rekey(lambda key, payload: (key, payload))
+    assert list(buf) == [("a", 2)]
+
+
+def test_keying_per_version_in_place_keeps_every_waiting_prediction() -> None:
+    join = make_join(max_pending=3)
+    add(join, 1, ["a", "b", "c"], 0.0)
+    join.add_labels(["c"], [1.0], [1.0], 1.0)  # joined before the change
+    join.key_per_version(True, 2.0)
+    assert join.per_version and join.pending(1) == 2
+    assert add(join, 2, ["a"], 3.0).duplicates == 0  # another version: not a duplicate
+    assert add(join, 1, ["a", "c"], 3.0).duplicates == 2  # the same version: still once
+    out = join.add_labels(["a"], [1.0], [4.0], 4.0)
+    assert sorted(out.pairs) == [1, 2]
+    # The order and arrival times survived: "b" (arrived at 0) is the first to leave.
+    assert join.expire(100.0).predictions == {1: 1}
+
+
+def test_keying_by_id_again_restores_one_prediction_per_id_then_rekeys_after_the_ttl() -> None:
+    join = make_join(per_version=True)
+    add(join, 1, ["a", "b"], 0.0)
+    add(join, 2, ["a"], 0.0)
+    join.key_per_version(False, 10.0)
+    assert join.per_version and join.by_id_from == 110.0
+    assert add(join, 3, ["a", "b", "n"], 11.0).kept == [2]  # a and b are predicted already
+    assert add(join, 2, ["n"], 12.0).duplicates == 1
+    out = join.add_labels(["a"], [1.0], [20.0], 20.0)  # the old entries still join
+    assert sorted(out.pairs) == [1, 2]
+    assert join.add_labels(["a"], [1.0], [21.0], 21.0).duplicates == 1
+    join.expire(109.0)
+    assert join.per_version  # not yet: entries from before the change may remain
+    join.expire(110.0)
+    assert not join.per_version and join.by_id_from is None
+    assert join.pending(3) == 1  # "n" waits, now under its id
+    assert join.add_labels(["n"], [0.0], [111.0], 111.0).joined == 1
+    assert add(join, 1, ["n"], 112.0).duplicates == 1
+
+
+def test_an_empty_join_changes_its_keying_at_once() -> None:
+    join = make_join(per_version=True)
+    join.key_per_version(False, 0.0)
+    assert not join.per_version and join.by_id_from is None
+    join.key_per_version(True, 1.0)
+    assert join.per_version
+
+
+def test_declaring_shadow_again_while_draining_keeps_per_version() -> None:
+    join = make_join(per_version=True)
+    add(join, 1, ["a"], 0.0)
+    join.key_per_version(False, 1.0)
+    join.key_per_version(True, 2.0)
+    assert join.per_version and join.by_id_from is None
+    assert add(join, 2, ["a"], 3.0).duplicates == 0
+    join.expire(500.0)
+    assert join.per_version

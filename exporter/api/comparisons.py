@@ -44,10 +44,6 @@ _BODY = {
 }
 
 _PUT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    409: {
-        "description": "Shadow mode while the join is keyed by id and not empty "
-        "(``comparison_conflict``)."
-    },
     422: {
         "description": "A declaration that breaks the rules (``invalid_comparison``, "
         "``invalid_field``, ``invalid_name``, ``string_too_long``)."
