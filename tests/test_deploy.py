@@ -32,6 +32,10 @@ from tests.test_exposition import populated
 
 DEPLOY = ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "rules" / "model-exporter.rules.yml"
+#: How the challenger alerts match the series of one comparison on one exporter.
+ONE_COMPARISON = "on (job, instance, model, champion, challenger)"
+#: A direction of the challenger alerts, as rendered into the rules file (its indentation).
+BRANCH = "(model_comparison_sequential_difference_{bound}\n           and " + ONE_COMPARISON
 
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -63,22 +67,30 @@ def test_promtool_checks_and_unit_tests_the_rules() -> None:
             "description: Model fraud v1 accuracy is 86% over the last 1h window.",
         ),
         ("tests", "model: churn, champion: v1, challenger: v2}", "model: churn, champion: v1}"),
-        # ... or a rule that lost its burn-in guard, its sign or its strict comparison ...
+        # ... or a rule that lost its burn-in guard, its direction or its strict comparison,
+        # took the direction from the difference's sign (the running p-value outlives a
+        # difference that moved) or another replica's bounds ...
         (
             "rules",
             "(arm) (model_comparison_sequential_labeled_predictions >= 100) == 2",
             "(arm) (model_comparison_sequential_labeled_predictions >= 0) > 0",
         ),
-        (
-            "rules",
-            "model_comparison_sequential_accuracy_difference < 0",
-            "model_comparison_sequential_accuracy_difference != 0",
+        *(
+            (
+                "rules",
+                BRANCH.format(bound=bound) + f" model_comparison_sequential_{metric})",
+                f"(model_comparison_sequential_{metric} {sign})",
+            )
+            for bound, metric, sign in (
+                ("upper < 0", "accuracy_difference", "< 0"),  # worse
+                ("lower > 0", "mean_absolute_error_difference", "> 0"),
+                ("lower > 0", "accuracy_difference", "> 0"),  # better
+                ("upper < 0", "mean_absolute_error_difference", "< 0"),
+            )
         ),
-        (
-            "rules",
-            "model_comparison_sequential_mean_absolute_error_difference > 0",
-            "model_comparison_sequential_mean_absolute_error_difference != 0",
-        ),
+        ("rules", ONE_COMPARISON, "on (model, champion, challenger)"),
+        ("rules", "difference_upper < 0\n", "difference_upper <= 0\n"),
+        ("rules", "difference_upper < 0\n", "difference_lower < 0\n"),
         (
             "rules",
             "(arm) (model_comparison_sequential_labeled_predictions >= 100)",
@@ -189,10 +201,23 @@ def test_comparison_thresholds_render_into_expressions_and_annotations(tmp_path:
             "(model_comparison_sequential_labeled_predictions >= 500) == 2"
         )
         assert rule["for"] == "30m"
-        assert "< 0.01, each arm with at least 500 labeled" in rule["annotations"]["description"]
+        description = rule["annotations"]["description"]
+        assert "< 0.01, confidence sequence of the difference wholly on the" in description
+        assert "each arm with at least 500 labeled" in description
+        # The direction is the bounds', never the difference's sign; every match is explicit.
+        assert not re.search(r"_difference [<>]", rule["expr"]), rule["expr"]
+        assert not re.search(r"\band (?!" + re.escape(ONE_COMPARISON) + ")", rule["expr"])
     worse, better = rules["ModelChallengerWorse"]["expr"], rules["ModelChallengerBetter"]["expr"]
-    assert "accuracy_difference < 0" in worse and "error_difference > 0" in worse
-    assert "accuracy_difference > 0" in better and "error_difference < 0" in better
+    accuracy, mae = (
+        " model_comparison_sequential_accuracy_difference)",
+        " model_comparison_sequential_mean_absolute_error_difference)",
+    )
+    for expr, (on_accuracy, on_mae) in (
+        (worse, ("upper < 0", "lower > 0")),
+        (better, ("lower > 0", "upper < 0")),
+    ):
+        assert f"difference_{on_accuracy}\n     and {ONE_COMPARISON}{accuracy}" in expr
+        assert f"difference_{on_mae}\n     and {ONE_COMPARISON}{mae}" in expr
     assert rules["ModelChallengerWorse"]["labels"] == {"severity": "warning"}
     assert rules["ModelChallengerBetter"]["labels"] == {"severity": "info"}
     baseline = rules["ModelBelowHoldoutBaseline"]

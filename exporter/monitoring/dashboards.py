@@ -366,7 +366,8 @@ def overview() -> dict[str, Any]:
         field_config=_pvalue_field(alpha),
         description="Since each comparison started. ModelChallengerWorse or "
         "ModelChallengerBetter fires when it stays below the level for challenger_for, with "
-        "comparison_min_labels labels per arm; the sign of the difference says which.",
+        "comparison_min_labels labels per arm; the confidence-sequence bounds say which "
+        "(wholly on one side of 0), not the difference's current sign.",
     )
     b.add(
         "timeseries",
@@ -641,7 +642,8 @@ def _comparison_rows(b: _Board) -> None:
         overrides=[_bounds_dashed("^(lower|upper) .*")],
         description="Accuracy: above 0 is better; MAE (regression): below 0 is better. The "
         "bounds only shrink: once they exclude 0 the difference is real at the level of "
-        "comparison.sequential.alpha. Absent during the burn-in.",
+        "comparison.sequential.alpha, and they say which way. Lower above upper: the "
+        "difference moved during the comparison; restart it. Absent during the burn-in.",
     )
     b.add(
         "timeseries",
@@ -649,7 +651,8 @@ def _comparison_rows(b: _Board) -> None:
         [(f"model_comparison_sequential_pvalue{{{MSEL}}}", ARMS)],
         field_config=_pvalue_field(alpha),
         description="Valid however often it is read; only falls. The alerts also need the "
-        "difference's sign and comparison_min_labels labels per arm.",
+        "bounds wholly on one side of 0 (that side says worse or better) and "
+        "comparison_min_labels labels per arm.",
     )
     b.add(
         "timeseries",

@@ -313,19 +313,38 @@ def alerting_rules(t: Thresholds) -> list[dict[str, Any]]:
     ]
 
 
+#: One comparison of one exporter: every sidecar keeps its own comparison state, so ``job`` and
+#: ``instance`` keep replicas apart (another replica's bounds or counts never decide).
+_ONE_COMPARISON = "on (job, instance, model, champion, challenger)"
+
+
 def _challenger_alert(t: Thresholds, *, worse: bool) -> dict[str, Any]:
     """Challenger against champion on the sequential gauges (never the per-window p-value,
-    a fixed-sample test that repeated reading would make "find" differences in A/A tests)."""
+    a fixed-sample test that repeated reading would make "find" differences in A/A tests).
+
+    The p-value says whether, the confidence sequence which way. Both are running (the p-value
+    a minimum, the bounds an intersection), the difference is not: after it moves, its sign
+    can contradict the evidence that lowered the p-value. A look's p-value is at most alpha
+    iff its interval excludes 0, so "p < alpha and the bounds on the worse side of 0" says
+    "the confidence sequence lies wholly on the worse side". Crossed bounds (lower above
+    upper: the difference moved) can put one bound on each side, and then both alerts fire.
+    ``and`` keeps the left side, so the alert's value is the p-value.
+    """
     # Accuracy: higher is better; mean absolute error: lower is better.
-    accuracy, mae = ("< 0", "> 0") if worse else ("> 0", "< 0")
+    accuracy, mae = ("upper < 0", "lower > 0") if worse else ("lower > 0", "upper < 0")
     verdict = "worse" if worse else "better"
     action = "stop sending it traffic or fix it" if worse else "consider promoting it"
+    on = _ONE_COMPARISON
     return _alert(
         "ModelChallengerWorse" if worse else "ModelChallengerBetter",
         f"model_comparison_sequential_pvalue < {t.sequential_alpha}\n"
-        f"and (model_comparison_sequential_accuracy_difference {accuracy}\n"
-        f"     or model_comparison_sequential_mean_absolute_error_difference {mae})\n"
-        "and count without (arm) "
+        f"and {on} (\n"
+        f"    (model_comparison_sequential_difference_{accuracy}\n"
+        f"     and {on} model_comparison_sequential_accuracy_difference)\n"
+        f"  or (model_comparison_sequential_difference_{mae}\n"
+        f"     and {on} model_comparison_sequential_mean_absolute_error_difference)\n"
+        ")\n"
+        f"and {on} count without (arm) "
         f"(model_comparison_sequential_labeled_predictions >= {t.comparison_min_labels}) == 2",
         t.challenger_for,
         "warning" if worse else "info",
@@ -335,7 +354,9 @@ def _challenger_alert(t: Thresholds, *, worse: bool) -> dict[str, Any]:
         "Model {{ $labels.model }}: challenger {{ $labels.challenger }} is "
         f"{verdict} than champion {{{{ $labels.champion }}}} since the comparison started "
         f'(always-valid p-value {{{{ $value | printf "%.2g" }}}} < {t.sequential_alpha}, '
-        f"each arm with at least {t.comparison_min_labels} labeled predictions): {action}.",
+        f"confidence sequence of the difference wholly on the {verdict} side of 0, each arm "
+        f"with at least {t.comparison_min_labels} labeled predictions): {action}. If its bounds "
+        "cross (lower above upper), the difference moved during the comparison: restart it.",
         t,
     )
 
