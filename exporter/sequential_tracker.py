@@ -12,9 +12,10 @@ exactly when a state does: the exposition's cache is keyed by it.
 Rules:
 
 * The states belong to one declared comparison, compared whole (champion, challengers,
-  started, baseline): a replaced comparison starts afresh, and so does a model that was
-  removed and registered again; a model that is gone, has no comparison, or no task yet drops
-  its states.
+  started, baseline), of one model incarnation (:attr:`~exporter.snapshot.ModelSnapshot.uid`):
+  a replaced comparison starts afresh, and so does a model that was removed and registered
+  again, even with an equal comparison declared at the same second; a model that is gone, has
+  no comparison, or no task yet drops its states.
 * Split mode: classification compares accuracy
   (:func:`~exporter.stats.sequential.proportions`), regression the mean absolute error
   (:func:`~exporter.stats.sequential.mae`). Shadow mode: from the pairs counted since the
@@ -26,12 +27,20 @@ Rules:
   count (0) is there from the first look.
 * Looks happen at the worker's cadence, not at scrapes: reading the p-value between looks
   reads the last look, which the always-valid guarantee allows (any subset of looks).
+* A look's two parts, the comparison and the baselines, are independent: one that fails is
+  logged and keeps its last states while the other's are stored, and the snapshot is not
+  marked seen, so the next look tries again. A state whose counts went down (which the keys
+  below rule out; defence in depth) starts again from these counts, logged at warning, rather
+  than failing every look.
 
 Holdout baselines (:mod:`exporter.baseline_view`) are tracked the same way, per model, in
 :class:`BaselineStates` with a serial of their own: one
 :class:`~exporter.stats.sequential.OneSidedState` per version whose reference is a holdout,
-keyed by the version and the revision its reference was set at (a new reference, or a version
-that now uses another one, starts afresh), fed the labeled outcomes since then.
+fed the labeled outcomes since then, keyed by a :class:`BaselineKey`: the model's and the
+version's uids and the revision the reference was set at. A new reference, a version that now
+uses another one, and a version (or model) removed and created again all start afresh: a
+re-created version using the model-wide reference has the same name and ``set_at`` as its
+predecessor but counts from zero, so its name alone would feed it the old version's state.
 
 Written by one thread (the worker's); read by any. No HTTP, no Prometheus.
 """
@@ -41,14 +50,16 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import TypeVar
 
 from exporter.baseline_view import Tolerances, baselines, margin
 from exporter.config import QualitySettings, SequentialComparisonSettings
 from exporter.snapshot import ArmCounts, ComparisonInfo, ModelSnapshot
 from exporter.stats.sequential import (
     Estimate,
+    Margin,
     OneSidedState,
     SequentialSettings,
     SequentialState,
@@ -60,6 +71,8 @@ from exporter.stats.sequential import (
 from exporter.store import Store
 
 log = logging.getLogger("exporter.sequential")
+
+T = TypeVar("T")
 
 
 def sequential_settings(config: SequentialComparisonSettings) -> SequentialSettings:
@@ -86,6 +99,7 @@ class SequentialStates:
     serial: int
     comparison: ComparisonInfo | None = None
     states: tuple[tuple[str, SequentialState], ...] = ()  # (challenger, state), declared order
+    model: int = 0  # the uid of the model they were computed for
 
     def of(self, comparison: ComparisonInfo | None) -> tuple[tuple[str, SequentialState], ...]:
         """The states if they belong to ``comparison`` (the reader's snapshot's), else none."""
@@ -96,18 +110,36 @@ NOTHING = SequentialStates(0)
 
 
 @dataclass(frozen=True, slots=True)
+class BaselineKey:
+    """What one baseline test belongs to: a model and a version, each as created (their uids),
+    and the revision the version's reference was set at."""
+
+    model: int
+    version: int
+    set_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class BaselineStates:
-    """A model's holdout-baseline tests: ``(version, set_at, state)`` in the snapshot's order.
+    """A model's holdout-baseline tests: ``(version, key, state)`` in the snapshot's order.
 
     ``serial`` 0 means nothing was ever tracked for the model."""
 
     serial: int
-    states: tuple[tuple[str, int, OneSidedState], ...] = ()
+    states: tuple[tuple[str, BaselineKey, OneSidedState], ...] = ()
 
     def of(self, version: str, set_at: int) -> OneSidedState | None:
-        """The version's state if it belongs to the reference set at ``set_at``."""
-        for name, at, state in self.states:
-            if name == version and at == set_at:
+        """The state of the version of that name at the last look, if it belongs to the
+        reference set at ``set_at``."""
+        for name, key, state in self.states:
+            if name == version and key.set_at == set_at:
+                return state
+        return None
+
+    def at(self, key: BaselineKey) -> OneSidedState | None:
+        """The state of exactly that version incarnation and reference."""
+        for _, k, state in self.states:
+            if k == key:
                 return state
         return None
 
@@ -177,7 +209,21 @@ class SequentialTracker:
             return self._seen.get(model)
 
     def look(self, snapshot: ModelSnapshot) -> None:
-        """One look at a model: each challenger's state fed the counts since the start."""
+        """One look at a model: each challenger's state fed the counts since the start, each
+        holdout baseline's test the outcomes since its reference was set (each part stored
+        even if the other fails)."""
+        compared = _attempt(self._look_at_comparison, snapshot, "comparison")
+        tested = _attempt(self._look_at_baselines, snapshot, "baselines")
+        with self._lock:
+            if compared is not None:
+                self._models[snapshot.name] = compared
+            if tested is not None:
+                self._baselines[snapshot.name] = tested
+            if compared is not None and tested is not None:
+                self._seen[snapshot.name] = snapshot.key
+
+    def _look_at_comparison(self, snapshot: ModelSnapshot) -> SequentialStates:
+        """Each challenger's state fed the counts since the comparison started."""
         previous = self.states(snapshot.name)
         comparison = snapshot.comparison
         estimates = (
@@ -186,39 +232,49 @@ class SequentialTracker:
             else []
         )
         if comparison is None or not estimates or None in estimates:
-            current = previous if previous.comparison is None else self._next(None, ())
-        else:
-            old = dict(previous.of(comparison))
-            states = tuple(
-                (name, old.get(name, SequentialState(self.settings)).update(e))
-                for name, e in zip(comparison.challengers, estimates, strict=True)
-                if e is not None
-            )
-            unchanged = comparison == previous.comparison and states == previous.states
-            current = previous if unchanged else self._next(comparison, states)
-        tested = self._look_at_baselines(snapshot)
-        with self._lock:
-            self._models[snapshot.name] = current
-            self._baselines[snapshot.name] = tested
-            self._seen[snapshot.name] = snapshot.key
+            if previous.comparison is None:
+                return previous
+            return self._next(None, (), snapshot.uid)
+        same = previous.model == snapshot.uid and previous.comparison == comparison
+        old = dict(previous.states) if same else {}
+        states = tuple(
+            (name, self._fed(old.get(name), e, f"model={snapshot.name} challenger={name}"))
+            for name, e in zip(comparison.challengers, estimates, strict=True)
+            if e is not None
+        )
+        if same and states == previous.states:
+            return previous
+        return self._next(comparison, states, snapshot.uid)
 
     def _look_at_baselines(self, snapshot: ModelSnapshot) -> BaselineStates:
         """Each holdout baseline's test fed the outcomes since its reference was set."""
         previous = self.baselines(snapshot.name)
-        states = tuple(
-            (
-                version.name,
-                baseline.set_at,
-                (previous.of(version.name, baseline.set_at) or OneSidedState(self.settings)).update(
-                    margin(version, baseline, self.tolerances)
-                ),
-            )
-            for version, baseline in baselines(snapshot)
-        )
-        if states == previous.states:
+        states = []
+        for version, baseline in baselines(snapshot):
+            key = BaselineKey(snapshot.uid, version.uid, baseline.set_at)
+            where = f"model={snapshot.name} baseline of version={version.name}"
+            fed = self._tested(previous.at(key), margin(version, baseline, self.tolerances), where)
+            states.append((version.name, key, fed))
+        if tuple(states) == previous.states:
             return previous
         with self._lock:
-            return BaselineStates(next(self._serials), states)
+            return BaselineStates(next(self._serials), tuple(states))
+
+    def _fed(self, state: SequentialState | None, e: Estimate, where: str) -> SequentialState:
+        """``state`` (a new one if None) fed ``e``; a new one too if its counts went down."""
+        if state is not None and (
+            int(e.samples_a) < state.samples_a or int(e.samples_b) < state.samples_b
+        ):
+            log.warning("sequential state of %s restarted: its counts went down", where)
+            state = None
+        return (state if state is not None else SequentialState(self.settings)).update(e)
+
+    def _tested(self, state: OneSidedState | None, m: Margin, where: str) -> OneSidedState:
+        """``state`` (a new one if None) fed ``m``; a new one too if its counts went down."""
+        if state is not None and int(m.samples) < state.samples:
+            log.warning("sequential state of %s restarted: its counts went down", where)
+            state = None
+        return (state if state is not None else OneSidedState(self.settings)).update(m)
 
     def keep_models(self, models: Collection[str]) -> None:
         """Drop the states of models that no longer exist."""
@@ -229,10 +285,22 @@ class SequentialTracker:
                 self._seen.pop(model, None)
 
     def _next(
-        self, comparison: ComparisonInfo | None, states: tuple[tuple[str, SequentialState], ...]
+        self,
+        comparison: ComparisonInfo | None,
+        states: tuple[tuple[str, SequentialState], ...],
+        model: int,
     ) -> SequentialStates:
         with self._lock:
-            return SequentialStates(next(self._serials), comparison, states)
+            return SequentialStates(next(self._serials), comparison, states, model)
+
+
+def _attempt(part: Callable[[ModelSnapshot], T], snapshot: ModelSnapshot, what: str) -> T | None:
+    """One part of a look, or None (logged) if it failed: it must not stop the other."""
+    try:
+        return part(snapshot)
+    except Exception:
+        log.exception("sequential look at the %s failed for model=%s", what, snapshot.name)
+        return None
 
 
 def look_at_models(store: Store, tracker: SequentialTracker) -> None:

@@ -43,6 +43,9 @@ class WindowCounts:
 @dataclass(frozen=True, slots=True)
 class VersionSnapshot:
     name: str
+    #: Unique within the model while it lives: a version removed and created again gets
+    #: another (a model registered again starts them afresh: see :attr:`ModelSnapshot.uid`).
+    uid: int
     counters: VersionCounters
     pending: int  # predictions waiting for their label
     windows: tuple[WindowCounts, ...]
@@ -173,7 +176,8 @@ class ModelSnapshot:
     name: str
     taken_at: float
     #: Equal keys mean equal content: the model's revision (bumped by every change but the
-    #: passage of time) and, per version, the live buckets holding data (which time changes).
+    #: passage of time), per version the live buckets holding data (which time changes), and
+    #: the model's :attr:`uid`.
     key: tuple[object, ...]
     task: Task | None
     task_declared: bool
@@ -193,6 +197,13 @@ class ModelSnapshot:
         revision = self.key[0]
         assert isinstance(revision, int)
         return revision
+
+    @property
+    def uid(self) -> int:
+        """Tells this model apart from an earlier one of the same name (unique in the store)."""
+        uid = self.key[2]
+        assert isinstance(uid, int)
+        return uid
 
 
 @dataclass(frozen=True, slots=True)

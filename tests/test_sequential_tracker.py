@@ -3,21 +3,33 @@ the declaration), one look per worker run, restarts, removals, burn-in, and the 
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
+from exporter import sequential_tracker
+from exporter.baseline_view import baselines, bound
 from exporter.comparison import parse_declaration
 from exporter.config import load_settings
 from exporter.errors import ConfigError
 from exporter.sequential_tracker import SequentialTracker, look_at_models, sequential_settings
 from exporter.snapshot import ArmCounts, ComparisonInfo
-from exporter.stats.sequential import SequentialSettings, SequentialState, mae, proportions
+from exporter.stats.sequential import (
+    OneSidedState,
+    SequentialSettings,
+    SequentialState,
+    accuracy_margin,
+    mae,
+    proportions,
+)
 from exporter.store import Store
 from tests.conftest import Exporter, FakeClock, parse_metrics, sample
 from tests.helpers import promtool_check_metrics
+from tests.test_baseline import upload
 from tests.test_comparison_view import classifier_arm, regression_arm, send
 
 SEQUENTIAL = {"min_samples": 30, "min_expected": 2}
@@ -55,13 +67,13 @@ def state_of(tracker: SequentialTracker, comparison: ComparisonInfo) -> Sequenti
 
 
 class Arms:
-    """Seeded labeled batches of both arms, sent to the store, with their outcomes kept."""
+    """Seeded labeled batches of any version, sent to the store, with their outcomes kept."""
 
     def __init__(self, store: Store, seed: int) -> None:
         self.store = store
         self.rng = np.random.default_rng(seed)
-        self.correct = {"v1": 0, "v2": 0}
-        self.total = {"v1": 0, "v2": 0}
+        self.correct: Counter[str] = Counter()
+        self.total: Counter[str] = Counter()
 
     def send(self, version: str, n: int, accuracy: float) -> None:
         truth, predicted = classifier_arm(self.rng, n, accuracy, [0, 1])
@@ -69,14 +81,19 @@ class Arms:
         self.correct[version] += sum(t == p for t, p in zip(truth, predicted, strict=True))
         self.total[version] += n
 
-    def reset(self) -> None:
-        """What is sent from now on is what a comparison declared now counts."""
-        self.correct = {"v1": 0, "v2": 0}
-        self.total = {"v1": 0, "v2": 0}
+    def reset(self, *versions: str) -> None:
+        """What is sent from now on is what a comparison declared now counts (or, for
+        ``versions``, what a new version of that name counts)."""
+        for version in versions or list(self.total):
+            self.correct[version] = self.total[version] = 0
 
     def estimate(self) -> Any:
         c, t = self.correct, self.total
         return proportions(c["v1"], t["v1"], c["v2"], t["v2"])
+
+    def margin(self, version: str, limit: float) -> Any:
+        """The version's outcomes against a baseline's bound."""
+        return accuracy_margin(self.correct[version], self.total[version], limit)
 
 
 def test_each_look_equals_the_pure_state_fed_the_counts_since_the_start() -> None:
@@ -233,6 +250,152 @@ def test_shadow_comparisons_track_the_pairs() -> None:
     look_at_models(store, tracker)
     assert state_of(tracker, comparison).kind == "paired"
     assert state_of(tracker, comparison).samples_a == 0  # no challenger prediction: no pair
+
+
+def holdout(store: Store, seed: int = 20) -> None:
+    """A model-wide holdout reference (accuracy near 0.9): every version's baseline."""
+    truth, predicted = classifier_arm(np.random.default_rng(seed), 300, 0.9, [0, 1])
+    upload(store, predicted, truth)
+
+
+def baseline_test(
+    store: Store, tracker: SequentialTracker, version: str
+) -> tuple[OneSidedState | None, float]:
+    """The tracker's baseline test of ``version`` for the reference the model's snapshot
+    says it uses now, and that baseline's bound."""
+    snapshot = store.get("m").snapshot(store.clock())
+    (baseline,) = [b for v, b in baselines(snapshot) if v.name == version]
+    state = tracker.baselines("m").of(version, baseline.set_at)
+    return state, bound(baseline, tracker.tolerances)
+
+
+def test_a_re_created_version_restarts_its_baseline_test_and_the_comparison_goes_on() -> None:
+    store = make_store()
+    tracker = tracker_of(store)
+    arms = Arms(store, seed=10)
+    comparison = declare(store)
+    holdout(store)
+    arms.send("v1", 100, 0.7)  # below the holdout's 0.9, as the first v3: low p-values
+    arms.send("v2", 100, 0.9)
+    arms.send("v3", 300, 0.6)
+    look_at_models(store, tracker)
+    old, _ = baseline_test(store, tracker, "v3")
+    assert old is not None and old.samples == 300
+    assert old.pvalue is not None and old.pvalue < 1e-6
+    expected_comparison = SequentialState(SETTINGS)
+    expected = dict.fromkeys(("v1", "v2", "v3"), OneSidedState(SETTINGS))
+    for n in (0, 400, 150):  # the first look, then more labels than the v3 before, then fewer
+        if n:
+            store.delete_version("m", "v3")  # not pinned; the new v3 uses the same reference
+            arms.reset("v3")
+            arms.send("v3", n, 0.95)
+            arms.send("v1", 50, 0.7)
+            arms.send("v2", 50, 0.9)
+            look_at_models(store, tracker)
+            expected["v3"] = OneSidedState(SETTINGS)  # only the new v3's counts
+        expected_comparison = expected_comparison.update(arms.estimate())
+        assert state_of(tracker, comparison) == expected_comparison
+        for version in ("v1", "v2", "v3"):
+            state, limit = baseline_test(store, tracker, version)
+            expected[version] = expected[version].update(arms.margin(version, limit))
+            assert state == expected[version]
+    assert expected["v3"].samples == 150
+    assert expected["v3"].pvalue is not None and expected["v3"].pvalue > 0.5  # not the old one's
+    assert expected_comparison.samples_a == 200
+
+
+def test_a_model_deleted_and_registered_again_restarts_both_parts() -> None:
+    store = make_store()
+    tracker = tracker_of(store)
+
+    def incarnation(seed: int, n: int, accuracy: float) -> tuple[Arms, ComparisonInfo]:
+        """The same steps, at the same second: the same revisions, set_at and version uids."""
+        arms = Arms(store, seed)
+        comparison = declare(store)
+        holdout(store)
+        arms.send("v1", n, 0.9)
+        arms.send("v2", n, accuracy)
+        return arms, comparison
+
+    _, first = incarnation(11, 100, 0.5)
+    look_at_models(store, tracker)
+    old_comparison = state_of(tracker, first)
+    old_baseline, _ = baseline_test(store, tracker, "v2")
+    assert old_comparison.pvalue is not None and old_comparison.pvalue < 0.01
+    assert old_baseline is not None and old_baseline.pvalue is not None
+    assert old_baseline.pvalue < 0.01
+    store.end_comparison("m")
+    store.delete("m")
+    arms, second = incarnation(12, 200, 0.9)  # more labels than before, and a good v2
+    assert second == first  # a reader cannot tell the two comparisons apart
+    look_at_models(store, tracker)
+    assert state_of(tracker, second) == SequentialState(SETTINGS).update(arms.estimate())
+    for version in ("v1", "v2"):
+        state, limit = baseline_test(store, tracker, version)
+        assert state == OneSidedState(SETTINGS).update(arms.margin(version, limit))
+    assert state_of(tracker, second).pvalue != old_comparison.pvalue
+
+
+def test_counts_that_went_down_restart_the_states_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = make_store()
+    tracker = tracker_of(store)
+    arms = Arms(store, seed=13)
+    comparison = declare(store)
+    holdout(store)
+    arms.send("v1", 60, 0.9)
+    arms.send("v2", 60, 0.7)
+    earlier = store.get("m").snapshot(store.clock())
+    early = arms.estimate()
+    limits = {v: baseline_test(store, tracker, v)[1] for v in ("v1", "v2")}
+    margins = {v: arms.margin(v, limit) for v, limit in limits.items()}
+    arms.send("v1", 60, 0.9)
+    arms.send("v2", 60, 0.7)
+    tracker.look(store.get("m").snapshot(store.clock()))
+    assert state_of(tracker, comparison).samples_a == 120
+    with caplog.at_level(logging.WARNING, logger="exporter.sequential"):
+        tracker.look(earlier)  # the same model and versions, fewer counts
+    assert state_of(tracker, comparison) == SequentialState(SETTINGS).update(early)
+    for version, margin in margins.items():
+        assert baseline_test(store, tracker, version)[0] == OneSidedState(SETTINGS).update(margin)
+    warnings = [r for r in caplog.records if r.name == "exporter.sequential"]
+    assert [r.levelno for r in warnings] == [logging.WARNING] * 3  # the comparison, 2 baselines
+
+
+@pytest.mark.parametrize("broken", ["estimate", "margin"])
+def test_a_failing_part_of_a_look_does_not_stop_the_other(
+    broken: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = make_store()
+    tracker = tracker_of(store)
+    arms = Arms(store, seed=14)
+    comparison = declare(store)
+    holdout(store)
+    arms.send("v1", 60, 0.9)
+    arms.send("v2", 60, 0.7)
+
+    def fail(*args: object) -> None:
+        raise RuntimeError(broken)
+
+    monkeypatch.setattr(sequential_tracker, broken, fail)
+    look_at_models(store, tracker)
+    (error,) = [r for r in caplog.records if r.name == "exporter.sequential"]
+    assert error.levelno == logging.ERROR and error.exc_info is not None
+    compared = tracker.states("m").of(comparison)
+    baseline, limit = baseline_test(store, tracker, "v2")
+    if broken == "estimate":
+        assert compared == ()
+        assert baseline == OneSidedState(SETTINGS).update(arms.margin("v2", limit))
+    else:
+        assert compared == (("v2", SequentialState(SETTINGS).update(arms.estimate())),)
+        assert baseline is None
+    monkeypatch.undo()
+    look_at_models(store, tracker)  # nothing changed, yet the failed part is looked at again
+    assert state_of(tracker, comparison) == SequentialState(SETTINGS).update(arms.estimate())
+    assert baseline_test(store, tracker, "v2")[0] == OneSidedState(SETTINGS).update(
+        arms.margin("v2", limit)
+    )
 
 
 def test_the_sequential_section_is_validated() -> None:
