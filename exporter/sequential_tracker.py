@@ -101,9 +101,15 @@ class SequentialStates:
     states: tuple[tuple[str, SequentialState], ...] = ()  # (challenger, state), declared order
     model: int = 0  # the uid of the model they were computed for
 
-    def of(self, comparison: ComparisonInfo | None) -> tuple[tuple[str, SequentialState], ...]:
-        """The states if they belong to ``comparison`` (the reader's snapshot's), else none."""
-        return self.states if comparison is not None and comparison == self.comparison else ()
+    def of(
+        self, comparison: ComparisonInfo | None, model: int | None = None
+    ) -> tuple[tuple[str, SequentialState], ...]:
+        """The states if they belong to ``comparison`` (the reader's snapshot's) and, when
+        given, to the model of uid ``model`` (a model removed and registered again between two
+        looks has a new uid), else none."""
+        if comparison is None or comparison != self.comparison:
+            return ()
+        return self.states if model is None or model == self.model else ()
 
 
 NOTHING = SequentialStates(0)

@@ -13,6 +13,8 @@ import pytest
 
 from exporter import sequential_tracker
 from exporter.baseline_view import baselines, bound
+from exporter.collectors.baseline import baseline_families
+from exporter.collectors.comparison import sequential_families
 from exporter.comparison import parse_declaration
 from exporter.config import load_settings
 from exporter.errors import ConfigError
@@ -334,6 +336,42 @@ def test_a_model_deleted_and_registered_again_restarts_both_parts() -> None:
         state, limit = baseline_test(store, tracker, version)
         assert state == OneSidedState(SETTINGS).update(arms.margin(version, limit))
     assert state_of(tracker, second).pvalue != old_comparison.pvalue
+
+
+def test_readers_never_show_a_former_incarnations_states_before_the_next_look() -> None:
+    """Between a model's re-registration and the worker's next look, the collectors export
+    no sequential value rather than the old incarnation's (equal comparison, same set_at)."""
+    store = make_store()
+    tracker = tracker_of(store)
+    arms = Arms(store, seed=21)
+    declare(store)
+    holdout(store)
+    arms.send("v1", 150, 0.9)
+    arms.send("v2", 150, 0.6)
+    look_at_models(store, tracker)
+
+    def exported() -> set[str]:
+        snapshot = store.get("m").snapshot(store.clock())
+        families = [
+            *sequential_families([snapshot], {"m": tracker.states("m")}),
+            *baseline_families([snapshot], {"m": tracker.baselines("m")}, 1),
+        ]
+        return {f.name for f in families if f.samples and "sequential" in f.name}
+
+    assert exported() >= {
+        "model_comparison_sequential_pvalue",
+        "model_baseline_sequential_pvalue",
+    }
+    store.end_comparison("m")
+    store.delete("m")
+    again = Arms(store, seed=22)
+    declare(store)
+    holdout(store)
+    again.send("v1", 150, 0.9)
+    again.send("v2", 150, 0.6)
+    assert exported() == set()  # the old states belong to another incarnation
+    look_at_models(store, tracker)
+    assert "model_comparison_sequential_pvalue" in exported()
 
 
 def test_counts_that_went_down_restart_the_states_with_a_warning(

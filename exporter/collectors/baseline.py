@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from exporter.baseline_view import baselines, difference
-from exporter.sequential_tracker import BaselineStates
+from exporter.sequential_tracker import BaselineKey, BaselineStates
 from exporter.snapshot import ModelSnapshot
 from exporter.stats.performance import ClassificationScores
 from exporter.views import window_quality
@@ -126,7 +126,11 @@ def baseline_families(
                 delta = difference(live, baseline)
                 if delta is not None:
                     gap.add_metric([*key, live.window], delta)
-            state = tested.of(version.name, baseline.set_at) if tested is not None else None
+            state = (
+                tested.at(BaselineKey(snapshot.uid, version.uid, baseline.set_at))
+                if tested is not None
+                else None
+            )
             if state is not None:
                 labeled.add_metric(key, state.samples)
                 if state.pvalue is not None:

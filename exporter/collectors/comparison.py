@@ -266,7 +266,7 @@ def sequential_families(
                 discordant.add_metric([*key, "challenger"], counts.total.c)
         if snapshot.name not in sequential:
             continue
-        for challenger, state in sequential[snapshot.name].of(comparison):
+        for challenger, state in sequential[snapshot.name].of(comparison, snapshot.uid):
             key = [snapshot.name, comparison.champion, challenger]
             labeled.add_metric([*key, "champion"], state.samples_a)
             labeled.add_metric([*key, "challenger"], state.samples_b)
