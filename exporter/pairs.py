@@ -50,13 +50,13 @@ class PairWindow:
         self.time = TimeBuckets(duration, buckets)
         self._counts = np.zeros((buckets, 5), dtype=np.float64)
 
-    def add(self, at: float, row: Sequence[float], now: float) -> None:
-        """Count one pair's ``row`` (:func:`pair_row`) at its label time ``at``."""
-        for bucket, _ in self.time.split(np.array([at], dtype=np.float64), now):
+    def add(self, at: FloatArray, rows: FloatArray, now: float) -> None:
+        """Count pairs: ``rows[i]`` (:func:`pair_row`) at its label time ``at[i]``."""
+        for bucket, index in self.time.split(at, now):
             slot, fresh = self.time.claim(bucket)
             if fresh:
                 self._counts[slot] = 0.0
-            self._counts[slot] += row
+            self._counts[slot] += rows[index].sum(axis=0)
 
     def counts(self, now: float) -> PairCounts:
         return _pair_counts(self._counts[self.time.live(now)].sum(axis=0))
@@ -129,6 +129,13 @@ class PairBook:
         if version != self.champion and version not in self._totals:
             return
         self.expire(now)
+        completed: dict[str, tuple[list[float], list[tuple[float, ...]]]] = {}
+
+        def count(challenger: str, row: tuple[float, ...], at: float) -> None:
+            times, rows = completed.setdefault(challenger, ([], []))
+            times.append(at)
+            rows.append(row)
+
         for ident, loss, at in zip(ids, losses, label_times, strict=True):
             seen = self._open.get(ident)
             if seen is None:
@@ -139,12 +146,14 @@ class PairBook:
                 continue  # the join lets a version's prediction of an id join once
             if version == self.champion:
                 for other, other_loss in seen.items():
-                    self._count(other, pair_row(loss, other_loss), at, now)
+                    count(other, pair_row(loss, other_loss), at)
             elif self.champion in seen:
-                self._count(version, pair_row(seen[self.champion], loss), at, now)
+                count(version, pair_row(seen[self.champion], loss), at)
             seen[version] = float(loss)
             if len(seen) == len(self.challengers) + 1:
                 self._open.pop(ident)
+        for challenger, (times, rows) in completed.items():
+            self._count(challenger, np.array(times), np.array(rows), now)
 
     def expire(self, now: float) -> None:
         """Drop the ids that waited ``ttl`` seconds (counted when a pair is lost)."""
@@ -168,10 +177,11 @@ class PairBook:
             dropped=tuple(sorted(self.dropped.items())),
         )
 
-    def _count(self, challenger: str, row: tuple[float, ...], at: float, now: float) -> None:
-        self._totals[challenger] += row
+    def _count(self, challenger: str, at: FloatArray, rows: FloatArray, now: float) -> None:
+        """Count a batch's completed pairs of one challenger: since the start and per window."""
+        self._totals[challenger] += rows.sum(axis=0)
         for _, window in self._windows[challenger]:
-            window.add(at, row, now)
+            window.add(at, rows, now)
 
     def _count_drop(self, seen: dict[str, float], reason: str) -> None:
         if len(seen) < len(self.challengers) + 1:
