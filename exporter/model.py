@@ -1,11 +1,18 @@
 """One monitored model: the owner of its schema, versions, join, counters and lock.
 
-:class:`ModelState` composes the parts and is the only code that takes the model's lock.
-Writers (:meth:`~ModelState.add_predictions`, :meth:`~ModelState.add_labels`,
-:meth:`~ModelState.set_reference`) validate a whole batch first (:mod:`exporter.batch`, which
-raises :class:`~exporter.errors.RejectedInput` and changes nothing), then commit it; readers
-take one immutable snapshot (:meth:`~ModelState.snapshot`, :meth:`~ModelState.drift_snapshot`)
-and compute outside the lock, so a scrape never holds up ingest.
+:class:`ModelState` composes the parts and is the only code that takes the model's lock; the
+parts own no lock and are called under it: :class:`~exporter.schema.ModelSchema`,
+:class:`~exporter.version.Versions`, :class:`~exporter.join.Join`,
+:class:`~exporter.counters.ModelCounters`, :class:`~exporter.reference_state.ReferenceState`
+(which reference each version's drift uses) and
+:class:`~exporter.comparison_state.ComparisonState` (the declared comparison and a shadow
+comparison's pairs). Writers (:meth:`~ModelState.add_predictions`,
+:meth:`~ModelState.add_labels`, :meth:`~ModelState.set_reference`,
+:meth:`~ModelState.set_comparison`) validate a whole batch first (:mod:`exporter.batch`,
+:func:`~exporter.reference_state.check_reference`, which raise
+:class:`~exporter.errors.RejectedInput` and change nothing), then commit it; readers take one
+immutable snapshot (:meth:`~ModelState.snapshot`, :meth:`~ModelState.drift_snapshot`) and
+compute outside the lock, so a scrape never holds up ingest.
 
 Removal, under the same lock: a version leaves when it is deleted, idle for
 ``limits.idle_model_ttl`` or replaced by a new one (:meth:`~ModelState.delete_version`,
@@ -22,10 +29,8 @@ future); :meth:`~ModelState.end_comparison` ends it and unpins them. Readers see
 by (id, version) (:class:`~exporter.join.Join` ``per_version``); the join changes its keying in
 place when a shadow comparison starts, and back to by id (after ``join.prediction_ttl``, one
 prediction per id for new events at once) when it ends or turns split, losing no entry
-(:meth:`~exporter.join.Join.key_per_version`).
-A shadow comparison also owns a :class:`~exporter.pairs.PairBook`, created at its declaration
-and dropped when it ends or is replaced, fed every joined prediction with its loss (wrong or
-right; regression: the absolute error): the champion/challenger pairs (snapshot's
+(:meth:`~exporter.join.Join.key_per_version`). Every joined prediction is also fed, with its
+loss, to a shadow comparison's pair book (snapshot's
 :attr:`~exporter.snapshot.ModelSnapshot.pairs`).
 
 No statistics are computed on the ingest path: it appends and returns.
@@ -50,30 +55,22 @@ from exporter.batch import (
     prepare_predictions,
 )
 from exporter.comparison import Declaration, check_limits
+from exporter.comparison_state import ComparisonState
 from exporter.config import ModelSpec, Settings
 from exporter.counters import ModelCounters
-from exporter.encoding import encode_targets
+from exporter.early_labels import encode_early_labels
 from exporter.errors import Reason, RejectedInput
 from exporter.join import Join, Pairs
-from exporter.pairs import PairBook
-from exporter.reference import (
-    Reference,
-    RowLayout,
-    TargetReference,
-    reference_from_rows,
-    target_from_column,
-)
-from exporter.schema import FeatureBatch, ModelSchema, class_kind_of
+from exporter.reference import Reference, RowLayout
+from exporter.reference_state import ReferenceState, check_reference
+from exporter.schema import FeatureBatch, ModelSchema
 from exporter.snapshot import (
-    ArmCounts,
     ComparisonInfo,
     DriftInput,
     DriftSnapshot,
     ModelSnapshot,
-    ReferenceInfo,
     VersionSnapshot,
 )
-from exporter.typedefs import WireValue
 from exporter.version import Versions, VersionState
 
 #: Why a version left its model: deleted, idle for limits.idle_model_ttl, or replaced by a new
@@ -150,18 +147,10 @@ class ModelState:
         )
         self.versions = Versions(settings.limits.max_versions_per_model, max(settings.windows))
         self.join = self._new_join(per_version_join)
-        self.comparison: ComparisonInfo | None = None
-        #: A shadow comparison's champion/challenger pairs (:mod:`exporter.pairs`).
-        self.pairs: PairBook | None = None
         self.counters = ModelCounters()
-        self.reference: Reference | None = None  # uploaded (or from a file) for every version
-        #: Per version uid: the revision its reference was set at and its counts then (where a
-        #: holdout baseline's counts start); a version without one uses the model-wide
-        #: reference's revision and counts from zero (it came after).
-        self._reference_starts: dict[int, tuple[int, ArmCounts]] = {}
-        self._reference_revision = 0
         policy = spec.reference if spec is not None and spec.reference else settings.drift.reference
-        self.rolling = policy == "previous_window"
+        self.references = ReferenceState(policy, settings.drift)
+        self.comparison_state = ComparisonState(settings)
         #: Bumped by every change but the passage of time (readers' caches key on it).
         self.revision = 0
 
@@ -213,33 +202,13 @@ class ModelState:
         ``limits.max_features``."""
         with self.lock:
             self._check_open()
-            features = self.schema.features
-            known = list(features.names)
-            if known and reference.features and not set(known) & reference.features:
-                raise RejectedInput(
-                    Reason.INVALID_REFERENCE,
-                    f"none of its features ({', '.join(sorted(reference.features)[:8])}) is a "
-                    f"feature of model {self.name!r} ({', '.join(sorted(known)[:8])})",
-                    field="features",
-                )
-            conflict = self.schema.kind_conflicts(reference.numeric, reference.categorical)
-            if conflict is not None:
-                kind = features.kinds[features.index[conflict]]
-                raise RejectedInput(
-                    Reason.INVALID_REFERENCE,
-                    f"feature {conflict!r} is {reference.kind(conflict)} in the reference but "
-                    f"{kind} in the events of model {self.name!r}",
-                    field=f"features.{conflict}",
-                )
-            width = len(set(known) | reference.features)
-            limit = self.settings.limits.max_features
-            if width > limit:
-                raise RejectedInput(
-                    Reason.TOO_MANY_FEATURES,
-                    f"model {self.name!r} would have {width} features; "
-                    f"limits.max_features is {limit}",
-                    field="features",
-                )
+            known = list(self.schema.features.names)
+            check_reference(
+                self.schema,
+                reference,
+                model=self.name,
+                max_features=self.settings.limits.max_features,
+            )
             replaces = (
                 self.versions.slot(version, now, self.join.pending, self.name)
                 if version is not None
@@ -247,25 +216,16 @@ class ModelState:
             )
             # Every check passed: from here on nothing raises.
             self.schema.adopt_features(reference.numeric, reference.categorical)
-            if version is None:
-                self.reference = reference
-                for v in self.versions:
-                    v.set_reference(None)
-            else:
-                if replaces is not None:
-                    self._retire(replaces, "replaced")
-                target = self._version(version, now)
-                target.set_reference(reference)
-                target.last_activity = now
+            if replaces is not None:
+                self._retire(replaces, "replaced")
+            target = None if version is None else self._version(version, now)
             self.last_activity = now
             self.revision += 1
-            if version is None:
-                self._reference_revision = self.revision
-                self._reference_starts = {
-                    v.uid: (self.revision, self._arm_counts(v.name)) for v in self.versions
-                }
+            if target is None:
+                self.references.set_for_model(reference, self.versions, self.revision)
             else:
-                self._reference_starts[target.uid] = (self.revision, self._arm_counts(version))
+                target.last_activity = now
+                self.references.set_for_version(target, reference, self.revision)
             return known
 
     def expire(self, now: float) -> None:
@@ -354,6 +314,8 @@ class ModelState:
                 self.join.early_labels,
             )
 
+    # -- comparison -----------------------------------------------------------------------------
+
     def set_comparison(self, declaration: Declaration, now: float) -> ComparisonInfo:
         """Declare the model's comparison, or replace it (its sequential statistics then run
         from ``now`` again); it pins exactly the versions it names, present or future.
@@ -373,24 +335,12 @@ class ModelState:
             shadow = declaration.mode == "shadow"
             # Every check passed: from here on nothing raises.
             self.join.key_per_version(shadow, now)
-            self.comparison = ComparisonInfo(
-                declaration.champion,
-                declaration.challengers,
-                declaration.mode,
-                now,
-                baseline=tuple((name, self._arm_counts(name)) for name in declaration.versions),
-            )
-            self.pairs = self._new_pairs(declaration) if shadow else None
+            declared = self.comparison_state.declare(declaration, self.versions, now)
             self.versions.pinned.clear()
             self.versions.pinned.update(declaration.versions)
             self.last_activity = now
             self.revision += 1
-            return self.comparison
-
-    def _arm_counts(self, version: str) -> ArmCounts:
-        """A version's cumulative counts now (zeros if it does not exist yet); under the lock."""
-        state = self.versions.get(version)
-        return ArmCounts() if state is None else ArmCounts.of(state.counters)
+            return declared
 
     def end_comparison(self, now: float) -> ComparisonInfo:
         """End the model's comparison and unpin its versions; returns the comparison ended.
@@ -399,7 +349,7 @@ class ModelState:
         with self.lock:
             self._check_open()
             self._expire(now)
-            ended = self.comparison
+            ended = self.comparison_state.info
             if ended is None:
                 raise RejectedInput(
                     Reason.NO_COMPARISON,
@@ -408,8 +358,7 @@ class ModelState:
                     value=self.name,
                 )
             self.join.key_per_version(False, now)
-            self.comparison = None
-            self.pairs = None
+            self.comparison_state.end()
             self.versions.pinned.clear()
             self.last_activity = now
             self.revision += 1
@@ -452,7 +401,7 @@ class ModelState:
                     counters=v.counters.copy(),
                     pending=self.join.pending(v.uid),
                     windows=v.window_counts(now, schema.task),
-                    reference=self._reference_info(v),
+                    reference=self.references.info(v),
                 )
                 for v in self.versions
             )
@@ -469,9 +418,9 @@ class ModelState:
                 counters=self.counters.copy(),
                 pending_labels=self.join.early_labels,
                 versions=versions,
-                comparison=self.comparison,
-                pairs=self.pairs.snapshot(now)
-                if self.pairs is not None and schema.task is not None
+                comparison=self.comparison_state.info,
+                pairs=self.comparison_state.pairs_snapshot(now)
+                if schema.task is not None
                 else None,
             )
 
@@ -483,8 +432,8 @@ class ModelState:
         with self.lock:
             inputs = []
             for v in self.versions:
-                info = self._reference_info(v)
-                label_reference = self._label_reference(v)
+                info = self.references.info(v)
+                label_reference = self.references.labels(v)
                 for window in v.samples:
                     key = v.drift_key(window, now)
                     if known.get((v.name, window)) == key:
@@ -543,17 +492,10 @@ class ModelState:
             other = self.versions.by_uid(uid)
             if other is not None:  # always: a version is retired only with nothing waiting
                 self._record(other, pairs, p.ids, now)
-        collecting = self._collects_first(version)
+        collecting = self.references.collects_first(version)
         version.record_predictions(times, rows, now, collect_first=collecting)
         if collecting and version.first_rows.complete:
-            version.first_events = reference_from_rows(
-                version.first_rows.matrix(len(self.schema.features) + 1),
-                self._layout(),
-                source="first_events",
-                created=now,
-                bins=self.settings.drift.bins,
-                max_categories=self.settings.drift.max_categories,
-            )
+            self.references.freeze_first_events(version, self._layout(), now)
         return IngestResult(
             accepted=len(joined.kept),
             duplicates=joined.duplicates,
@@ -569,15 +511,6 @@ class ModelState:
         ):
             for col, count in counts.items():
                 into[names[col]] = into.get(names[col], 0) + count
-
-    def _collects_first(self, version: VersionState) -> bool:
-        """Whether a version still gathers its first events as its reference."""
-        return (
-            version.first_events is None
-            and version.uploaded is None
-            and self.reference is None
-            and not self.rolling
-        )
 
     # -- labels ---------------------------------------------------------------------------------
 
@@ -622,21 +555,9 @@ class ModelState:
             classes=len(self.schema.codec),
             now=now,
         )
-        if self.pairs is not None:
-            loss = (
-                np.abs(actual - predicted) if task == "regression" else actual != predicted
-            ).astype(np.float64)
-            self.pairs.record(
-                version.name, [ids[i] for i in pairs.rows], loss.tolist(), pairs.label_times, now
-            )
+        self.comparison_state.record(version.name, pairs, ids, actual, predicted, task, now)
         if version.first_label_reference is None and version.first_labels.complete:
-            d = self.settings.drift
-            version.first_label_reference = target_from_column(
-                version.first_labels.matrix(1)[:, 0],
-                self.schema.class_labels(),
-                d.bins,
-                d.max_categories,
-            )
+            self.references.freeze_first_labels(version, self.schema.class_labels())
 
     def _task_established(self) -> None:
         """The first prediction fixed the task: tell the versions a reference upload created,
@@ -645,43 +566,16 @@ class ModelState:
         assert task is not None
         for v in self.versions:
             v.set_task(task)
-        dropped = self.join.encode_early_labels(self._encode_waiting)
+        dropped = self.join.encode_early_labels(
+            lambda values: encode_early_labels(
+                self.schema, values, max_classes=self.settings.limits.max_classes, model=self.name
+            )
+        )
         if dropped:
             expired = self.counters.labels_expired
             expired["task_mismatch"] = expired.get("task_mismatch", 0) + dropped
 
-    def _encode_waiting(self, values: list[WireValue]) -> list[WireValue | None]:
-        """Labels received before the task was known, encoded one by one (None: does not fit
-        the task, or would exceed ``limits.max_classes``)."""
-        schema = self.schema
-        task = schema.task
-        assert task is not None
-        out: list[WireValue | None] = []
-        for value in values:
-            new: dict[int | bool | str, int] = {}
-            kind = schema.codec.kind or (None if task == "regression" else class_kind_of(value))
-            try:
-                code = encode_targets(
-                    [value],
-                    task=task,
-                    codec=schema.codec,
-                    kind=kind,
-                    new_classes=new,
-                    field_of=str,
-                    model=self.name,
-                )
-                task_now = schema.check_classes(
-                    task, new, self.settings.limits.max_classes, self.name
-                )
-            except RejectedInput:
-                out.append(None)
-                continue
-            schema.commit(task_now, kind, new)
-            task = task_now
-            out.append(float(code[0]))
-        return out
-
-    # -- versions, references, expiry -----------------------------------------------------------
+    # -- versions, expiry, row layout -----------------------------------------------------------
 
     def _version(self, name: str, now: float) -> VersionState:
         version = self.versions.get(name)
@@ -691,22 +585,11 @@ class ModelState:
                 name,
                 self.settings,
                 task=self.schema.task,
-                rolling=self.rolling,
+                rolling=self.references.rolling,
                 now=now,
             )
             self.versions.add(version)
         return version
-
-    def _new_pairs(self, declaration: Declaration) -> PairBook:
-        settings = self.settings
-        return PairBook(
-            declaration.champion,
-            declaration.challengers,
-            list(zip(settings.window_labels, settings.windows, strict=True)),
-            settings.window_buckets,
-            settings.join.prediction_ttl,
-            settings.join.max_pending_predictions,
-        )
 
     def _new_join(self, per_version: bool) -> Join:
         j = self.settings.join
@@ -722,7 +605,7 @@ class ModelState:
         """Remove a version; returns how many of its predictions waited (dropped)."""
         uid = self.versions.retire(name).uid
         dropped = self.join.forget(uid)
-        self._reference_starts.pop(uid, None)
+        self.references.forget(uid)
         self.revision += 1
         if self._on_version_removed is not None:
             self._on_version_removed(name, reason)
@@ -756,33 +639,6 @@ class ModelState:
         self.counters.labels_expired["ttl"] += gone.labels
         if gone.predictions or gone.labels:
             self.revision += 1
-
-    def _reference_info(self, version: VersionState) -> ReferenceInfo:
-        """Which reference a version's drift uses: its own upload, the model's (uploaded or
-        from a file named in the config), the previous window (rolling), or its first
-        predictions (``collecting`` until there are enough)."""
-        target = version.first_rows.size
-        set_at, start = self._reference_starts.get(
-            version.uid, (self._reference_revision, ArmCounts())
-        )
-        if version.uploaded is not None:
-            ref = version.uploaded
-            return ReferenceInfo(ref.source, "version", ref.rows, ref.rows, ref, set_at, start)
-        if self.reference is not None:
-            ref = self.reference
-            return ReferenceInfo(ref.source, "model", ref.rows, ref.rows, ref, set_at, start)
-        if self.rolling:
-            return ReferenceInfo("previous_window", "version", 0, 0, None)
-        if version.first_events is not None:
-            ref = version.first_events
-            return ReferenceInfo("first_events", "version", ref.rows, target, ref)
-        return ReferenceInfo("collecting", "version", version.first_rows.rows, target, None)
-
-    def _label_reference(self, version: VersionState) -> TargetReference | None:
-        ref = version.uploaded or self.reference
-        if ref is not None and ref.labels is not None:
-            return ref.labels
-        return version.first_label_reference
 
     def _layout(self) -> RowLayout:
         features = self.schema.features

@@ -10,10 +10,10 @@ or a smaller absolute error), ``c`` (the reverse) and ``n`` (all pairs) for McNe
 the sums of ``d`` and ``d^2``, ``d`` the challenger's loss minus the champion's, for the paired
 t-test on absolute errors.
 
-:class:`PairBook` (owned by :class:`~exporter.model.ModelState`, under its lock, created when a
-shadow comparison is declared and dropped when it ends or is replaced) holds, per id, each
-version's loss on its joined prediction, until every challenger is paired with the champion
-or the id is gone:
+:class:`PairBook` (owned by :class:`~exporter.comparison_state.ComparisonState`, under the
+model's lock, created when a shadow comparison is declared and dropped when it ends or is
+replaced) holds, per id, each version's loss on its joined prediction, until every challenger
+is paired with the champion or the id is gone:
 
 * bounded in age: an id leaves ``join.prediction_ttl`` seconds after its first joined
   prediction (the join forgets the id then too, so no later prediction of it would join);
