@@ -240,6 +240,11 @@ class Join:
         them (:attr:`labels_can_wait` is then False).
     per_version : bool
         Key predictions by (id, version) instead of by id; see the module's docstring.
+    max_versions : int
+        Versions that may predict one id when keyed by (id, version): the joined (id, version)
+        pairs are then remembered up to ``max_pending x max_versions``, so that a version's
+        retried prediction is still known as joined as long as the id's label is remembered
+        (``max_pending`` ids), and is a duplicate rather than joined twice.
     """
 
     def __init__(
@@ -250,9 +255,12 @@ class Join:
         max_labels: int,
         *,
         per_version: bool = False,
+        max_versions: int = 1,
     ) -> None:
         self.per_version = per_version
         self.prediction_ttl = float(prediction_ttl)
+        self.max_pending = int(max_pending)
+        self.max_versions = max(1, int(max_versions))
         #: Keyed by (id, version), but one prediction per id for new events, until this time
         #: (monotonic seconds); then keyed by id (module docstring). None: not changing.
         self.by_id_from: float | None = None
@@ -265,6 +273,12 @@ class Join:
             PendingBuffer(label_ttl, max_labels) if label_ttl > 0 else None
         )
         self._waiting: Counter[int] = Counter()  # version uid -> waiting predictions
+        self._size_joined()
+
+    def _size_joined(self) -> None:
+        """One joined entry per id when keyed by id, per (id, version) when keyed so."""
+        per_version = self.per_version or self.by_id_from is not None
+        self._joined.capacity = self.max_pending * (self.max_versions if per_version else 1)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -297,6 +311,7 @@ class Join:
                 self._pending.rekey(lambda ident, entry: (ident, entry[0]))
                 self._joined.rekey(lambda ident, uid: (ident, uid))
                 self.per_version = True
+                self._size_joined()
         elif self.per_version and self.by_id_from is None:
             self.by_id_from = now + self.prediction_ttl
             self._key_by_id_if_due(now)
@@ -310,6 +325,7 @@ class Join:
         self._labelled = PendingBuffer(self._labelled.ttl, self._labelled.capacity)
         self.per_version = False
         self.by_id_from = None
+        self._size_joined()  # more entries than that leave, oldest first, at the next join
 
     def awaits(self, ident: str) -> bool:
         """Whether a label for ``ident`` would join a prediction, now or later (as a duplicate
@@ -410,10 +426,15 @@ class Join:
 
     def _predicted(self, ident: str) -> bool:
         """Whether some version's prediction of ``ident`` waits or was joined (keyed by
-        (id, version): one lookup per version with waiting predictions)."""
+        (id, version): two lookups per version the join has seen). Joined ids come from the
+        joined buffer, not only from the remembered labels: ids joined while keyed by id have
+        no remembered label."""
         if ident in self._labelled:
             return True
-        return any((ident, u) in self._pending for u, count in self._waiting.items() if count > 0)
+        return any(
+            (ident, u) in self._joined or (count > 0 and (ident, u) in self._pending)
+            for u, count in self._waiting.items()
+        )
 
     def _wait(
         self, keys: Sequence[Hashable], payloads: list[Pending], uid: int, now: float

@@ -599,6 +599,7 @@ class ModelState:
             j.label_ttl,
             j.max_pending_labels,
             per_version=per_version,
+            max_versions=self.settings.limits.max_versions_per_model,
         )
 
     def _retire(self, name: str, reason: RemovalReason) -> int:

@@ -277,3 +277,15 @@ def test_declaring_shadow_again_while_draining_keeps_per_version() -> None:
     assert add(join, 2, ["a"], 3.0).duplicates == 0
     join.expire(500.0)
     assert join.per_version
+
+
+def test_per_version_a_retried_prediction_is_a_duplicate_while_its_label_is_remembered() -> None:
+    """Joined (id, version) pairs are remembered for max_versions versions per id: a version's
+    retry is a duplicate, not a second join of the remembered label."""
+    join = Join(100.0, 4, 10.0, 100, per_version=True, max_versions=2)
+    add(join, 1, ["a"], 0.0)
+    add(join, 2, ["a"], 0.0)
+    assert join.add_labels(["a"], [1.0], [1.0], 1.0).joined == 1  # joins both
+    add(join, 1, ["b", "c", "d"], 2.0, inline=[1.0, 1.0, 1.0])  # 5 joined pairs, 4 labels
+    retry = add(join, 1, ["a"], 3.0)
+    assert (retry.duplicates, retry.pairs.rows) == (1, [])
