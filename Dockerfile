@@ -14,7 +14,11 @@ LABEL org.opencontainers.image.title="model-exporter" \
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl \
     && rm -rf /wheels \
-    && useradd --system --uid 10001 --no-create-home exporter
+    && useradd --system --uid 10001 --no-create-home exporter \
+    && mkdir -p /var/lib/model-exporter && chown 10001 /var/lib/model-exporter
+# Snapshots of the state (windows, joins, references) when MODEL_EXPORTER_STATE__PATH points
+# here: mount a volume on it to keep them across container restarts.
+VOLUME ["/var/lib/model-exporter"]
 USER 10001
 EXPOSE 17090
 # One worker: the state is in this process's memory (see README, "Several replicas").

@@ -18,6 +18,7 @@ Pure: no HTTP, no Prometheus, no clock.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -25,7 +26,14 @@ from exporter.comparison import Declaration
 from exporter.config import Settings
 from exporter.join import Pairs
 from exporter.pairs import PairBook
-from exporter.snapshot import ArmCounts, ComparisonInfo, PairsSnapshot
+from exporter.persist.plain import State
+from exporter.snapshot import (
+    ArmCounts,
+    ComparisonInfo,
+    PairsSnapshot,
+    comparison_of,
+    comparison_state,
+)
 from exporter.typedefs import FloatArray, Task
 from exporter.version import Versions
 
@@ -56,6 +64,33 @@ class ComparisonState:
         )
         self.pairs = self._new_pairs(declaration) if declaration.mode == "shadow" else None
         return self.info
+
+    def to_state(self) -> State:
+        """The declared comparison (its baseline included) and a shadow one's pairs."""
+        info = self.info
+        return {
+            "info": None if info is None else comparison_state(info),
+            "pairs": None if self.pairs is None else self.pairs.to_state(),
+        }
+
+    def load_state(self, state: State) -> None:
+        saved = state["info"]
+        self.info = None if saved is None else comparison_of(saved)
+        self.pairs = None
+        if self.info is not None and self.info.mode == "shadow":
+            self.pairs = self._new_pairs(
+                Declaration(self.info.champion, self.info.challengers, "shadow")
+            )
+            self.pairs.load_state(state["pairs"])
+
+    def restart_counts(self) -> None:
+        """The versions' counters restart from zero (restored after an unclean stop): so do
+        the counts since the comparison started (its baseline zeros, its pairs from zero)."""
+        if self.info is not None:
+            baseline = tuple((name, ArmCounts()) for name, _ in self.info.baseline)
+            self.info = replace(self.info, baseline=baseline)
+        if self.pairs is not None:
+            self.pairs.restart_counts()
 
     def end(self) -> None:
         """Forget the comparison and its pairs."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from exporter.persist.plain import State, pack, str_ints, unpack
 from exporter.typedefs import FloatArray, IntArray
 
 #: Upper bounds (seconds) of the label delay histogram: 1 s to 7 days.
@@ -63,6 +64,27 @@ class ModelCounters:
             labels_expired=dict(self.labels_expired),
             type_mismatches=dict(self.type_mismatches),
             categories_pooled=dict(self.categories_pooled),
+        )
+
+    def to_state(self) -> State:
+        return {
+            "labels_received": self.labels_received,
+            "labels_expired": dict(self.labels_expired),
+            "duplicate_predictions": self.duplicate_predictions,
+            "duplicate_labels": self.duplicate_labels,
+            "type_mismatches": dict(self.type_mismatches),
+            "categories_pooled": dict(self.categories_pooled),
+        }
+
+    @classmethod
+    def from_state(cls, state: State) -> ModelCounters:
+        return cls(
+            labels_received=int(state["labels_received"]),
+            labels_expired=str_ints(state["labels_expired"]),
+            duplicate_predictions=int(state["duplicate_predictions"]),
+            duplicate_labels=int(state["duplicate_labels"]),
+            type_mismatches=str_ints(state["type_mismatches"]),
+            categories_pooled=str_ints(state["categories_pooled"]),
         )
 
 
@@ -129,4 +151,38 @@ class VersionCounters:
             delay_counts=self.delay_counts.copy(),
             delays_excluded=dict(self.delays_excluded),
             outside_windows=dict(self.outside_windows),
+        )
+
+    def to_state(self) -> State:
+        return {
+            "predictions": self.predictions,
+            "labels": self.labels,
+            "expired": dict(self.expired),
+            "outcomes": pack(self.outcomes),
+            "error_count": self.error_count,
+            "abs_error_sum": self.abs_error_sum,
+            "sq_error_sum": self.sq_error_sum,
+            "delay_counts": pack(self.delay_counts),
+            "delay_sum": self.delay_sum,
+            "delays_excluded": dict(self.delays_excluded),
+            "outside_windows": dict(self.outside_windows),
+        }
+
+    @classmethod
+    def from_state(cls, state: State) -> VersionCounters:
+        outcomes, delays = unpack(state["outcomes"]), unpack(state["delay_counts"])
+        if outcomes.ndim != 2 or delays.shape != (len(LABEL_DELAY_BUCKETS) + 1,):
+            raise ValueError("saved outcome or delay counts have the wrong shape")
+        return cls(
+            predictions=int(state["predictions"]),
+            labels=int(state["labels"]),
+            expired=str_ints(state["expired"]),
+            outcomes=outcomes,
+            error_count=int(state["error_count"]),
+            abs_error_sum=float(state["abs_error_sum"]),
+            sq_error_sum=float(state["sq_error_sum"]),
+            delay_counts=delays,
+            delay_sum=float(state["delay_sum"]),
+            delays_excluded=str_ints(state["delays_excluded"]),
+            outside_windows=str_ints(state["outside_windows"]),
         )

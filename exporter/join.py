@@ -43,8 +43,9 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from exporter.persist.plain import State
 from exporter.typedefs import WireValue
 
 K = TypeVar("K", bound=Hashable)
@@ -87,6 +88,32 @@ class PendingBuffer(Generic[K, T]):
 
     def __iter__(self) -> Iterator[K]:
         return iter(self._entries)
+
+    def to_state(self) -> State:
+        """Keys, arrival times (wall clock: restored entries expire when they would have) and
+        payloads, in order; tuples become lists."""
+        entries = self._entries
+        return {
+            "ttl": self.ttl,
+            "capacity": self.capacity,
+            "keys": list(entries),
+            "arrivals": [arrival for arrival, _ in entries.values()],
+            "payloads": [payload for _, payload in entries.values()],
+        }
+
+    @classmethod
+    def from_state(
+        cls, state: State, key: Callable[[Any], K], payload: Callable[[Any], T]
+    ) -> PendingBuffer[K, T]:
+        """The buffer saved; ``key`` and ``payload`` turn saved values back (lists into
+        tuples)."""
+        buffer: PendingBuffer[K, T] = cls(float(state["ttl"]), int(state["capacity"]))
+        keys, arrivals, payloads = state["keys"], state["arrivals"], state["payloads"]
+        buffer._entries = OrderedDict(
+            (key(k), (float(a), payload(p)))
+            for k, a, p in zip(keys, arrivals, payloads, strict=True)
+        )
+        return buffer
 
     def add(self, key: K, arrival: float, payload: T) -> list[T]:
         """Insert or replace an entry; returns the payloads evicted to make room, oldest first."""
@@ -161,6 +188,16 @@ class PendingBuffer(Generic[K, T]):
             if p is not None
         )
         return len(old) - len(self._entries)
+
+
+def saved_key(key: Any) -> Hashable:
+    """A saved key: an id, or an (id, version uid) pair saved as a list."""
+    return tuple(key) if isinstance(key, list) else key
+
+
+def saved_tuple(value: Any) -> Any:
+    """A saved tuple payload (a :data:`Pending` or :data:`LabelEntry`)."""
+    return tuple(value)
 
 
 def _id_of(key: Hashable, _: object) -> Hashable:
@@ -279,6 +316,32 @@ class Join:
         """One joined entry per id when keyed by id, per (id, version) when keyed so."""
         per_version = self.per_version or self.by_id_from is not None
         self._joined.capacity = self.max_pending * (self.max_versions if per_version else 1)
+
+    def to_state(self) -> State:
+        """Copies of every buffer, the keying and the waiting counts."""
+        return {
+            "per_version": self.per_version,
+            "by_id_from": self.by_id_from,
+            "pending": self._pending.to_state(),
+            "joined": self._joined.to_state(),
+            "labelled": self._labelled.to_state(),
+            "early": None if self._early is None else self._early.to_state(),
+            "waiting": [[uid, count] for uid, count in self._waiting.items()],
+        }
+
+    def load_state(self, state: State) -> None:
+        """Replace the buffers by those saved (the join's limits stay the configured ones:
+        the snapshot is refused when they differ)."""
+        self.per_version = bool(state["per_version"])
+        by_id_from = state["by_id_from"]
+        self.by_id_from = None if by_id_from is None else float(by_id_from)
+        self._pending = PendingBuffer.from_state(state["pending"], saved_key, saved_tuple)
+        self._joined = PendingBuffer.from_state(state["joined"], saved_key, int)
+        self._labelled = PendingBuffer.from_state(state["labelled"], str, saved_tuple)
+        early = state["early"]
+        self._early = None if early is None else PendingBuffer.from_state(early, str, saved_tuple)
+        self._waiting = Counter({int(uid): int(count) for uid, count in state["waiting"]})
+        self._size_joined()
 
     # -- reading --------------------------------------------------------------------------------
 

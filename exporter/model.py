@@ -57,10 +57,11 @@ from exporter.batch import (
 from exporter.comparison import Declaration, check_limits
 from exporter.comparison_state import ComparisonState
 from exporter.config import ModelSpec, Settings
-from exporter.counters import ModelCounters
+from exporter.counters import ModelCounters, VersionCounters
 from exporter.early_labels import encode_early_labels
 from exporter.errors import Reason, RejectedInput
 from exporter.join import Join, Pairs
+from exporter.persist.plain import State
 from exporter.reference import Reference, RowLayout
 from exporter.reference_state import ReferenceState, check_reference
 from exporter.schema import FeatureBatch, ModelSchema
@@ -153,6 +154,69 @@ class ModelState:
         self.comparison_state = ComparisonState(settings)
         #: Bumped by every change but the passage of time (readers' caches key on it).
         self.revision = 0
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def to_state(self) -> State | None:
+        """One consistent copy of everything the model holds, as plain values, taken under
+        its lock (the caller encodes it outside); None once it is closed (being removed)."""
+        with self.lock:
+            if self.closed:
+                return None
+            return {
+                "name": self.name,
+                "uid": self.uid,
+                "created": self.created,
+                "last_activity": self.last_activity,
+                "revision": self.revision,
+                "schema": self.schema.to_state(),
+                "versions": self.versions.to_state(),
+                "join": self.join.to_state(),
+                "counters": self.counters.to_state(),
+                "references": self.references.to_state(),
+                "comparison": self.comparison_state.to_state(),
+            }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: State,
+        spec: ModelSpec | None,
+        settings: Settings,
+        *,
+        counters: bool = True,
+        on_version_removed: VersionRemoved | None = None,
+    ) -> ModelState:
+        """The model saved in ``state``; ``counters`` False: its counters start from zero
+        (and so do the counts since a comparison or a reference started), the rest as saved."""
+        model = cls(
+            state["name"],
+            spec,
+            settings,
+            float(state["created"]),
+            uid=int(state["uid"]),
+            on_version_removed=on_version_removed,
+        )
+        model.last_activity = float(state["last_activity"])
+        model.revision = int(state["revision"])
+        model.schema = ModelSchema.from_state(state["schema"])
+        model.references.load_state(state["references"])
+        model.versions.load_state(
+            state["versions"],
+            settings,
+            task=model.schema.task,
+            rolling=model.references.rolling,
+        )
+        model.join.load_state(state["join"])
+        model.comparison_state.load_state(state["comparison"])
+        if counters:
+            model.counters = ModelCounters.from_state(state["counters"])
+        else:
+            for version in model.versions:
+                version.counters = VersionCounters()
+            model.references.restart_counts()
+            model.comparison_state.restart_counts()
+        return model
 
     # -- writers --------------------------------------------------------------------------------
 

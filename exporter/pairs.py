@@ -37,6 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from exporter.join import PendingBuffer
+from exporter.persist.plain import State, pack, str_ints, unpack
 from exporter.snapshot import PairCounts, PairsSnapshot, PairWindowCounts
 from exporter.typedefs import FloatArray
 from exporter.window import TimeBuckets
@@ -60,6 +61,16 @@ class PairWindow:
 
     def counts(self, now: float) -> PairCounts:
         return _pair_counts(self._counts[self.time.live(now)].sum(axis=0))
+
+    def to_state(self) -> State:
+        return {"time": self.time.to_state(), "counts": pack(self._counts)}
+
+    def load_state(self, state: State) -> None:
+        counts = unpack(state["counts"])
+        if counts.shape != self._counts.shape:
+            raise ValueError("saved pair buckets do not fit the configured window")
+        self.time.load_state(state["time"])
+        self._counts = counts
 
 
 def pair_row(champion_loss: float, challenger_loss: float) -> tuple[float, ...]:
@@ -154,6 +165,37 @@ class PairBook:
                 self._open.pop(ident)
         for challenger, (times, rows) in completed.items():
             self._count(challenger, np.array(times), np.array(rows), now)
+
+    def to_state(self) -> State:
+        """Copies of the open ids, the windows, the totals and the drop counts."""
+        return {
+            "open": self._open.to_state(),
+            "windows": {
+                name: [window.to_state() for _, window in windows]
+                for name, windows in self._windows.items()
+            },
+            "totals": {name: pack(total) for name, total in self._totals.items()},
+            "dropped": dict(self.dropped),
+        }
+
+    def load_state(self, state: State) -> None:
+        """Replace the pairs by those saved (of a book for the same versions and windows)."""
+        if set(state["totals"]) != set(self._totals):
+            raise ValueError("saved pairs are of other challengers")
+        self._open = PendingBuffer.from_state(state["open"], str, dict)
+        for name, windows in self._windows.items():
+            saved = state["windows"][name]
+            if len(saved) != len(windows):
+                raise ValueError("saved pairs are of other windows")
+            for (_, window), window_state in zip(windows, saved, strict=True):
+                window.load_state(window_state)
+            self._totals[name] = unpack(state["totals"][name])
+        self.dropped = str_ints(state["dropped"])
+
+    def restart_counts(self) -> None:
+        """Totals and drop counts from zero (restored after an unclean stop)."""
+        self._totals = {name: np.zeros(5, dtype=np.float64) for name in self._totals}
+        self.dropped = dict.fromkeys(self.dropped, 0)
 
     def expire(self, now: float) -> None:
         """Drop the ids that waited ``ttl`` seconds (counted when a pair is lost)."""

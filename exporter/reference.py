@@ -26,6 +26,7 @@ import numpy as np
 
 from exporter.config import DriftSettings
 from exporter.errors import InvalidReference
+from exporter.persist.plain import State, pack, unpack
 from exporter.schema import category_label
 from exporter.stats.drift import NumericReference
 from exporter.typedefs import (
@@ -88,6 +89,15 @@ class TargetReference:
     @property
     def size(self) -> int:
         return self.categories.size if self.numeric is None else self.numeric.size
+
+    def to_state(self) -> State:
+        numeric = None if self.numeric is None else _numeric_state(self.numeric)
+        return {"numeric": numeric, "categories": _categories_state(self.categories)}
+
+    @classmethod
+    def from_state(cls, state: State) -> TargetReference:
+        numeric = None if state["numeric"] is None else _numeric_of(state["numeric"])
+        return cls(numeric, _categories_of(state["categories"]))
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,80 @@ class Reference:
                     else {"mean": float(np.mean(target.numeric.values))}
                 )
         return out
+
+    def to_state(self) -> State:
+        """Everything the reference holds, as plain values (it is immutable: no copy)."""
+        holdout = self.holdout
+        return {
+            "source": self.source,
+            "rows": self.rows,
+            "created": self.created,
+            "numeric": {name: _numeric_state(ref) for name, ref in self.numeric.items()},
+            "categorical": {name: _categories_state(c) for name, c in self.categorical.items()},
+            "predictions": _target_state(self.predictions),
+            "labels": _target_state(self.labels),
+            "subsampled": self.subsampled,
+            "holdout": None
+            if holdout is None
+            else {
+                "rows": holdout.rows,
+                "classes": list(holdout.classes),
+                "confusion": None if holdout.confusion is None else pack(holdout.confusion),
+                "errors": None if holdout.errors is None else list(holdout.errors),
+            },
+        }
+
+    @classmethod
+    def from_state(cls, state: State) -> Reference:
+        h = state["holdout"]
+        holdout = None
+        if h is not None:
+            errors = h["errors"]
+            holdout = Holdout(
+                rows=int(h["rows"]),
+                classes=tuple(h["classes"]),
+                confusion=None if h["confusion"] is None else unpack(h["confusion"]),
+                errors=None if errors is None else (int(errors[0]), errors[1], errors[2]),
+            )
+        return cls(
+            source=state["source"],
+            rows=int(state["rows"]),
+            created=float(state["created"]),
+            numeric={k: _numeric_of(v) for k, v in state["numeric"].items()},
+            categorical={k: _categories_of(v) for k, v in state["categorical"].items()},
+            predictions=_target_of(state["predictions"]),
+            labels=_target_of(state["labels"]),
+            subsampled=bool(state["subsampled"]),
+            holdout=holdout,
+        )
+
+
+def _numeric_state(ref: NumericReference) -> State:
+    return {"values": pack(ref.values), "edges": pack(ref.edges), "shares": pack(ref.shares)}
+
+
+def _numeric_of(state: State) -> NumericReference:
+    values = unpack(state["values"])
+    values.setflags(write=False)
+    return NumericReference(values, unpack(state["edges"]), unpack(state["shares"]))
+
+
+def _categories_state(ref: CategoricalReference) -> State:
+    return {"categories": list(ref.categories), "counts": pack(ref.counts), "pooled": ref.pooled}
+
+
+def _categories_of(state: State) -> CategoricalReference:
+    return CategoricalReference(
+        tuple(state["categories"]), unpack(state["counts"]), int(state["pooled"])
+    )
+
+
+def _target_state(ref: TargetReference | None) -> State | None:
+    return None if ref is None else ref.to_state()
+
+
+def _target_of(state: State | None) -> TargetReference | None:
+    return None if state is None else TargetReference.from_state(state)
 
 
 def _category_summary(cat: CategoricalReference, top: int) -> dict[str, Any]:
@@ -437,6 +521,16 @@ class ReferenceBuilder:
         take = rows[:need].copy()
         self._chunks.append(take)
         self.rows += take.shape[0]
+
+    def to_state(self) -> State:
+        return {"size": self.size, "chunks": [pack(chunk) for chunk in self._chunks]}
+
+    @classmethod
+    def from_state(cls, state: State) -> ReferenceBuilder:
+        builder = cls(int(state["size"]))
+        builder._chunks = [unpack(chunk) for chunk in state["chunks"]]
+        builder.rows = sum(chunk.shape[0] for chunk in builder._chunks)
+        return builder
 
     def matrix(self, width: int) -> FloatArray:
         out = np.full((self.rows, width), np.nan)

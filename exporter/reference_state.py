@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 
 from exporter.config import DriftSettings
 from exporter.errors import Reason, RejectedInput
+from exporter.persist.plain import State
 from exporter.reference import (
     Reference,
     RowLayout,
@@ -32,7 +33,7 @@ from exporter.reference import (
     target_from_column,
 )
 from exporter.schema import ModelSchema
-from exporter.snapshot import ArmCounts, ReferenceInfo
+from exporter.snapshot import ArmCounts, ReferenceInfo, arm_counts_of, arm_counts_state
 from exporter.typedefs import ReferencePolicy
 from exporter.version import VersionState
 
@@ -88,6 +89,35 @@ class ReferenceState:
         #: (it came after).
         self._starts: dict[int, tuple[int, ArmCounts]] = {}
         self._revision = 0
+
+    def to_state(self) -> State:
+        """The model-wide reference and, per version uid, when its reference was set."""
+        return {
+            "rolling": self.rolling,
+            "model": None if self.model is None else self.model.to_state(),
+            "starts": [
+                [uid, revision, arm_counts_state(counts)]
+                for uid, (revision, counts) in self._starts.items()
+            ],
+            "revision": self._revision,
+        }
+
+    def load_state(self, state: State) -> None:
+        """Replace the references by those saved (refused if the policy changed since)."""
+        if bool(state["rolling"]) != self.rolling:
+            raise ValueError("the drift reference policy changed since the snapshot")
+        model = state["model"]
+        self.model = None if model is None else Reference.from_state(model)
+        self._starts = {
+            int(uid): (int(revision), arm_counts_of(counts))
+            for uid, revision, counts in state["starts"]
+        }
+        self._revision = int(state["revision"])
+
+    def restart_counts(self) -> None:
+        """The versions' counters restart from zero (restored after an unclean stop): the
+        holdout baselines count from the restart too."""
+        self._starts = {uid: (revision, ArmCounts()) for uid, (revision, _) in self._starts.items()}
 
     def set_for_model(
         self, reference: Reference, versions: Iterable[VersionState], revision: int

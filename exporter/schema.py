@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from exporter.errors import Reason, RejectedInput
+from exporter.persist.plain import State
 from exporter.typedefs import (
     ClassKind,
     ClassValue,
@@ -271,6 +272,39 @@ class ModelSchema:
             self.codec.add(value)
         if features is not None:
             self.features.commit(features)
+
+    def to_state(self) -> State:
+        """The task, classes (values in index order, bools and ints kept apart) and features."""
+        f = self.features
+        return {
+            "task": self.task,
+            "task_declared": self.task_declared,
+            "positive_value": self.positive_value,
+            "class_kind": self.codec.kind,
+            "classes": list(self.codec.values),
+            "features": list(f.names),
+            "kinds": list(f.kinds),
+            "codes": [dict(codes) for codes in f.codes],
+            "labels": [list(labels) for labels in f.labels],
+            "declared_categorical": sorted(f.declared_categorical),
+        }
+
+    @classmethod
+    def from_state(cls, state: State) -> ModelSchema:
+        schema = cls(state["task"], state["positive_value"], state["declared_categorical"])
+        schema.task_declared = bool(state["task_declared"])
+        schema.codec.kind = state["class_kind"]
+        for value in state["classes"]:
+            schema.codec.add(value)
+        names = list(state["features"])
+        f = schema.features
+        f.names, f.index = names, {name: i for i, name in enumerate(names)}
+        f.kinds = list(state["kinds"])
+        f.codes = [dict(codes) for codes in state["codes"]]
+        f.labels = [list(labels) for labels in state["labels"]]
+        if not len(f.kinds) == len(f.codes) == len(f.labels) == len(names):
+            raise ValueError("saved feature schema columns differ in length")
+        return schema
 
     def kind_conflicts(self, numeric: Collection[str], categorical: Collection[str]) -> str | None:
         """The first feature whose kind in a reference contradicts the events' (its name)."""

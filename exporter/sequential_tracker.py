@@ -56,7 +56,14 @@ from typing import TypeVar
 
 from exporter.baseline_view import Tolerances, baselines, margin
 from exporter.config import QualitySettings, SequentialComparisonSettings
-from exporter.snapshot import ArmCounts, ComparisonInfo, ModelSnapshot
+from exporter.persist.plain import State
+from exporter.snapshot import (
+    ArmCounts,
+    ComparisonInfo,
+    ModelSnapshot,
+    comparison_of,
+    comparison_state,
+)
 from exporter.stats.sequential import (
     Estimate,
     Margin,
@@ -282,6 +289,53 @@ class SequentialTracker:
             state = None
         return (state if state is not None else OneSidedState(self.settings)).update(m)
 
+    def to_state(self) -> State:
+        """Every model's states as of the last look (the settings are the configured ones)."""
+        with self._lock:
+            models, tested = dict(self._models), dict(self._baselines)
+        return {
+            "comparisons": {
+                name: {
+                    "comparison": None if s.comparison is None else comparison_state(s.comparison),
+                    "model": s.model,
+                    "states": [[c, _fields(state)] for c, state in s.states],
+                }
+                for name, s in models.items()
+            },
+            "baselines": {
+                name: [
+                    [version, [key.model, key.version, key.set_at], _fields(state)]
+                    for version, key, state in b.states
+                ]
+                for name, b in tested.items()
+            },
+        }
+
+    def load_state(self, state: State) -> None:
+        """Replace the states by those saved; the next look goes on from them."""
+        models, tested = {}, {}
+        for name, saved in state["comparisons"].items():
+            comparison = saved["comparison"]
+            models[name] = SequentialStates(
+                next(self._serials),
+                None if comparison is None else comparison_of(comparison),
+                tuple(
+                    (str(c), SequentialState(self.settings, **fields))
+                    for c, fields in saved["states"]
+                ),
+                int(saved["model"]),
+            )
+        for name, saved in state["baselines"].items():
+            tested[name] = BaselineStates(
+                next(self._serials),
+                tuple(
+                    (str(v), BaselineKey(*(int(k) for k in key)), OneSidedState(self.settings, **f))
+                    for v, key, f in saved
+                ),
+            )
+        with self._lock:
+            self._models, self._baselines, self._seen = models, tested, {}
+
     def keep_models(self, models: Collection[str]) -> None:
         """Drop the states of models that no longer exist."""
         with self._lock:
@@ -298,6 +352,11 @@ class SequentialTracker:
     ) -> SequentialStates:
         with self._lock:
             return SequentialStates(next(self._serials), comparison, states, model)
+
+
+def _fields(state: SequentialState | OneSidedState) -> dict[str, object]:
+    """A state's values but its settings (plain numbers, strings and None)."""
+    return {k: getattr(state, k) for k in state.__dataclass_fields__ if k != "settings"}
 
 
 def _attempt(part: Callable[[ModelSnapshot], T], snapshot: ModelSnapshot, what: str) -> T | None:

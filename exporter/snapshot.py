@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from exporter.counters import ModelCounters, VersionCounters
+from exporter.persist.plain import State
 from exporter.reference import Reference, RowLayout, TargetReference
 from exporter.typedefs import FeatureKind, IntArray, Task
 from exporter.window import Reservoirs
@@ -88,6 +89,45 @@ class ArmCounts:
             max(self.abs_error_sum - start.abs_error_sum, 0.0),
             max(self.sq_error_sum - start.sq_error_sum, 0.0),
         )
+
+
+def arm_counts_state(counts: ArmCounts) -> list[float]:
+    """Saved as ``[correct, labeled, error_count, abs_error_sum, sq_error_sum]``."""
+    return [
+        counts.correct,
+        counts.labeled,
+        counts.error_count,
+        counts.abs_error_sum,
+        counts.sq_error_sum,
+    ]
+
+
+def arm_counts_of(state: list[float]) -> ArmCounts:
+    correct, labeled, errors, abs_sum, sq_sum = state
+    return ArmCounts(int(correct), int(labeled), int(errors), float(abs_sum), float(sq_sum))
+
+
+def comparison_state(info: ComparisonInfo) -> State:
+    return {
+        "champion": info.champion,
+        "challengers": list(info.challengers),
+        "mode": info.mode,
+        "started": info.started,
+        "baseline": [[name, arm_counts_state(counts)] for name, counts in info.baseline],
+    }
+
+
+def comparison_of(state: State) -> ComparisonInfo:
+    mode = state["mode"]
+    if mode not in ("split", "shadow"):
+        raise ValueError(f"unknown comparison mode {mode!r}")
+    return ComparisonInfo(
+        str(state["champion"]),
+        tuple(state["challengers"]),
+        mode,
+        float(state["started"]),
+        tuple((str(name), arm_counts_of(counts)) for name, counts in state["baseline"]),
+    )
 
 
 @dataclass(frozen=True, slots=True)

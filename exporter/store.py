@@ -33,6 +33,7 @@ from exporter.config import Settings
 from exporter.errors import Reason, RejectedInput
 from exporter.model import IngestResult, ModelRemoved, ModelState, Removal, RemovalReason
 from exporter.names import check_name
+from exporter.persist.plain import State, str_ints
 from exporter.reference import Reference
 from exporter.snapshot import ComparisonInfo
 
@@ -97,6 +98,71 @@ class Store:
         with self._counts_lock:
             return self._counts.copy()
 
+    # -- persistence ----------------------------------------------------------------------------
+
+    def to_state(self) -> State:
+        """Every model (each one consistent, copied under its own lock), the removal counts
+        and the last model uid given."""
+        with self._lock:
+            states = list(self._models.values())
+            last_uid = next(self._uids) - 1
+            self._uids = itertools.count(last_uid + 1)
+        models = [state for state in (s.to_state() for s in states) if state is not None]
+        counts = self.removals()
+        return {
+            "models": models,
+            "last_uid": last_uid,
+            "removals": {
+                "models": counts.models,
+                "versions": counts.versions,
+                "dropped": counts.dropped,
+            },
+        }
+
+    def load_state(self, state: State, *, counters: bool = True) -> list[str]:
+        """Replace every model by those saved; ``counters`` False: their counters, and the
+        store's removal counts, start from zero (see :meth:`ModelState.from_state`). Returns
+        the models restored. Raises on a malformed state, leaving the store as it was."""
+        models = {}
+        for saved in state["models"]:
+            name = saved["name"]
+            check_name(name, "model")
+            models[name] = ModelState.from_state(
+                saved,
+                self.settings.models.get(name),
+                self.settings,
+                counters=counters,
+                on_version_removed=functools.partial(self._version_removed, name),
+            )
+        if len(models) > self.settings.limits.max_models:
+            raise ValueError(f"{len(models)} models saved; limits.max_models is smaller")
+        removals = state["removals"]
+        counts = (
+            RemovalCounts(
+                str_ints(removals["models"]),
+                str_ints(removals["versions"]),
+                str_ints(removals["dropped"]),
+            )
+            if counters
+            else RemovalCounts()
+        )
+        last_uid = max([int(state["last_uid"]), *(m.uid for m in models.values())])
+        with self._lock:
+            self._models = models
+            self._uids = itertools.count(last_uid + 1)
+        with self._counts_lock:
+            self._counts = counts
+        return list(models)
+
+    def comparison_is(self, model: str, declaration: Declaration) -> bool:
+        """Whether the model has this comparison running already (restored at start)."""
+        with self._lock:
+            state = self._models.get(model)
+        info = None if state is None else state.comparison_state.info
+        return info is not None and Declaration(info.champion, info.challengers, info.mode) == (
+            declaration
+        )
+
     # -- writers --------------------------------------------------------------------------------
 
     def add_predictions(
@@ -129,10 +195,18 @@ class Store:
         return self._write(model, now, lambda s: s.set_reference(reference, version, now))
 
     def load_reference(self, model: str, reference: Reference) -> None:
-        """The reference of a file named in the config: the model's now, and again whenever
-        the model is registered anew after a removal."""
-        self.set_reference(model, None, reference)
+        """The reference of a file named in the config: the model's now (unless a model
+        restored at start holds the same reference already), and again whenever the model is
+        registered anew after a removal."""
         self._file_references[model] = reference
+        with self._lock:
+            state = self._models.get(model)
+        held = None if state is None else state.references.model
+        if held is None or {**held.to_state(), "created": 0} != {
+            **reference.to_state(),
+            "created": 0,
+        }:
+            self.set_reference(model, None, reference)
 
     def set_comparison(self, model: str, declaration: Declaration) -> ComparisonInfo:
         """Declare or replace a model's comparison, started now; registers the model when it

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from exporter.errors import Reason
 
@@ -25,6 +25,24 @@ class DriftWorkerStats:
     last_run: float = 0.0
 
 
+#: How a start went with the state snapshot (state.path): everything restored (a shutdown
+#: snapshot), restored with counters from zero (a periodic one: the stop was unclean), moved
+#: aside (unreadable), failed (an I/O error), or none to restore.
+RESTORE_OUTCOMES = ("restored", "restored_without_counters", "moved_aside", "failed", "none")
+
+
+@dataclass
+class StateStats:
+    """Snapshots of the state: the last successful one, failures, restores by outcome."""
+
+    size: int = 0
+    duration: float = 0.0
+    written_at: float = 0.0
+    snapshots: int = 0
+    failures: int = 0
+    restores: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESTORE_OUTCOMES, 0))
+
+
 @dataclass
 class Telemetry:
     started: float = field(default_factory=time.time)
@@ -32,6 +50,8 @@ class Telemetry:
     received: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EVENT_KINDS, 0))
     rejected: dict[Reason, int] = field(default_factory=lambda: dict.fromkeys(Reason, 0))
     drift: DriftWorkerStats = field(default_factory=DriftWorkerStats)
+    #: None while snapshots are off (no state.path).
+    state: StateStats | None = None
 
     def count_received(self, kind: str, events: int) -> None:
         with self._lock:
@@ -48,6 +68,44 @@ class Telemetry:
             self.drift.failures += failures
             self.drift.last_duration = duration
             self.drift.last_run = time.time()
+
+    def count_snapshot(self, size: int, duration: float, written_at: float) -> None:
+        with self._lock:
+            state = self.state = self.state or StateStats()
+            state.size, state.duration, state.written_at = size, duration, written_at
+            state.snapshots += 1
+
+    def count_snapshot_failure(self) -> None:
+        with self._lock:
+            state = self.state = self.state or StateStats()
+            state.failures += 1
+
+    def count_restore(self, outcome: str) -> None:
+        with self._lock:
+            state = self.state = self.state or StateStats()
+            state.restores[outcome] += 1
+
+    def state_stats(self) -> StateStats | None:
+        with self._lock:
+            state = self.state
+            return None if state is None else replace(state, restores=dict(state.restores))
+
+    def to_state(self) -> dict[str, dict[str, int]]:
+        """The event counts (the drift worker's are the process's own)."""
+        with self._lock:
+            rejected = {reason.value: n for reason, n in self.rejected.items()}
+            return {"received": dict(self.received), "rejected": rejected}
+
+    def load_state(self, state: dict[str, dict[str, int]]) -> None:
+        """Carry on from saved counts (a reason unknown to this version is left out)."""
+        received = {kind: int(state["received"].get(kind, 0)) for kind in EVENT_KINDS}
+        known = {reason.value: reason for reason in Reason}
+        rejected = dict.fromkeys(Reason, 0)
+        for value, count in state["rejected"].items():
+            if value in known:
+                rejected[known[value]] = int(count)
+        with self._lock:
+            self.received, self.rejected = received, rejected
 
     def snapshot(self) -> tuple[dict[str, int], dict[Reason, int], DriftWorkerStats]:
         with self._lock:

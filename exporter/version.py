@@ -19,6 +19,7 @@ import numpy as np
 from exporter.config import Settings
 from exporter.counters import VersionCounters
 from exporter.errors import Reason, RejectedInput
+from exporter.persist.plain import State
 from exporter.reference import Reference, ReferenceBuilder, TargetReference
 from exporter.snapshot import ErrorSums, WindowCounts
 from exporter.typedefs import BoolArray, FloatArray, Task
@@ -73,6 +74,64 @@ class VersionState:
         self.max_delay = settings.join.prediction_ttl
         #: Bumped by every change to the samples or the reference: the drift worker's cue.
         self.samples_revision = 0
+
+    def to_state(self) -> State:
+        """Copies of the windows, counters, builders and the version's own references."""
+        first_labels = self.first_label_reference
+        return {
+            "uid": self.uid,
+            "name": self.name,
+            "created": self.created,
+            "last_activity": self.last_activity,
+            "quality": {label: w.to_state() for label, w in self.quality.items()},
+            "samples": {label: w.to_state() for label, w in self.samples.items()},
+            "label_samples": {label: w.to_state() for label, w in self.label_samples.items()},
+            "first_rows": self.first_rows.to_state(),
+            "first_labels": self.first_labels.to_state(),
+            "uploaded": None if self.uploaded is None else self.uploaded.to_state(),
+            "first_events": None if self.first_events is None else self.first_events.to_state(),
+            "first_label_reference": None if first_labels is None else first_labels.to_state(),
+            "counters": self.counters.to_state(),
+            "samples_revision": self.samples_revision,
+        }
+
+    @classmethod
+    def from_state(
+        cls, state: State, settings: Settings, *, task: Task | None, rolling: bool
+    ) -> VersionState:
+        """A version as saved; ``settings`` must shape its windows as they were saved."""
+        v = cls(
+            int(state["uid"]),
+            state["name"],
+            settings,
+            task=task,
+            rolling=rolling,
+            now=float(state["created"]),
+        )
+        v.last_activity = float(state["last_activity"])
+        history = 2 if rolling else 1
+        size = settings.drift.sample_size
+        buckets = settings.window_buckets
+        windows = dict(zip(settings.window_labels, settings.windows, strict=True))
+        if set(state["quality"]) != set(windows):
+            raise ValueError(f"windows saved: {sorted(state['quality'])}, configured: {windows}")
+        for label, seconds in windows.items():
+            v.quality[label] = QualityWindow.from_state(state["quality"][label], seconds, buckets)
+            for into, key in ((v.samples, "samples"), (v.label_samples, "label_samples")):
+                into[label] = SampleWindow.from_state(
+                    state[key][label], seconds, buckets, size, history=history
+                )
+        v.first_rows = ReferenceBuilder.from_state(state["first_rows"])
+        v.first_labels = ReferenceBuilder.from_state(state["first_labels"])
+        v.uploaded = _reference(state["uploaded"])
+        v.first_events = _reference(state["first_events"])
+        saved_labels = state["first_label_reference"]
+        v.first_label_reference = (
+            None if saved_labels is None else TargetReference.from_state(saved_labels)
+        )
+        v.counters = VersionCounters.from_state(state["counters"])
+        v.samples_revision = int(state["samples_revision"])
+        return v
 
     def set_task(self, task: Task) -> None:
         """The model's task became known (the version was created by a reference upload)."""
@@ -182,6 +241,10 @@ class VersionState:
         )
 
 
+def _reference(state: State | None) -> Reference | None:
+    return None if state is None else Reference.from_state(state)
+
+
 def _outside(times: FloatArray, spans: list[TimeBuckets], now: float) -> int:
     """How many of ``times`` are older than the oldest bucket of every window at ``now`` (a
     time after ``now`` counts as ``now``, as in the windows: inside)."""
@@ -256,6 +319,25 @@ class Versions:
             field="model_version",
             value=name,
         )
+
+    def to_state(self) -> State:
+        """The versions (in order), the last uid given and the pinned names."""
+        return {
+            "versions": [v.to_state() for v in self._by_name.values()],
+            "last_uid": self._last_uid,
+            "pinned": sorted(self.pinned),
+        }
+
+    def load_state(
+        self, state: State, settings: Settings, *, task: Task | None, rolling: bool
+    ) -> None:
+        """Replace the versions by those saved."""
+        self._by_name.clear()
+        self._by_uid.clear()
+        for saved in state["versions"]:
+            self.add(VersionState.from_state(saved, settings, task=task, rolling=rolling))
+        self._last_uid = max([int(state["last_uid"]), *self._by_uid])
+        self.pinned = set(state["pinned"])
 
     def add(self, version: VersionState) -> None:
         self._by_name[version.name] = version

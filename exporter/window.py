@@ -15,11 +15,13 @@ Pure numpy: this module knows nothing of HTTP or Prometheus.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from exporter.persist.plain import State, pack, unpack
 from exporter.typedefs import BoolArray, FloatArray, IndexArray, IntArray
 
 _NO_BUCKET = np.iinfo(np.int64).min
@@ -44,6 +46,17 @@ class TimeBuckets:
         self.ring = self.count * int(history)  # slots kept
         self.width = self.duration / self.count
         self.ids = np.full(self.ring, _NO_BUCKET, dtype=np.int64)
+
+    def to_state(self) -> State:
+        """Which bucket each slot holds (buckets are wall-clock times over the width: restored,
+        they age out of the window as they would have)."""
+        return {"ids": pack(self.ids)}
+
+    def load_state(self, state: State) -> None:
+        ids = unpack(state["ids"])
+        if ids.shape != self.ids.shape:
+            raise ValueError(f"{ids.shape[0]} bucket slots saved, {self.ring} configured")
+        self.ids = ids.astype(np.int64)
 
     def bucket_of(self, times: FloatArray) -> IntArray:
         return np.floor_divide(times, self.width).astype(np.int64)
@@ -141,6 +154,25 @@ class QualityWindow:
             self._errors[slot, 0] += e.shape[0]
             self._errors[slot, 1] += np.sum(np.abs(e))
             self._errors[slot, 2] += np.sum(e * e)
+
+    def to_state(self) -> State:
+        """A copy of the buckets and their aggregates."""
+        return {
+            "time": self.time.to_state(),
+            "regression": self.regression,
+            "confusion": pack(self._confusion),
+            "errors": pack(self._errors),
+        }
+
+    @classmethod
+    def from_state(cls, state: State, duration: float, buckets: int) -> QualityWindow:
+        window = cls(duration, buckets, regression=bool(state["regression"]))
+        window.time.load_state(state["time"])
+        confusion, errors = unpack(state["confusion"]), unpack(state["errors"])
+        if confusion.ndim != 3 or confusion.shape[0] != buckets or errors.shape != (buckets, 3):
+            raise ValueError("saved quality buckets do not fit the configured window")
+        window._confusion, window._errors, window._k = confusion, errors, confusion.shape[1]
+        return window
 
     def confusion(self, now: float) -> IntArray:
         """Confusion counts summed over the live buckets (a fresh array)."""
@@ -243,6 +275,35 @@ class SampleWindow:
                 self._reset(slot)
             self._reservoir_add(slot, rows[idx])
         self._rebalance(now)
+
+    def to_state(self) -> State:
+        """A copy of the buckets, their counts and reservoirs, and the sampler's state (so that
+        a restored window samples on exactly as it would have)."""
+        return {
+            "time": self.time.to_state(),
+            "features": self.features,
+            "rows": [pack(rows) for rows in self._rows],
+            "seen": pack(self._seen),
+            "cap": pack(self._cap),
+            # PCG64's state holds 128-bit integers, beyond msgpack: as JSON text.
+            "rng": json.dumps(self._rng.bit_generator.state),
+        }
+
+    @classmethod
+    def from_state(
+        cls, state: State, duration: float, buckets: int, capacity: int, *, history: int = 1
+    ) -> SampleWindow:
+        window = cls(duration, buckets, capacity, history=history)
+        window.time.load_state(state["time"])
+        rows = [unpack(r) for r in state["rows"]]
+        seen, cap = unpack(state["seen"]), unpack(state["cap"])
+        ring = window.time.ring
+        if len(rows) != ring or seen.shape != (ring,) or cap.shape != (ring,):
+            raise ValueError("saved reservoirs do not fit the configured window")
+        window.features = int(state["features"])
+        window._rows, window._seen, window._cap = rows, seen, cap
+        window._rng.bit_generator.state = json.loads(state["rng"])
+        return window
 
     def held(self) -> int:
         """Rows held in memory, over every slot."""

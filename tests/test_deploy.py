@@ -453,10 +453,15 @@ def test_compose_file_is_valid_and_wires_the_shipped_files() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert set(compose["services"]) == {"model-exporter", "prometheus", "alertmanager", "grafana"}
     assert compose["services"]["model-exporter"]["command"][0] == "demo"
+    named = set(compose.get("volumes", {}))
     for service in compose["services"].values():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
-            assert (ROOT / source).exists(), source
+            assert source in named or (ROOT / source).exists(), source
+    # The exporter keeps its state on a named volume, where its state.path points.
+    exporter = compose["services"]["model-exporter"]
+    path = exporter["environment"]["MODEL_EXPORTER_STATE__PATH"]
+    assert f"exporter-state:{path}" in exporter["volumes"]
 
 
 def test_kubernetes_manifests_validate() -> None:

@@ -10,7 +10,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from exporter import __version__
 from exporter.store import RemovalCounts, Store
-from exporter.telemetry import Telemetry
+from exporter.telemetry import StateStats, Telemetry
 
 
 def exporter_families(store: Store, telemetry: Telemetry) -> Iterator[Metric]:
@@ -68,6 +68,9 @@ def exporter_families(store: Store, telemetry: Telemetry) -> Iterator[Metric]:
     )
     last.add_metric([], drift.last_duration)
     yield last
+    state = telemetry.state_stats()
+    if state is not None:
+        yield from state_families(state)
 
 
 def removal_families(counts: RemovalCounts) -> Iterator[Metric]:
@@ -100,3 +103,49 @@ def removal_families(counts: RemovalCounts) -> Iterator[Metric]:
         for value, count in values.items():
             family.add_metric([value], count)
         yield family
+
+
+def state_families(stats: StateStats) -> Iterator[Metric]:
+    """Snapshots of the state (state.path): exported only while they are on."""
+    for name, documentation, value in (
+        (
+            "model_exporter_state_snapshot_size_bytes",
+            "Size of the last state snapshot written (state.path).",
+            stats.size,
+        ),
+        (
+            "model_exporter_state_snapshot_duration_seconds",
+            "Time the last state snapshot took: copy, encoding and atomic write.",
+            stats.duration,
+        ),
+        (
+            "model_exporter_state_snapshot_timestamp_seconds",
+            "When the last state snapshot was written (Unix time; 0 before the first): its "
+            "age is time() minus this.",
+            stats.written_at,
+        ),
+    ):
+        gauge = GaugeMetricFamily(name, documentation)
+        gauge.add_metric([], value)
+        yield gauge
+    for name, documentation, count in (
+        ("model_exporter_state_snapshots", "State snapshots written.", stats.snapshots),
+        (
+            "model_exporter_state_snapshot_failures",
+            "State snapshots that failed (logged); the previous file is kept whole.",
+            stats.failures,
+        ),
+    ):
+        counter = CounterMetricFamily(name, documentation)
+        counter.add_metric([], count)
+        yield counter
+    restores = CounterMetricFamily(
+        "model_exporter_state_restores",
+        "Starts by what became of the state snapshot: restored (a shutdown snapshot: "
+        "everything), restored_without_counters (a periodic one: counters from zero), "
+        "moved_aside (unreadable: renamed .corrupt-<time>), failed (I/O error), none.",
+        labels=["outcome"],
+    )
+    for outcome, count in stats.restores.items():
+        restores.add_metric([outcome], count)
+    yield restores

@@ -1,0 +1,374 @@
+"""State snapshots: each owner's to_state/from_state, and whole restarts of an app.
+
+Apps here are driven through the store (no HTTP: who may write is another test's concern),
+with a fake clock; the exposition before and after a restart is compared sample by sample.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client import generate_latest
+
+from exporter.app import create_app
+from exporter.comparison import Declaration
+from exporter.config import load_settings
+from exporter.join import Join, PendingBuffer, saved_key, saved_tuple
+from exporter.model import ModelState
+from exporter.pairs import PairBook
+from exporter.persist import fileformat
+from exporter.persistence import FILE_NAME, StateKeeper
+from exporter.reference import Reference, build_reference
+from exporter.schema import ModelSchema
+from exporter.window import QualityWindow, SampleWindow
+from tests.conftest import T0, FakeClock, parse_metrics
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@dataclass
+class Event:
+    id: str
+    features: dict[str, Any]
+    prediction: Any
+    timestamp: float | None = None
+    label: Any = None
+
+
+@dataclass
+class Label:
+    id: str
+    label: Any
+    timestamp: float | None = None
+
+
+# -- owners, one by one ------------------------------------------------------------------------
+
+
+def test_quality_window_round_trip() -> None:
+    w = QualityWindow(3600, 60, regression=False)
+    w.add_outcomes(np.array([T0, T0 + 90]), np.array([0, 2]), np.array([1, 2]), T0 + 90)
+    back = QualityWindow.from_state(w.to_state(), 3600, 60)
+    assert np.array_equal(back.confusion(T0 + 100), w.confusion(T0 + 100))
+    assert back.confusion(T0 + 100).sum() == 2
+    # Placed by wall time: both age out of the window as the original's do.
+    assert back.confusion(T0 + 3650).sum() == w.confusion(T0 + 3650).sum() == 1
+    with pytest.raises(ValueError, match="configured"):
+        QualityWindow.from_state(w.to_state(), 3600, 30)
+
+
+def test_sample_window_round_trip_samples_on_identically() -> None:
+    w = SampleWindow(3600, 6, capacity=5, seed=3)
+    rng = np.random.default_rng(0)
+    w.add(np.full(40, T0), rng.normal(size=(40, 2)), T0)
+    back = SampleWindow.from_state(w.to_state(), 3600, 6, 5)
+    more = rng.normal(size=(40, 3))
+    for window in (w, back):
+        window.add(np.full(40, T0 + 1), more, T0 + 1)
+    a, b = w.snapshot(T0 + 1), back.snapshot(T0 + 1)
+    assert np.array_equal(a.seen, b.seen) and a.events == 80
+    assert all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a.rows, b.rows, strict=True))
+
+
+def test_schema_round_trip_keeps_bools_and_ints_apart() -> None:
+    schema = ModelSchema("binary", True, ["c"])
+    schema.codec.kind = "bool"
+    schema.codec.add(False)
+    schema.codec.add(True)
+    schema.adopt_features(["x"], ["c"])
+    back = ModelSchema.from_state(schema.to_state())
+    assert back.to_state() == schema.to_state()
+    assert back.codec.values == [False, True] and back.codec.index[True] == 1
+    assert back.positive_index == 1 and back.features.index == {"c": 0, "x": 1}
+
+
+def test_pending_buffer_round_trip_keeps_order_and_tuple_keys() -> None:
+    buffer: PendingBuffer[Any, Any] = PendingBuffer(60, 3)
+    buffer.add(("a", 1), T0, (1, 0.0, T0))
+    buffer.add(("b", 2), T0 + 1, (2, 1.0, T0 + 1))
+    back = PendingBuffer.from_state(buffer.to_state(), saved_key, saved_tuple)
+    assert list(back) == [("a", 1), ("b", 2)]
+    assert back.get(("b", 2)) == (2, 1.0, T0 + 1)
+    assert back.expire(T0 + 60) == [(1, 0.0, T0)]  # arrival times kept
+
+
+def test_join_round_trip_joins_as_the_original() -> None:
+    join = Join(600, 100, 60, 10, per_version=True, max_versions=3)
+    join.add_predictions(1, ["a", "b"], [1.0, 0.0], [T0, T0], None, T0)
+    join.add_labels(["c"], ["early"], [T0], T0)
+    saved = join.to_state()
+    back = Join(600, 100, 60, 10, max_versions=3)
+    back.load_state(saved)
+    assert back.to_state() == saved
+    out = back.add_labels(["a", "c"], [1.0, 1.0], [T0 + 5, T0 + 5], T0 + 5)
+    assert out.joined == 1 and out.duplicates == 1  # "c" waits already
+    assert back.pending(1) == 1 and back.early_labels == 1
+
+
+def test_reference_round_trip_with_holdout() -> None:
+    settings = load_settings(None)
+    ref = build_reference(
+        {"x": [1.0, 2.0, 3.0, 4.0], "c": ["a", "b", "a", "a"]},
+        settings=settings.drift,
+        source="upload",
+        created=T0,
+        predictions=[1, 0, 1, 1],
+        labels=[1, 0, 0, 1],
+    )
+    back = Reference.from_state(ref.to_state())
+    assert back.to_state() == ref.to_state()
+    assert back.holdout is not None and back.holdout.rows == 4
+    assert back.summary() == ref.summary()
+    assert not back.numeric["x"].values.flags.writeable
+
+
+def test_pair_book_round_trip() -> None:
+    book = PairBook("a", ["b"], [("1h", 3600.0)], 60, 600, 100)
+    book.record("a", ["1", "2"], [0.0, 1.0], [T0, T0], T0)
+    book.record("b", ["1"], [1.0], [T0], T0)
+    back = PairBook("a", ["b"], [("1h", 3600.0)], 60, 600, 100)
+    back.load_state(book.to_state())
+    assert back.snapshot(T0 + 1) == book.snapshot(T0 + 1)
+    assert back.snapshot(T0 + 1).challengers[0].total.n == 1 and len(back) == 1
+
+
+def test_model_state_round_trip_and_counters_from_zero() -> None:
+    settings = load_settings(None)
+    model = ModelState("m", None, settings, T0, uid=4)
+    model.add_predictions("v1", [Event(str(i), {"x": float(i)}, i % 2) for i in range(50)], T0)
+    model.add_labels([Label(str(i), 1) for i in range(30)], T0 + 1)
+    model.set_comparison(Declaration("v1", ("v2",), "split"), T0 + 2)
+    saved = model.to_state()
+    assert saved is not None
+    back = ModelState.from_state(saved, None, settings)
+    assert back.to_state() == saved
+    assert repr(back.snapshot(T0 + 3)) == repr(model.snapshot(T0 + 3))  # arrays: by repr
+    fresh = ModelState.from_state(saved, None, settings, counters=False)
+    snap = fresh.snapshot(T0 + 3)
+    assert snap.versions[0].counters.predictions == 0
+    assert repr(snap.versions[0].windows) == repr(model.snapshot(T0 + 3).versions[0].windows)
+    assert snap.comparison is not None and snap.comparison.start_of("v1").labeled == 0
+
+
+# -- whole restarts ----------------------------------------------------------------------------
+
+
+def make_app(path: Path, clock: FakeClock, **overrides: Any) -> Any:
+    settings = load_settings(None, state={"path": str(path), "interval": 3600}, **overrides)
+    return create_app(settings, clock=clock, drift_worker=False)
+
+
+def fill(app: Any, clock: FakeClock) -> None:
+    """Classification with late and early labels, a shadow comparison, regression with an
+    uploaded reference, a deleted version: every kind of state."""
+    store = app.state.store
+    store.set_comparison("fraud", Declaration("v1", ("v2",), "shadow"))
+    for version in ("v1", "v2"):
+        store.add_predictions(
+            "fraud",
+            version,
+            [Event(f"f{i}", {"x": float(i), "c": "ab"[i % 2]}, i % 3 == 0) for i in range(120)],
+        )
+    store.add_labels("fraud", [Label(f"f{i}", i % 2 == 0) for i in range(80)])
+    store.add_labels("fraud", [Label("later", True)])  # waits for its prediction
+    clock.advance(90)
+    reference = build_reference(
+        {"x": [0.5, 1.5, 2.5]}, settings=store.settings.drift, source="upload", created=clock()
+    )
+    store.set_reference("price", None, reference)
+    store.add_predictions("price", None, [Event(f"p{i}", {"x": i / 7}, i / 3) for i in range(60)])
+    store.add_labels("price", [Label(f"p{i}", i / 4) for i in range(40)])
+    store.add_predictions("price", "old", [Event("o1", {"x": 1.0}, 2.0)])
+    store.delete_version("price", "old")
+    app.state.drift_worker.run_once()
+
+
+def exposition(app: Any) -> Samples:
+    app.state.drift_worker.run_once()
+    return parse_metrics(generate_latest(app.state.registry).decode())
+
+
+def model_samples(samples: Samples) -> Samples:
+    """Every model_* sample but the exporter's own and the drift computation times."""
+    return {
+        key: value
+        for key, value in samples.items()
+        if key[0].startswith("model_")
+        and not key[0].startswith("model_exporter_")
+        and "computed" not in key[0]
+    }
+
+
+def counters_of(samples: Samples) -> dict[str, float]:
+    return {k[0]: v for k, v in model_samples(samples).items() if k[0].endswith("_total") and v > 0}
+
+
+def test_clean_restart_keeps_every_model_sample(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with_lifespan = make_app(tmp_path, clock)
+    with_lifespan.router.lifespan_context  # noqa: B018  # the lifespan is what SIGTERM ends
+    fill(with_lifespan, clock)
+    before = exposition(with_lifespan)
+    with_lifespan.state.state_keeper.stop()  # the lifespan's end: the shutdown snapshot
+    clock.advance(5)
+    again = make_app(tmp_path, clock)
+    after = exposition(again)
+    assert len(model_samples(before)) > 150
+    assert model_samples(after) == model_samples(before)
+    assert counters_of(after) and counters_of(after) == counters_of(before)
+    assert after[("model_exporter_state_restores_total", frozenset({("outcome", "restored")}))]
+    assert (
+        after[("model_exporter_events_received_total", frozenset({("kind", "label")}))]
+        == (before[("model_exporter_events_received_total", frozenset({("kind", "label")}))])
+    )
+
+
+def test_unclean_restart_restores_windows_and_counters_start_from_zero(tmp_path: Path) -> None:
+    clock = FakeClock()
+    app = make_app(tmp_path, clock)
+    fill(app, clock)
+    assert app.state.state_keeper.save(clean=False)  # a periodic snapshot, then kill -9
+    before = exposition(app)
+    again = make_app(tmp_path, clock)
+    after = exposition(again)
+    outcome = frozenset({("outcome", "restored_without_counters")})
+    assert after[("model_exporter_state_restores_total", outcome)] == 1
+    assert counters_of(after) == {}  # every counter from zero
+    gauges = {k: v for k, v in model_samples(before).items() if not k[0].endswith("_total")}
+    for name in (
+        "model_window_predictions",
+        "model_window_labeled_predictions",
+        "model_pending_predictions",
+        "model_pending_labels",
+        "model_comparison_pairs",
+        "model_reference_rows",
+    ):
+        kept = {k: v for k, v in gauges.items() if k[0] == name}
+        assert kept, name
+        assert {k: after[k] for k in kept} == kept
+
+
+def test_a_restored_clean_snapshot_is_not_restored_twice(tmp_path: Path) -> None:
+    clock = FakeClock()
+    app = make_app(tmp_path, clock)
+    fill(app, clock)
+    app.state.state_keeper.stop()
+    make_app(tmp_path, clock)  # restores it, then writes a periodic one at once: then kill -9
+    header, _ = fileformat.decode_header((tmp_path / FILE_NAME).read_bytes())
+    assert not header.clean
+    third = exposition(make_app(tmp_path, clock))
+    assert counters_of(third) == {}
+
+
+def _snapshot_bytes(tmp_path: Path) -> bytes:
+    clock = FakeClock()
+    app = make_app(tmp_path, clock)
+    fill(app, clock)
+    app.state.state_keeper.stop()
+    return (tmp_path / FILE_NAME).read_bytes()
+
+
+def _older_format(data: bytes) -> bytes:
+    header, offset = fileformat.decode_header(data)
+    old = fileformat.Header(**{**_fields(header), "version": fileformat.VERSION - 1})
+    return fileformat.encode(old, data[offset:])
+
+
+def _fields(header: fileformat.Header) -> dict[str, Any]:
+    return {name: getattr(header, name) for name in header.__struct_fields__}
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        pytest.param(lambda data: b'{"format": "json"}', id="foreign"),
+        pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
+        pytest.param(lambda data: data[:20], id="truncated-header"),
+        pytest.param(lambda data: data[:-10] + bytes(10), id="corrupt"),
+        pytest.param(_older_format, id="older-format"),
+    ],
+)
+def test_a_bad_snapshot_is_moved_aside_and_the_exporter_starts_clean(
+    tmp_path: Path, spoil: Any
+) -> None:
+    data = spoil(_snapshot_bytes(tmp_path))
+    (tmp_path / FILE_NAME).write_bytes(data)
+    app = make_app(tmp_path, FakeClock())
+    assert app.state.store.models() == []
+    aside = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+    assert len(aside) == 1 and aside[0].read_bytes() == data
+    samples = exposition(app)
+    assert samples[("model_exporter_state_restores_total", frozenset({("outcome", "moved_aside")}))]
+
+
+def test_a_snapshot_of_other_windows_is_moved_aside(tmp_path: Path) -> None:
+    _snapshot_bytes(tmp_path)
+    app = make_app(tmp_path, FakeClock(), windows=["5m", "1h"])
+    assert app.state.store.models() == []
+    assert any(".corrupt-" in p.name for p in tmp_path.iterdir())
+
+
+def test_a_failed_snapshot_is_counted_and_keeps_the_last_file(tmp_path: Path) -> None:
+    clock = FakeClock()
+    app = make_app(tmp_path / "state", clock)
+    fill(app, clock)
+    keeper: StateKeeper = app.state.state_keeper
+    assert keeper.save(clean=False)
+    good = keeper.path.read_bytes()
+    keeper.path = tmp_path / "missing" / "state"
+    assert not keeper.save(clean=False)
+    samples = exposition(app)
+    assert samples[("model_exporter_state_snapshot_failures_total", frozenset())] == 1
+    assert (tmp_path / "state").read_bytes() == good
+    assert zlib.crc32(good)  # still a whole file
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    batches=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b"]),
+            st.sampled_from([None, "v2"]),
+            st.integers(0, 40),
+            st.integers(0, 3),
+            st.integers(0, 600),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_a_random_store_round_trips_to_an_equal_exposition(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[tuple[str, str | None, int, int, int]]
+) -> None:
+    path = tmp_path_factory.mktemp("state")
+    clock = FakeClock()
+    app = make_app(path, clock)
+    store = app.state.store
+    for n, (model, version, count, classes, wait) in enumerate(batches):
+        ids = [f"{n}-{i}" for i in range(count)]
+        if count:
+            store.add_predictions(
+                model,
+                version,
+                [Event(i, {"x": float(len(i))}, k % (classes + 1)) for k, i in enumerate(ids)],
+            )
+            if count // 2:
+                store.add_labels(model, [Label(i, 0) for i in ids[: count // 2]])
+        clock.advance(wait)
+    before = exposition(app)
+    app.state.state_keeper.stop()
+    after = exposition(make_app(path, clock))
+    assert model_samples(after) == model_samples(before)
