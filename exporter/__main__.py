@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from exporter import __version__
 from exporter.errors import ConfigError
@@ -70,18 +71,27 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )
+    parser.add_argument(
+        "--web-config",
+        type=Path,
+        help="exporter-toolkit web-config.yml: TLS and basic auth (config key web_config)",
+    )
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from exporter import server
     from exporter.app import create_app
     from exporter.config import load_settings
     from exporter.runtime import freeze_startup_heap, tune_malloc
+    from exporter.web_config import uvicorn_tls_options
 
     try:
         settings = load_settings(
-            args.config, host=args.host, port=args.port, log_level=args.log_level
+            args.config,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            web_config=args.web_config,
         )
     except ConfigError as exc:
         print(f"model-exporter: {exc}", file=sys.stderr)
@@ -97,19 +107,8 @@ def serve(args: argparse.Namespace) -> int:
         print(f"model-exporter: {exc}", file=sys.stderr)
         return 2
     freeze_startup_heap()  # see exporter/runtime.py: /metrics p99 56 -> 18 ms
-    # One worker, always: the state lives in this process's memory, and prometheus_client's
-    # custom collectors do not work in its multiprocess mode.
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        workers=1,
-        log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
-        timeout_graceful_shutdown=10,
-    )
-    uvicorn.Server(config).run()
-    return 0
+    tls = uvicorn_tls_options(app.state.web_config)  # none without tls_server_config
+    return server.serve(app, settings, options=tls)  # one worker; exits 0 after SIGTERM
 
 
 def main(argv: Sequence[str] | None = None) -> int:

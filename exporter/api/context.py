@@ -23,3 +23,4 @@ class Context:
     decoders: Decoders
     priority: ScrapePriority = field(default_factory=ScrapePriority)
     ready: bool = False
+    stopping: bool = False  # set on SIGTERM (exporter.server): /-/ready answers 503 from then

@@ -4,6 +4,7 @@
 """
 
 import gzip
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -15,7 +16,13 @@ from exporter.api.context import Context
 def router(ctx: Context) -> APIRouter:
     r = APIRouter()
 
-    @r.get("/metrics", tags=["prometheus"], summary="Prometheus metrics")
+    @r.get(
+        "/metrics",
+        tags=["prometheus"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"description": "The exposition.", "content": _EXPOSITION}},
+    )
     async def metrics(request: Request) -> Response:
         """Text format 0.0.4 or OpenMetrics, as the ``Accept`` header asks; gzip if accepted.
         Rendered in the thread pool, never on the event loop, with priority over ingest
@@ -33,14 +40,31 @@ def router(ctx: Context) -> APIRouter:
         headers = {"Content-Encoding": "gzip"} if compress else {}
         return Response(body, media_type=content_type, headers=headers)
 
-    @r.get("/-/healthy", tags=["health"], summary="Liveness")
+    @r.get(
+        "/-/healthy",
+        tags=["health"],
+        summary="Liveness",
+        responses={200: {"content": {"application/json": {"schema": _status("healthy")}}}},
+    )
     def healthy() -> dict[str, str]:
         return {"status": "healthy"}
 
-    @r.get("/-/ready", tags=["health"], summary="Readiness")
+    @r.get(
+        "/-/ready",
+        tags=["health"],
+        summary="Readiness",
+        responses={
+            200: {"content": {"application/json": {"schema": _status("ready")}}},
+            503: {
+                "description": "Starting (restoring state) or stopping (draining).",
+                "content": {"application/json": {"schema": _status("starting", "stopping")}},
+            },
+        },
+    )
     def ready() -> JSONResponse:
-        if not ctx.ready:
-            return JSONResponse({"status": "starting"}, status_code=503)
+        if ctx.stopping or not ctx.ready:
+            status = "stopping" if ctx.stopping else "starting"
+            return JSONResponse({"status": status}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     @r.get("/", include_in_schema=False)
@@ -48,6 +72,22 @@ def router(ctx: Context) -> APIRouter:
         return HTMLResponse(_LANDING.format(version=__version__))
 
     return r
+
+
+#: The two exposition formats, as ``Accept`` chooses (gzip-encoded when accepted).
+_EXPOSITION: Final = {
+    "text/plain; version=0.0.4": {"schema": {"type": "string"}},
+    "application/openmetrics-text; version=1.0.0": {"schema": {"type": "string"}},
+}
+
+
+def _status(*values: str) -> dict[str, Any]:
+    """The JSON schema of ``{"status": value}``."""
+    return {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string", "enum": list(values)}},
+    }
 
 
 _LANDING = """<!doctype html>
