@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import os
 import sys
 import threading
 import time
@@ -59,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--url", help="send to this running exporter instead of starting one (default: start one)"
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("MODEL_EXPORTER_TOKEN"),
+        help="a write token of the exporter, sent as 'Authorization: Bearer'; needed with --url "
+        "to another address than loopback (default: $MODEL_EXPORTER_TOKEN)",
     )
     parser.add_argument(
         "--rate", type=float, default=20.0, help="predictions per second (default: %(default)s)"
@@ -173,6 +180,7 @@ class Simulation:
     duration: float
     seed: int
     declare: bool = False  # declare the comparison over the API (an exporter started elsewhere)
+    token: str | None = None  # a write token of the exporter
     stop: threading.Event = field(default_factory=threading.Event)
     sent: int = 0
     labelled: int = 0
@@ -200,7 +208,7 @@ class Simulation:
         model.fit(X_train, y_train)
         rng = np.random.default_rng(self.seed)
         print(held_out_line(model.predict(X_test), y_test, rng), flush=True)
-        client = MonitorClient(self.url, model=MODEL, flush_interval=0.5)
+        client = MonitorClient(self.url, model=MODEL, flush_interval=0.5, token=self.token)
         reference = {name: X_live[:, j].tolist() for j, name in enumerate(names)}
         self._reference(client, reference, model.predict(X_live), y_live)
         if self.declare:
@@ -265,7 +273,10 @@ class Simulation:
         request = urllib.request.Request(
             f"{self.url}/v1/models/{MODEL}/comparison",
             data=json.dumps(COMPARISON).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.token}"} if self.token else {}),
+            },
             method="PUT",
         )
         try:
@@ -390,7 +401,14 @@ def _progress(url: str, sim: Simulation, started: float, stop: threading.Event) 
 
 def _simulate_only(args: argparse.Namespace, url: str) -> int:
     sim = Simulation(
-        url, args.rate, args.label_delay, args.drift_after, args.duration, args.seed, declare=True
+        url,
+        args.rate,
+        args.label_delay,
+        args.drift_after,
+        args.duration,
+        args.seed,
+        declare=True,
+        token=args.token,
     )
     stop = threading.Event()
     reporter = threading.Thread(
@@ -437,7 +455,13 @@ def _serve_and_simulate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"model-exporter demo: {settings_line(settings, defaults)}", flush=True)
         print(_look_at(url, args.drift_after), flush=True)
         sim = Simulation(
-            url, args.rate, args.label_delay, args.drift_after, args.duration, args.seed
+            url,
+            args.rate,
+            args.label_delay,
+            args.drift_after,
+            args.duration,
+            args.seed,
+            token=args.token,  # the exporter's own settings may hold write tokens
         )
         holder["sim"] = sim
         reporter = threading.Thread(

@@ -18,6 +18,10 @@ not by position.
 
 A progress line shows rows/s and the ETA: redrawn in place on a terminal, one line per update
 (every few seconds) in a pipe or a log. ``--rate`` caps the rows per second.
+
+``--token`` (default ``$MODEL_EXPORTER_TOKEN``) is sent as ``Authorization: Bearer``: an exporter
+with write tokens, or one reached from another address than loopback, needs it. A 401 or 403
+stops the replay at once (every later batch would be refused the same way).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -56,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--url", default="http://127.0.0.1:17090", help="the exporter (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("MODEL_EXPORTER_TOKEN"),
+        help="a write token of the exporter, sent as 'Authorization: Bearer' "
+        "(default: $MODEL_EXPORTER_TOKEN)",
     )
     parser.add_argument("--model", required=True, help="model name (required)")
     parser.add_argument(
@@ -374,6 +385,12 @@ def send_batch(
             summary.duplicates += int(result.get("duplicates", 0))
             return
         rejection = response.rejection()
+        if response.status in (401, 403):  # the credentials: every batch would be refused
+            raise ReplayError(
+                f"the exporter refuses these writes ({response.status} "
+                f"{rejection.reason or 'no reason'}): {rejection.detail}; pass its write "
+                "token with --token (or $MODEL_EXPORTER_TOKEN)"
+            )
         index = rejection.event()  # the rejection's field names the event, if one is at fault
         if index is None or index >= len(batch):
             for row, _ in batch:  # the whole batch is refused (e.g. an unknown model)
@@ -428,7 +445,7 @@ def _send_file(
     summary: Summary,
     progress: Progress,
 ) -> None:
-    transport = Transport(args.url.rstrip("/"), timeout=30.0)
+    transport = Transport(args.url.rstrip("/"), timeout=30.0, token=args.token)
     batch: list[tuple[Row, dict[str, Any]]] = []
     first_lines: dict[str, int] = {}
     started = time.monotonic()

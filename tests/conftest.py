@@ -86,7 +86,7 @@ def make_exporter() -> Iterator[Callable[..., Exporter]]:
         clock = clock or FakeClock()
         settings = load_settings(config, **overrides)
         app = create_app(settings, clock=clock, drift_worker=False)
-        client = TestClient(app)
+        client = TestClient(app, client=("127.0.0.1", 50000))  # a loopback peer may write
         client.__enter__()
         clients.append(client)
         return Exporter(client, clock)

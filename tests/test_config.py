@@ -91,12 +91,20 @@ LIST_SETTINGS = {
         ("zip", "channel"),
         ["zip", "channel"],
     ),
+    "auth.write_tokens": (
+        "MODEL_EXPORTER_AUTH__WRITE_TOKENS",
+        ("tok-1", "tok-2"),
+        ["tok-1", "tok-2"],
+    ),
+    "auth.metrics_tokens": ("MODEL_EXPORTER_AUTH__METRICS_TOKENS", ("r-1", "r-2"), ["r-1", "r-2"]),
 }
 
 
 def _list_value(settings, key: str):
     if key == "windows":
         return settings.windows
+    if key.startswith("auth."):
+        return getattr(settings.auth, key.removeprefix("auth."))
     return settings.models["fraud"].categorical
 
 

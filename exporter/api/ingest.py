@@ -17,7 +17,9 @@ from starlette.concurrency import run_in_threadpool
 
 from exporter.api.context import Context
 from exporter.api.decode import decode, read_body, require_json
+from exporter.api.responses import WRITE, refusals
 from exporter.api.schemas import openapi_body
+from exporter.api.security import require_model
 from exporter.errors import Reason, RejectedInput
 
 #: Bodies larger than this are decoded and committed off the event loop (~2,000 events of
@@ -51,14 +53,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
             }
         },
     },
-    400: {"description": "Malformed JSON."},
-    404: {"description": "Unknown model (labels for a model that has no predictions)."},
-    413: {"description": "Body or batch over the configured limit."},
-    415: {"description": "Not JSON."},
-    422: {
-        "description": "Invalid field or value: ``detail`` says what, ``reason`` why, "
-        "``field`` where (e.g. ``events[3].label``) and ``value`` the offending value."
-    },
+    # 404: labels for a model that has no predictions (unknown_model).
+    **refusals((*WRITE, 404)),
 }
 
 
@@ -101,6 +97,7 @@ def router(ctx: Context) -> APIRouter:
         body = await read_body(request, limits.max_body_bytes)
         batch = await _step(ctx, body, lambda: decode(ctx.decoders.predictions, body))
         request.state.events = len(batch.events)  # what a rejection from here on counts
+        require_model(request, batch.model)  # a token may be allowed some models only
         check_batch(len(batch.events), "events")
         result = await _step(
             ctx,
@@ -126,6 +123,7 @@ def router(ctx: Context) -> APIRouter:
         body = await read_body(request, limits.max_body_bytes)
         batch = await _step(ctx, body, lambda: decode(ctx.decoders.labels, body))
         request.state.events = len(batch.labels)
+        require_model(request, batch.model)
         check_batch(len(batch.labels), "labels")
         result = await _step(ctx, body, lambda: ctx.store.add_labels(batch.model, batch.labels))
         ctx.telemetry.count_received("label", len(batch.labels))

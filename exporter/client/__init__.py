@@ -101,6 +101,12 @@ class MonitorClient:
         Seconds labels refused with 404 ``unknown_model`` are tried again (with the same
         backoff), in case the model's first predictions are still on their way; then they are
         dropped, counted under ``unknown_model``. 0: drop them at once.
+    token : str, optional
+        A write token of the exporter (``auth.write_tokens_file``), sent with every request
+        as ``Authorization: Bearer <token>``. Needed once the exporter has write tokens, or
+        to reach it from another address than loopback. A request the exporter refuses as
+        ``unauthorized`` (401) or ``forbidden`` (403) is dropped whole and logged as an error
+        (:mod:`exporter.client._stats`).
     """
 
     def __init__(
@@ -118,6 +124,7 @@ class MonitorClient:
         max_backoff: float = 10.0,
         unknown_model_retry: float = 60.0,
         flush_on_exit: bool = True,
+        token: str | None = None,
     ) -> None:
         if batch_size < 1 or max_queue < 1:
             raise ValueError("batch_size and max_queue must be >= 1")
@@ -136,7 +143,8 @@ class MonitorClient:
         self.max_backoff = max_backoff
         self.unknown_model_retry = unknown_model_retry
         self._timeout = timeout
-        self._transport = Transport(self.url, timeout)
+        self._token = token
+        self._transport = Transport(self.url, timeout, token)
         self._queue: deque[_Item] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -334,7 +342,8 @@ class MonitorClient:
         version = model_version or self.model_version
         if version:
             path += f"?model_version={_quote(version)}"
-        transport = Transport(self.url, self._timeout)  # the sender thread owns the other one
+        # The sender thread owns the other transport.
+        transport = Transport(self.url, self._timeout, self._token)
         try:
             response = transport.request("PUT", path, dumps(payload))
         except TransportError as exc:

@@ -22,6 +22,9 @@ the caller holds them                   (:mod:`exporter.client._waiting`)
 event can cause (``too_many_features``  refused is dropped under the exporter's reason
 from an exporter that does not name
 the event, ...)
+401 ``unauthorized``,                   all of it dropped under that reason, never bisected (no
+403 ``forbidden`` (the credentials)     event is at fault), and logged as an error for as long
+                                        as it goes on (:mod:`exporter.client._stats`)
 any other 4xx: the whole request        all of it dropped under that reason
 (``unknown_model``, ``too_many_models``,
 ``unknown_path``, a ``field`` outside

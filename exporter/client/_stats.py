@@ -3,12 +3,20 @@
 Drops are logged, but only the first :data:`LOGGED_PER_REASON` of each reason (of each way of
 failing, for ``failed``): a misbehaving caller cannot flood the log, and every distinct problem
 still shows up in it with the exporter's own message.
+
+A refusal of the client's credentials (401 ``unauthorized``, 403 ``forbidden``: a missing or
+wrong ``token``, or a peer the exporter does not accept writes from) is not one event's fault:
+every later request will be refused the same way until the configuration is fixed. Such drops
+are logged as errors, with what to do, and never fall silent: the first at once, then one line
+every :data:`AUTH_LOG_INTERVAL` seconds with the count so far, for as long as they go on.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from exporter.client._delivery import Batch
@@ -19,6 +27,17 @@ log = logging.getLogger("exporter.client")
 
 #: Drops logged per reason; further ones are only counted.
 LOGGED_PER_REASON = 5
+#: Seconds between two error lines about refused credentials (:meth:`Tally.refused`).
+AUTH_LOG_INTERVAL = 60.0
+#: Reasons (and statuses from something else than the exporter) that refuse the credentials.
+_AUTH_REASONS = frozenset(
+    {Reason.UNAUTHORIZED.value, Reason.FORBIDDEN.value, "http_401", "http_403"}
+)
+_AUTH_HINT = (
+    "the exporter refuses this client's writes: give MonitorClient the exporter's write token "
+    "(token=..., or --token / $MODEL_EXPORTER_TOKEN for replay and demo), or one allowed "
+    "this model"
+)
 
 
 @dataclass
@@ -49,10 +68,12 @@ class Tally:
     """The counters of one client, thread-safe: told by the caller's thread (refusals, a full
     queue) and by the sender (it is the :class:`~exporter.client._delivery.Sink`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._stats = ClientStats()
         self._logged: dict[str, int] = {}
+        self._clock = clock
+        self._auth_logged: dict[str, float] = {}  # reason -> when last logged
 
     def snapshot(self, queued: int) -> ClientStats:
         with self._lock:
@@ -92,12 +113,14 @@ class Tally:
             self._stats.last_error = error
 
     def refused(self, batch: Batch, reason: str, detail: str) -> None:
-        self._reject(
-            len(batch.events),
-            reason,
-            f"{_count(batch)} of model {batch.model!r} refused by the exporter ({reason}): "
-            f"{detail}",
+        message = (
+            f"{_count(batch)} of model {batch.model!r} refused by the exporter ({reason}): {detail}"
         )
+        if reason in _AUTH_REASONS:
+            total = self._add_rejected(len(batch.events), reason, message)
+            self._log_refused_credentials(reason, total, message)
+        else:
+            self._reject(len(batch.events), reason, message)
 
     def failed(self, batch: Batch, error: str) -> None:
         self.lost(len(batch.events), f"{_count(batch)} of model {batch.model!r}: {error}")
@@ -110,12 +133,35 @@ class Tally:
         self._log("failed", error)
 
     def _reject(self, count: int, reason: str, message: str) -> None:
+        self._add_rejected(count, reason, message)
+        self._log(reason, message)
+
+    def _add_rejected(self, count: int, reason: str, message: str) -> int:
+        """Count ``count`` events refused for ``reason``; returns how many were so far."""
         with self._lock:
             stats = self._stats
             stats.dropped_rejected += count
-            stats.rejected_by_reason[reason] = stats.rejected_by_reason.get(reason, 0) + count
+            total = stats.rejected_by_reason[reason] = (
+                stats.rejected_by_reason.get(reason, 0) + count
+            )
             stats.last_error = message
-        self._log(reason, message)
+            return total
+
+    def _log_refused_credentials(self, reason: str, total: int, message: str) -> None:
+        """An error line, at most one per :data:`AUTH_LOG_INTERVAL` for each reason."""
+        with self._lock:
+            now = self._clock()
+            last = self._auth_logged.get(reason)
+            if last is not None and now - last < AUTH_LOG_INTERVAL:
+                return
+            self._auth_logged[reason] = now
+        log.error(
+            "model-exporter client dropped %s (%d refused as %s so far); %s",
+            message,
+            total,
+            reason,
+            _AUTH_HINT,
+        )
 
     def _log(self, key: str, message: str) -> None:
         with self._lock:

@@ -77,9 +77,13 @@ class Response:
 
 
 class Transport:
-    """One persistent connection, reopened after any error. Not thread-safe: one per thread."""
+    """One persistent connection, reopened after any error. Not thread-safe: one per thread.
 
-    def __init__(self, url: str, timeout: float) -> None:
+    With a ``token``, every request carries ``Authorization: Bearer <token>`` (the exporter's
+    write tokens, ``auth.write_tokens_file``).
+    """
+
+    def __init__(self, url: str, timeout: float, token: str | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"url must look like http://host:port, got {url!r}")
@@ -89,6 +93,9 @@ class Transport:
         self._prefix = parts.path.rstrip("/")
         self._timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
+        self._headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
@@ -103,7 +110,7 @@ class Transport:
                 method,
                 self._prefix + path,
                 body=body,
-                headers={"Content-Type": "application/json", "Connection": "keep-alive"},
+                headers=self._headers,
             )
             raw = conn.getresponse()
             data = raw.read()
