@@ -10,20 +10,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from exporter import __version__
+from exporter import __version__, auth
 from exporter.api import build_router, handlers
 from exporter.api.context import Context
 from exporter.api.schemas import build_decoders
+from exporter.api.security import AccessGuard
 from exporter.collectors import build_registry
 from exporter.comparison import parse_declaration
 from exporter.config import Settings
 from exporter.drift_worker import DriftWorker
 from exporter.errors import NO_VALUE, ConfigError, RejectedInput
 from exporter.exposition import Exposition
+from exporter.persistence import StateKeeper
 from exporter.reference import build_reference
 from exporter.reference_io import read_reference_file
 from exporter.store import Store
 from exporter.telemetry import Telemetry
+from exporter.web_config import load_web_config
 
 log = logging.getLogger("exporter")
 
@@ -68,8 +71,11 @@ def apply_config_comparisons(settings: Settings, store: Store) -> None:
         if spec.comparison is None:
             continue
         key = f"models.{model}.comparison"
+        declaration = parse_declaration(spec.comparison)
+        if store.comparison_is(model, declaration):
+            continue  # restored from the state snapshot, running since it started
         try:
-            store.set_comparison(model, parse_declaration(spec.comparison))
+            store.set_comparison(model, declaration)
         except RejectedInput as exc:
             where = f"{key}.{exc.field}" if exc.field else key
             got = spec.comparison if exc.value is NO_VALUE else exc.value
@@ -111,6 +117,15 @@ def create_app(
         drift=worker.cache,
         decoders=build_decoders(settings.limits),
     )
+    web_config = load_web_config(settings.web_config)
+    writes = auth.write_policy(settings.auth)
+    reads = auth.read_policy(settings.auth, web_config.users)
+    log.info(writes.describe())
+    log.info(reads.describe())
+    keeper = None
+    if settings.state.path is not None:  # restored first: the config then adds what is new
+        keeper = StateKeeper(settings, store, telemetry, worker.sequential, clock=clock)
+        keeper.restore()
     load_reference_files(settings, store)
     apply_config_comparisons(settings, store)
 
@@ -118,6 +133,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if drift_worker:
             worker.start()
+        if keeper is not None:
+            keeper.start()
         ctx.ready = True
         try:
             yield
@@ -125,6 +142,8 @@ def create_app(
             ctx.ready = False
             if drift_worker:
                 worker.stop()
+            if keeper is not None:
+                keeper.stop()  # the shutdown snapshot: after the last request and look
 
     app = FastAPI(
         title="model-exporter",
@@ -138,6 +157,9 @@ def create_app(
     app.state.telemetry = telemetry
     app.state.registry = registry
     app.state.drift_worker = worker
+    app.state.state_keeper = keeper
     app.include_router(build_router(ctx))
-    handlers.install(app, telemetry)
+    app.state.web_config = web_config  # its TLS is the server's (uvicorn_tls_options)
+    app.add_middleware(AccessGuard, writes=writes, reads=reads, telemetry=telemetry)
+    handlers.install(app, telemetry)  # IgnoreTrailingSlash: outside the guard
     return app

@@ -278,6 +278,129 @@ class LimitSettings(_Section):
     )
 
 
+_TOKEN = re.compile(r"[\x21-\x2b\x2d-\x7e]+")  # visible ASCII, no comma (a list separator)
+
+
+class AuthSettings(_Section):
+    """Who may write and read (exporter.auth); the files are read when the app is built."""
+
+    write_tokens_file: Path | None = Field(
+        None,
+        description="bearer tokens of the write API, one a line, each optionally followed by "
+        "the models it may write ('tok-abc fraud,churn'); '#' starts a comment. Without any "
+        "write token, writes are accepted from loopback peers only",
+    )
+    write_tokens: list[str] = Field(
+        default_factory=list, description="more write tokens, for every model"
+    )
+    metrics_tokens_file: Path | None = Field(
+        None,
+        description="bearer tokens that may read /metrics and the status pages, one a line; "
+        "with these (or basic_auth_users of web_config), reads need credentials",
+    )
+    metrics_tokens: list[str] = Field(default_factory=list, description="more read tokens")
+
+    @field_validator("write_tokens", "metrics_tokens")
+    @classmethod
+    def _tokens(cls, value: list[str]) -> list[str]:
+        for position, token in enumerate(value, 1):
+            if not _TOKEN.fullmatch(token):
+                raise ValueError(
+                    f"token {position} is empty or holds a space, a comma or a character "
+                    "outside visible ASCII"
+                )
+        return value
+
+
+class StateSettings(_Section):
+    """Snapshots of the state, so that a restart loses nothing (exporter.persistence)."""
+
+    path: Path | None = Field(
+        None,
+        description="file (or existing folder: state.mxs in it) the state is saved to and "
+        "restored from; none: no snapshots",
+    )
+    interval: PositiveDuration = Field(
+        30.0, description="seconds between snapshots (and one at shutdown)"
+    )
+
+
+_ADDRESS = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^\s:\[\]]+)):(?P<port>\d{1,5})")
+
+
+def split_address(text: str) -> tuple[str, int]:
+    """The host and port of ``host:port`` (an IPv6 host in brackets).
+
+    >>> split_address("127.0.0.1:17091"), split_address("[::1]:17091")
+    (('127.0.0.1', 17091), ('::1', 17091))
+    """
+    match = _ADDRESS.fullmatch(text.strip())
+    if match is None or int(match.group("port")) > 65535:
+        raise ValueError("expected host:port, such as 127.0.0.1:17091 or [::1]:17091")
+    return match.group("v6") or match.group("host"), int(match.group("port"))
+
+
+class ServerSettings(_Section):
+    """How connections are served (exporter.server): read timeouts, caps, the write listener."""
+
+    header_timeout: PositiveDuration = Field(
+        10.0,
+        description="a request's line and headers must arrive within this (from the connection's "
+        "start, or from the first byte of a later request on it); else 408 and the connection "
+        "is closed (closed without an answer if nothing was sent)",
+    )
+    body_timeout: PositiveDuration = Field(
+        30.0,
+        description="a request's whole body must arrive within this after its headers; else 408 "
+        "(unless an answer was already sent) and the connection is closed",
+    )
+    keep_alive_timeout: PositiveDuration = Field(
+        5.0, description="an idle kept-alive connection is closed after this (whole seconds)"
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="open connections; beyond, a new one is closed at once"
+    )
+    max_inflight_writes: int = Field(
+        16,
+        ge=1,
+        description="write requests (not GET or HEAD) served at once; beyond, 429 overloaded "
+        "with Retry-After; scrapes and health checks are never refused for it",
+    )
+    write_listen_address: str | None = Field(
+        None,
+        description="host:port of a second listener, the only one that takes writes (e.g. "
+        "127.0.0.1:17091); writes on the main listener then get 403 forbidden",
+    )
+
+    @field_validator("write_listen_address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_address(value)
+        return value
+
+    @property
+    def write_listener(self) -> tuple[str, int] | None:
+        """The write listener's host and port, if one is configured."""
+        address = self.write_listen_address
+        return None if address is None else split_address(address)
+
+
+class ShutdownSettings(_Section):
+    """What a stop does (exporter.server): drain on SIGTERM, then a grace for what is running."""
+
+    drain: Duration = Field(
+        5.0,
+        description="after SIGTERM, /-/ready answers 503 for this long while everything is still "
+        "served, so that traffic moves away; then the listeners close",
+    )
+    grace: Duration = Field(
+        10.0,
+        description="then requests in flight have this long to finish (whole seconds); one "
+        "still running gets a 503",
+    )
+
+
 class ModelSpec(_Section):
     task: Task | None = Field(
         None,
@@ -488,6 +611,13 @@ class Settings(BaseSettings):
     drift: DriftSettings = DriftSettings()
     join: JoinSettings = JoinSettings()
     limits: LimitSettings = LimitSettings()
+    state: StateSettings = StateSettings()
+    auth: AuthSettings = AuthSettings()
+    server: ServerSettings = ServerSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()
+    web_config: Path | None = Field(
+        None, description="exporter-toolkit web-config.yml: TLS and basic auth (web_config.py)"
+    )
     models: dict[str, ModelSpec] = Field(default_factory=dict)
 
     @field_validator("windows")

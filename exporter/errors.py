@@ -5,8 +5,9 @@
     ExporterError          base of everything raised on purpose
     ├── ConfigError        invalid configuration: names the key and the value; fails start-up
     └── RejectedInput      a client's mistake: an HTTP 4xx whose status follows its ``Reason``
-        │                  (400 malformed, 404 unknown model, version, path or comparison,
-        │                  405 method, 409 pinned version or a comparison that conflicts
+        │                  (400 malformed, 401 no or bad credentials, 403 not allowed from
+        │                  this peer or for this model, 404 unknown model, version, path or
+        │                  comparison, 405 method, 409 pinned version or a comparison that conflicts
         │                  with the join, 413 too large, 415 media type, 422 the rest)
         └── InvalidReference   reference data that cannot be used (uploaded or from a file)
 
@@ -54,6 +55,9 @@ class Reason(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     UNKNOWN_PATH = "unknown_path"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNAUTHORIZED = "unauthorized"  # no credentials, or wrong ones (exporter.auth)
+    FORBIDDEN = "forbidden"  # not from this peer, or not for this model (exporter.auth)
+    OVERLOADED = "overloaded"  # too many writes in flight: 429 with Retry-After (exporter.server)
 
 
 #: A field that names one event or label of a batch: ``events[3]...``, ``labels[0]...``.
@@ -63,6 +67,8 @@ _EVENT_FIELD = re.compile(r"(?:events|labels)\[(\d+)\]")
 STATUS: dict[Reason, int] = {
     Reason.MALFORMED_JSON: 400,
     Reason.MALFORMED_CSV: 400,
+    Reason.UNAUTHORIZED: 401,
+    Reason.FORBIDDEN: 403,
     Reason.UNKNOWN_MODEL: 404,
     Reason.UNKNOWN_VERSION: 404,
     Reason.UNKNOWN_PATH: 404,
@@ -72,6 +78,7 @@ STATUS: dict[Reason, int] = {
     Reason.BODY_TOO_LARGE: 413,
     Reason.BATCH_TOO_LARGE: 413,
     Reason.UNSUPPORTED_MEDIA_TYPE: 415,
+    Reason.OVERLOADED: 429,
 }
 
 #: Longest string sent back as the offending ``value`` of a rejection.

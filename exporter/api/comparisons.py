@@ -11,58 +11,66 @@ comparison pins, and how shadow mode keys the join, is :mod:`exporter.model`'s.
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from exporter.api.context import Context
 from exporter.api.decode import decode, read_body, require_json
+from exporter.api.responses import WRITE, refusals
+from exporter.api.schemas import name_json_schema, name_param
 from exporter.api.status import comparison_json, rfc3339, tidy
 from exporter.comparison import parse_declaration
+from exporter.config import LimitSettings
 
 #: The body is any JSON; parse_declaration judges its shape (as it does the config's).
 _ANY: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 
 _EXAMPLE = {"champion": "v1", "challengers": ["v2"], "mode": "split"}
 
-_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["champion", "challengers", "mode"],
-                "additionalProperties": False,
-                "properties": {
-                    "champion": {"type": "string"},
-                    "challengers": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                    "mode": {"type": "string", "enum": ["split", "shadow"]},
-                },
-            },
-            "example": _EXAMPLE,
-        }
-    },
-}
 
-_PUT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    422: {
-        "description": "A declaration that breaks the rules (``invalid_comparison``, "
-        "``invalid_field``, ``invalid_name``, ``string_too_long``)."
-    },
-}
-_DELETE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown model (``unknown_model``) or no comparison (``no_comparison``)."},
-}
+def _body(limits: LimitSettings) -> dict[str, Any]:
+    """The request body: version names, distinct, at most ``max_versions_per_model`` in all
+    (a challenger that is the champion is a 422 the schema cannot express)."""
+    version = name_json_schema(limits.max_name_length)
+    challengers = {
+        "type": "array",
+        "items": version,
+        "minItems": 1,
+        "maxItems": limits.max_versions_per_model - 1,
+        "uniqueItems": True,
+    }
+    schema = {
+        "type": "object",
+        "required": ["champion", "challengers", "mode"],
+        "additionalProperties": False,
+        "properties": {
+            "champion": version,
+            "challengers": challengers,
+            "mode": {"type": "string", "enum": ["split", "shadow"]},
+        },
+    }
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": schema, "example": _EXAMPLE}},
+    }
+
+
+#: 422: a declaration that breaks the rules (invalid_comparison, invalid_field, invalid_name,
+#: string_too_long); 404: a model name holding '/'.
+_PUT_RESPONSES = refusals((*WRITE, 404))
+#: 404: unknown model or no comparison; 422: a model name over limits.max_name_length.
+_DELETE_RESPONSES = refusals((401, 403, 404, 422, 429))
 
 
 def router(ctx: Context) -> APIRouter:
     r = APIRouter(tags=["comparison"])
     limits = ctx.settings.limits
-    model_name = Annotated[str, Path(min_length=1, max_length=limits.max_name_length)]
+    model_name = Annotated[str, name_param(limits, "A model name.")]
 
     @r.put(
         "/v1/models/{model}/comparison",
         summary="Declare or replace the comparison of a model's versions",
-        openapi_extra={"requestBody": _BODY},
+        openapi_extra={"requestBody": _body(limits)},
         responses=_PUT_RESPONSES,
     )
     async def put_comparison(request: Request, model: model_name) -> dict[str, Any]:

@@ -6,23 +6,26 @@ loop. What is removed and counted, and how readers forget it, is :mod:`exporter.
 (No ``from __future__ import annotations``: FastAPI must evaluate the route signatures.)
 """
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 
 from exporter.api.context import Context
+from exporter.api.responses import refusals
+from exporter.api.schemas import name_param
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown model (``unknown_model``) or version (``unknown_version``)."},
-    409: {"description": "A comparison names the version (``pinned_version``)."},
-}
+#: 404: unknown model or version; 409: a version a comparison names; 422: a name over
+#: limits.max_name_length.
+_RESPONSES = refusals((401, 403, 404, 409, 422, 429))
 
 
 def router(ctx: Context) -> APIRouter:
     r = APIRouter(tags=["models"])
+    model_name = Annotated[str, name_param(ctx.settings.limits, "A model name.")]
+    version_name = Annotated[str, name_param(ctx.settings.limits, "A version of the model.")]
 
     @r.delete("/v1/models/{model}", summary="Remove a model", responses=_RESPONSES)
-    def delete_model(model: str) -> dict[str, Any]:
+    def delete_model(model: model_name) -> dict[str, Any]:
         """Remove a model: every version, window, counter and reference; its series are gone
         from the next scrape. Predictions and labels waiting in its join are dropped (counted
         in ``model_exporter_pending_dropped_total``). A model declared in the config stays
@@ -41,7 +44,7 @@ def router(ctx: Context) -> APIRouter:
         summary="Remove one version of a model",
         responses=_RESPONSES,
     )
-    def delete_version(model: str, model_version: str) -> dict[str, Any]:
+    def delete_version(model: model_name, model_version: version_name) -> dict[str, Any]:
         """Remove a version: its windows, counters and reference; its series are gone from the
         next scrape. Its predictions waiting for a label are dropped (counted); the model and
         its other versions stay."""

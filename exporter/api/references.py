@@ -9,12 +9,13 @@ upload takes seconds of CPU that must not stall other requests.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from exporter.api.context import Context
 from exporter.api.decode import decode, media_type, read_body
-from exporter.api.schemas import openapi_body
+from exporter.api.responses import WRITE, refusals
+from exporter.api.schemas import name_param, name_pattern, openapi_body
 from exporter.errors import InvalidReference, Reason, RejectedInput
 from exporter.names import check_name
 from exporter.reference import Reference, build_reference
@@ -75,6 +76,14 @@ def router(ctx: Context) -> APIRouter:
     r = APIRouter(tags=["reference"])
     limits = ctx.settings.limits
     name = Annotated[str | None, Query(min_length=1, max_length=limits.max_name_length)]
+    version = Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=limits.max_name_length,
+            json_schema_extra={"pattern": name_pattern()},
+        ),
+    ]
     body_doc = openapi_body(ctx.decoders, "ReferenceBody", _EXAMPLE)
 
     @r.put(
@@ -92,11 +101,14 @@ def router(ctx: Context) -> APIRouter:
                 },
             }
         },
+        # 404: a model name holding '/'; 400 and 422 for a CSV body: what a schema of text
+        # cannot say (malformed_csv, invalid_reference).
+        responses=refusals((*WRITE, 404)),
     )
     async def put_reference(
         request: Request,
-        model: Annotated[str, Path(min_length=1, max_length=limits.max_name_length)],
-        model_version: name = None,
+        model: Annotated[str, name_param(limits, "A model name.")],
+        model_version: version = None,
         prediction_column: name = None,
         label_column: name = None,
     ) -> dict[str, Any]:

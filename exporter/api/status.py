@@ -6,11 +6,13 @@
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 
 from exporter.api.context import Context
+from exporter.api.responses import refusals
+from exporter.api.schemas import name_param
 from exporter.config import Settings
 from exporter.detector import TargetDrift
 from exporter.drift_worker import DriftResult, WindowKey
@@ -21,6 +23,7 @@ from exporter.views import window_quality
 
 def router(ctx: Context) -> APIRouter:
     r = APIRouter(tags=["status"])
+    model_name = Annotated[str, name_param(ctx.settings.limits, "A model name.")]
 
     @r.get("/v1/models", summary="All monitored models")
     def list_models() -> dict[str, Any]:
@@ -39,8 +42,9 @@ def router(ctx: Context) -> APIRouter:
             )
         return {"models": out}
 
-    @r.get("/v1/models/{model}", summary="Status of one model")
-    def get_model(model: str) -> dict[str, Any]:
+    # 404: unknown model; 422: a name over limits.max_name_length.
+    @r.get("/v1/models/{model}", summary="Status of one model", responses=refusals((401, 404, 422)))
+    def get_model(model: model_name) -> dict[str, Any]:
         snapshot = ctx.store.get(model).snapshot(ctx.store.clock())
         status: dict[str, Any] = tidy(model_json(snapshot, ctx.drift.results(model), ctx.settings))
         return status
