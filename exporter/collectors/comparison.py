@@ -32,7 +32,16 @@ _REPEATED = " A fixed-sample test re-read at every scrape: alert on the sequenti
 
 
 def comparison_families(snapshots: Sequence[ModelSnapshot], min_samples: int) -> list[Metric]:
-    """Every per-window comparison family (always all of them, in one order) for these models."""
+    """Every per-window comparison family (always all of them, in one order) for these models:
+    the arms' own (every mode), then the shadow comparisons' pairs."""
+    return [
+        *_arm_families(snapshots, min_samples),
+        *_paired_window_families(snapshots, min_samples),
+    ]
+
+
+def _arm_families(snapshots: Sequence[ModelSnapshot], min_samples: int) -> list[Metric]:
+    """Each arm's labeled predictions and the differences of its window counts."""
     labeled = GaugeMetricFamily(
         "model_comparison_labeled_predictions",
         "Labeled predictions of one arm (champion or challenger) of a comparison in the window, "
@@ -92,6 +101,43 @@ def comparison_families(snapshots: Sequence[ModelSnapshot], min_samples: int) ->
         "Upper bound of the 95% Welch interval of the MAE difference." + _SPLIT + _GUARD,
         labels=BASE,
     )
+    for snapshot in snapshots:
+        for c in compare_windows(snapshot, min_samples):
+            key = [snapshot.name, c.champion, c.challenger, c.window]
+            labeled.add_metric([*key, "champion"], c.champion_labeled)
+            labeled.add_metric([*key, "challenger"], c.challenger_labeled)
+            s = c.scores
+            if isinstance(s, AccuracyComparison):
+                accuracy.add_metric(key, s.difference)
+                for average, value in s.f1.items():
+                    f1.add_metric([*key, average], value)
+                if s.test is not None:
+                    accuracy_p.add_metric(key, s.test.pvalue)
+                    accuracy_lower.add_metric(key, s.test.lower)
+                    accuracy_upper.add_metric(key, s.test.upper)
+            elif isinstance(s, MaeComparison):
+                mae.add_metric(key, s.difference)
+                if s.test is not None:
+                    mae_p.add_metric(key, s.test.pvalue)
+                    mae_lower.add_metric(key, s.test.lower)
+                    mae_upper.add_metric(key, s.test.upper)
+    return [
+        labeled,
+        accuracy,
+        accuracy_p,
+        accuracy_lower,
+        accuracy_upper,
+        f1,
+        mae,
+        mae_p,
+        mae_lower,
+        mae_upper,
+    ]
+
+
+def _paired_window_families(snapshots: Sequence[ModelSnapshot], min_samples: int) -> list[Metric]:
+    """A shadow comparison's pairs in the window and their paired test (McNemar's, or the
+    paired t-test on absolute errors)."""
     pairs = GaugeMetricFamily(
         "model_comparison_pairs",
         "Champion/challenger pairs of a shadow comparison in the window: ids both versions "
@@ -147,36 +193,7 @@ def comparison_families(snapshots: Sequence[ModelSnapshot], min_samples: int) ->
                 paired_mae_p.add_metric(key, p.test.pvalue)
                 paired_mae_lower.add_metric(key, p.test.lower)
                 paired_mae_upper.add_metric(key, p.test.upper)
-        for c in compare_windows(snapshot, min_samples):
-            key = [snapshot.name, c.champion, c.challenger, c.window]
-            labeled.add_metric([*key, "champion"], c.champion_labeled)
-            labeled.add_metric([*key, "challenger"], c.challenger_labeled)
-            s = c.scores
-            if isinstance(s, AccuracyComparison):
-                accuracy.add_metric(key, s.difference)
-                for average, value in s.f1.items():
-                    f1.add_metric([*key, average], value)
-                if s.test is not None:
-                    accuracy_p.add_metric(key, s.test.pvalue)
-                    accuracy_lower.add_metric(key, s.test.lower)
-                    accuracy_upper.add_metric(key, s.test.upper)
-            elif isinstance(s, MaeComparison):
-                mae.add_metric(key, s.difference)
-                if s.test is not None:
-                    mae_p.add_metric(key, s.test.pvalue)
-                    mae_lower.add_metric(key, s.test.lower)
-                    mae_upper.add_metric(key, s.test.upper)
     return [
-        labeled,
-        accuracy,
-        accuracy_p,
-        accuracy_lower,
-        accuracy_upper,
-        f1,
-        mae,
-        mae_p,
-        mae_lower,
-        mae_upper,
         pairs,
         discordant,
         mcnemar_p,
