@@ -209,26 +209,50 @@ class WindowSample:
     events: int
 
 
+class _Stratum:
+    """A uniform reservoir of the ``seen`` rows that reached it, holding at most ``cap``.
+
+    A stratum is *open* (takes new rows) while ``cap`` is the window's capacity; thinning lowers
+    ``cap`` and closes it, because a fixed-size sample of a growing stream grows sparser: new
+    rows of its bucket then go to a fresh stratum instead.
+    """
+
+    __slots__ = ("cap", "rows", "seen")
+
+    def __init__(self, rows: FloatArray, seen: int, cap: int) -> None:
+        self.rows = rows
+        self.seen = seen
+        self.cap = cap
+
+
 class SampleWindow:
     """Exact event counts and a bounded uniform sample of feature rows over a sliding window.
 
-    Each bucket keeps its exact event count and a reservoir (Vitter's algorithm R) of its rows.
-    The newest bucket may hold up to ``capacity`` rows. When the buckets together hold more than
-    ``3 * capacity`` rows, every older bucket is thinned to ``1.5 * capacity * n_i / N`` rows
-    (``n_i`` its events, ``N`` the window's): a uniform subsample of a uniform sample is uniform,
-    and algorithm R carries on correctly with the smaller capacity. Memory stays below
-    ``3 * capacity`` rows plus one batch, while every bucket keeps at least its proportional share
-    of a ``capacity``-row sample of the window.
+    Each bucket keeps its exact event count and one or more *strata*: reservoirs (Vitter's
+    algorithm R) of consecutive runs of its rows. The newest bucket may hold up to ``capacity``
+    rows. When the buckets together hold more than ``3 * capacity`` rows, every stratum of the
+    older buckets is thinned to ``1.5 * capacity * n_s / N`` rows (``n_s`` the events it saw, ``N``
+    the window's): a uniform subsample of a uniform sample is uniform. A thinned stratum takes
+    no more rows: rows that still arrive for its bucket (late events, clients whose clocks lag)
+    open a new stratum with the full capacity, so every stratum holds at least its proportional
+    share of a ``capacity``-row sample of the window. (Carrying on with the lowered capacity
+    would keep the stratum uniform but ever sparser, and :func:`draw_sample` takes from every
+    stratum in proportion: one sparse stratum would shrink the whole sample.) A bucket keeps at
+    most :attr:`MAX_STRATA`; beyond that its two oldest are merged into one proportional sample
+    of both. Memory stays below ``3 * capacity`` rows plus one batch.
 
-    :func:`draw_sample` then draws from each bucket in proportion to its count: a uniform sample
-    of the whole window. If the window shrinks a lot after thinning (old busy buckets expire), a
-    bucket may be short of its share and the sample is smaller; its size is exported.
+    :func:`draw_sample` then draws from each stratum in proportion to its count: a uniform
+    (proportionally stratified) sample of the whole window. If the window shrinks a lot after
+    thinning (old busy buckets expire), a stratum may be short of its share and the sample is
+    smaller; its size is exported.
     """
 
     #: Thin older buckets when the window holds more than this many times ``capacity`` rows.
     BUDGET = 3.0
     #: ...down to this many times their proportional share of ``capacity``.
     KEEP = 1.5
+    #: Strata a bucket may hold before its two oldest are merged.
+    MAX_STRATA = 4
 
     def __init__(
         self, duration: float, buckets: int, capacity: int, *, seed: int = 0, history: int = 1
@@ -241,23 +265,25 @@ class SampleWindow:
         self.features = 0
         ring = self.time.ring
         self._rng = np.random.default_rng(seed)
-        self._rows: list[FloatArray] = [np.empty((0, 0), dtype=np.float64) for _ in range(ring)]
-        self._seen = np.zeros(ring, dtype=np.int64)
-        self._cap = np.full(ring, self.capacity, dtype=np.int64)
+        self._strata: list[list[_Stratum]] = [[self._empty()] for _ in range(ring)]
+        self._seen = np.zeros(ring, dtype=np.int64)  # events per slot: the strata's sum
+
+    def _empty(self) -> _Stratum:
+        return _Stratum(np.empty((0, self.features), dtype=np.float64), 0, self.capacity)
 
     def _reset(self, slot: int) -> None:
         self._seen[slot] = 0
-        self._cap[slot] = self.capacity
-        self._rows[slot] = np.empty((0, self.features), dtype=np.float64)
+        self._strata[slot] = [self._empty()]
 
     def grow_features(self, features: int) -> None:
         """Widen every reservoir to ``features`` columns; old rows get NaN (not observed)."""
         if features <= self.features:
             return
-        for slot, rows in enumerate(self._rows):
-            grown = np.full((rows.shape[0], features), np.nan)
-            grown[:, : rows.shape[1]] = rows
-            self._rows[slot] = grown
+        for strata in self._strata:
+            for stratum in strata:
+                grown = np.full((stratum.rows.shape[0], features), np.nan)
+                grown[:, : stratum.rows.shape[1]] = stratum.rows
+                stratum.rows = grown
         self.features = features
 
     def add(self, times: FloatArray, rows: FloatArray, now: float) -> None:
@@ -273,18 +299,38 @@ class SampleWindow:
             slot, fresh = self.time.claim(bucket)
             if fresh:
                 self._reset(slot)
-            self._reservoir_add(slot, rows[idx])
+            self._reservoir_add(self._open_stratum(slot), rows[idx])
+            self._seen[slot] += idx.shape[0]
         self._rebalance(now)
 
+    def _open_stratum(self, slot: int) -> _Stratum:
+        strata = self._strata[slot]
+        if strata[-1].cap >= self.capacity:
+            return strata[-1]
+        if len(strata) >= self.MAX_STRATA:
+            first, second = strata[0], strata[1]
+            merged = draw_sample(
+                [first.rows, second.rows],
+                np.array([first.seen, second.seen], dtype=np.int64),
+                first.rows.shape[0] + second.rows.shape[0],
+                seed=int(self._rng.integers(2**63)),
+            )
+            size = merged.rows.shape[0]
+            strata[:2] = [_Stratum(merged.rows, first.seen + second.seen, size)]
+        stratum = self._empty()
+        strata.append(stratum)
+        return stratum
+
     def to_state(self) -> State:
-        """A copy of the buckets, their counts and reservoirs, and the sampler's state (so that
-        a restored window samples on exactly as it would have)."""
+        """A copy of the buckets, their strata, and the sampler's state (so that a restored
+        window samples on exactly as it would have)."""
         return {
             "time": self.time.to_state(),
             "features": self.features,
-            "rows": [pack(rows) for rows in self._rows],
-            "seen": pack(self._seen),
-            "cap": pack(self._cap),
+            "strata": [
+                [{"rows": pack(s.rows), "seen": s.seen, "cap": s.cap} for s in strata]
+                for strata in self._strata
+            ],
             # PCG64's state holds 128-bit integers, beyond msgpack: as JSON text.
             "rng": json.dumps(self._rng.bit_generator.state),
         }
@@ -295,24 +341,37 @@ class SampleWindow:
     ) -> SampleWindow:
         window = cls(duration, buckets, capacity, history=history)
         window.time.load_state(state["time"])
-        rows = [unpack(r) for r in state["rows"]]
-        seen, cap = unpack(state["seen"]), unpack(state["cap"])
-        ring = window.time.ring
-        if len(rows) != ring or seen.shape != (ring,) or cap.shape != (ring,):
+        features = int(state["features"])
+        slots = [
+            [_Stratum(unpack(s["rows"]), int(s["seen"]), int(s["cap"])) for s in strata]
+            for strata in state["strata"]
+        ]
+        if len(slots) != window.time.ring or not all(
+            0 < len(strata) <= cls.MAX_STRATA
+            and all(
+                s.rows.ndim == 2
+                and s.rows.shape[1] == features
+                and s.rows.shape[0] <= min(s.cap, s.seen)
+                and 0 < s.cap <= capacity
+                for s in strata
+            )
+            for strata in slots
+        ):
             raise ValueError("saved reservoirs do not fit the configured window")
-        window.features = int(state["features"])
-        window._rows, window._seen, window._cap = rows, seen, cap
+        window.features = features
+        window._strata = slots
+        window._seen = np.array([sum(s.seen for s in strata) for strata in slots], np.int64)
         window._rng.bit_generator.state = json.loads(state["rng"])
         return window
 
     def held(self) -> int:
         """Rows held in memory, over every slot."""
-        return sum(r.shape[0] for r in self._rows)
+        return sum(s.rows.shape[0] for strata in self._strata for s in strata)
 
-    def _reservoir_add(self, slot: int, batch: FloatArray) -> None:
-        cap = int(self._cap[slot])
-        seen = int(self._seen[slot])
-        held = self._rows[slot]
+    def _reservoir_add(self, stratum: _Stratum, batch: FloatArray) -> None:
+        cap = stratum.cap
+        seen = stratum.seen
+        held = stratum.rows
         n = batch.shape[0]
         positions = seen + np.arange(n)
         direct = positions < cap
@@ -332,13 +391,13 @@ class SampleWindow:
                 rev_unique, rev_first = np.unique(targets[::-1], return_index=True)
                 last = targets.shape[0] - 1 - rev_first
                 held[rev_unique] = chosen[last]
-        self._rows[slot] = held
-        self._seen[slot] = seen + n
+        stratum.rows = held
+        stratum.seen = seen + n
 
     def _rebalance(self, now: float) -> None:
         live = self.time.kept(now)
         for dead in np.flatnonzero(~live).tolist():
-            if self._rows[dead].shape[0]:
+            if self._seen[dead]:
                 self._reset(dead)  # expired: free its memory now
         if self.held() <= self.BUDGET * self.capacity * self.history:
             return
@@ -348,13 +407,14 @@ class SampleWindow:
         for slot in live_slots.tolist():
             if slot == newest:
                 continue
-            share = self.KEEP * self.capacity * self.history * int(self._seen[slot]) / total
-            keep = math.ceil(share)
-            rows = self._rows[slot]
-            if rows.shape[0] > keep:
-                pick = self._rng.choice(rows.shape[0], keep, replace=False)
-                self._rows[slot] = rows[np.sort(pick)]
-                self._cap[slot] = keep
+            for stratum in self._strata[slot]:
+                share = self.KEEP * self.capacity * self.history * stratum.seen / total
+                keep = math.ceil(share)
+                rows = stratum.rows
+                if rows.shape[0] > keep:
+                    pick = self._rng.choice(rows.shape[0], keep, replace=False)
+                    stratum.rows = rows[np.sort(pick)]
+                    stratum.cap = keep
 
     def events(self, now: float, windows_back: int = 0) -> int:
         """Exact events in the window (``windows_back=1``: in the window before it)."""
@@ -365,18 +425,21 @@ class SampleWindow:
         return int(np.count_nonzero(self._seen[self.time.live(now)]))
 
     def snapshot(self, now: float, windows_back: int = 0) -> Reservoirs:
-        """Copies of the live reservoirs and their exact counts (``windows_back=1``: those of
-        the previous window, kept when ``history`` is 2)."""
-        live = np.flatnonzero(self.time.live(now, windows_back))
+        """Copies of the live strata and their exact counts (``windows_back=1``: those of the
+        previous window, kept when ``history`` is 2)."""
+        live = np.flatnonzero(self.time.live(now, windows_back)).tolist()
+        strata = [s for slot in live for s in self._strata[slot]]
         return Reservoirs(
-            tuple(self._rows[s].copy() for s in live), self._seen[live].copy(), self.features
+            tuple(s.rows.copy() for s in strata),
+            np.array([s.seen for s in strata], dtype=np.int64),
+            self.features,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Reservoirs:
-    """A copy of a window's bucket reservoirs: ``rows[i]`` is a uniform sample of the
-    ``seen[i]`` events of bucket i; every row has at most ``width`` columns."""
+    """A copy of a window's reservoirs (strata): ``rows[i]`` is a uniform sample of the
+    ``seen[i]`` events of stratum i; every row has at most ``width`` columns."""
 
     rows: tuple[FloatArray, ...]
     seen: IntArray

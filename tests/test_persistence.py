@@ -68,12 +68,18 @@ def test_sample_window_round_trip_samples_on_identically() -> None:
     w = SampleWindow(3600, 6, capacity=5, seed=3)
     rng = np.random.default_rng(0)
     w.add(np.full(40, T0), rng.normal(size=(40, 2)), T0)
+    w.add(np.full(40, T0 + 600), rng.normal(size=(40, 2)), T0 + 600)
+    w.add(np.full(40, T0 + 1200), rng.normal(size=(40, 2)), T0 + 1200)
+    w.add(np.full(40, T0 + 1800), rng.normal(size=(40, 2)), T0 + 1800)  # thins the older ones
+    w.add(np.full(40, T0), rng.normal(size=(40, 2)), T0 + 1800)  # late: a second stratum
     back = SampleWindow.from_state(w.to_state(), 3600, 6, 5)
     more = rng.normal(size=(40, 3))
     for window in (w, back):
-        window.add(np.full(40, T0 + 1), more, T0 + 1)
-    a, b = w.snapshot(T0 + 1), back.snapshot(T0 + 1)
-    assert np.array_equal(a.seen, b.seen) and a.events == 80
+        window.add(np.full(40, T0 + 1801), more, T0 + 1801)
+        window.add(np.full(40, T0 + 1), more, T0 + 1801)
+    a, b = w.snapshot(T0 + 1801), back.snapshot(T0 + 1801)
+    assert np.array_equal(a.seen, b.seen) and a.events == 280
+    assert len(a.seen) > 4  # the first bucket holds several strata
     assert all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a.rows, b.rows, strict=True))
 
 
