@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 class Server:
     """A uvicorn server (the exporter CLI or a baseline app) on an OS-chosen loopback port."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str] | None = None, *, ready: str | None = None
+    ) -> None:
         self.proc = subprocess.Popen(
             args,
             cwd=ROOT,
@@ -42,6 +46,16 @@ class Server:
                 raise RuntimeError(f"server exited: {args}")
         else:
             raise RuntimeError(f"server did not start: {args}")
+        if ready is not None:  # the exporter listens before it has restored its state
+            while time.monotonic() < deadline:
+                with (
+                    contextlib.suppress(OSError),
+                    urllib.request.urlopen(self.url + ready, timeout=2) as answer,
+                ):
+                    if answer.status == 200:
+                        return
+                time.sleep(0.02)
+            raise RuntimeError(f"server did not become ready: {args}")
 
     @classmethod
     def exporter(cls, config: str) -> Server:
@@ -61,7 +75,8 @@ class Server:
                 str(path),
                 "--log-level",
                 "info",
-            ]
+            ],
+            ready="/-/ready",
         )
 
     @classmethod

@@ -102,7 +102,9 @@ def serve(args: argparse.Namespace) -> int:
     )
     tune_malloc()
     try:
-        app = create_app(settings)
+        # Restored once the listeners are open (503 "starting" meanwhile), then the heap is
+        # frozen again so that the restored state is out of the collector's reach too.
+        app = create_app(settings, start_in_background=True, after_start=freeze_startup_heap)
     except ConfigError as exc:
         print(f"model-exporter: {exc}", file=sys.stderr)
         return 2

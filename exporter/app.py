@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,71 +18,16 @@ from exporter.api.context import Context
 from exporter.api.schemas import build_decoders
 from exporter.api.security import AccessGuard
 from exporter.collectors import build_registry
-from exporter.comparison import parse_declaration
 from exporter.config import Settings
 from exporter.drift_worker import DriftWorker
-from exporter.errors import NO_VALUE, ConfigError, RejectedInput
 from exporter.exposition import Exposition
 from exporter.persistence import StateKeeper
-from exporter.reference import build_reference
-from exporter.reference_io import read_reference_file
+from exporter.startup import StartingGate, Startup, on_thread
 from exporter.store import Store
 from exporter.telemetry import Telemetry
 from exporter.web_config import load_web_config
 
 log = logging.getLogger("exporter")
-
-
-def load_reference_files(settings: Settings, store: Store) -> None:
-    """Load every ``models.<name>.reference_file`` as that model's reference (again whenever
-    the model is registered anew after a removal).
-
-    Raises :class:`ConfigError` naming the key when a file cannot be read or used.
-    """
-    for model, spec in settings.models.items():
-        if spec.reference_file is None:
-            continue
-        key = f"models.{model}.reference_file"
-        try:
-            columns = read_reference_file(
-                spec.reference_file, max_name_length=settings.limits.max_name_length
-            )
-            reference = build_reference(
-                columns,
-                settings=settings.drift,
-                source="file",
-                created=store.clock(),
-                categorical=spec.categorical,
-                prediction_column=spec.reference_prediction_column,
-                label_column=spec.reference_label_column,
-            )
-            store.load_reference(model, reference)
-        except RejectedInput as exc:
-            raise ConfigError(
-                f"config key '{key}': {exc.detail} (got {str(spec.reference_file)!r})"
-            ) from None
-        log.info("loaded reference of model %s from %s", model, spec.reference_file)
-
-
-def apply_config_comparisons(settings: Settings, store: Store) -> None:
-    """Declare every ``models.<name>.comparison``, started now (the body's shape was checked
-    with the settings; the model's limits are checked here).
-
-    Raises :class:`ConfigError` naming the key when the model refuses it."""
-    for model, spec in settings.models.items():
-        if spec.comparison is None:
-            continue
-        key = f"models.{model}.comparison"
-        declaration = parse_declaration(spec.comparison)
-        if store.comparison_is(model, declaration):
-            continue  # restored from the state snapshot, running since it started
-        try:
-            store.set_comparison(model, declaration)
-        except RejectedInput as exc:
-            where = f"{key}.{exc.field}" if exc.field else key
-            got = spec.comparison if exc.value is NO_VALUE else exc.value
-            raise ConfigError(f"config key '{where}': {exc.message} (got {got!r})") from None
-        log.info("declared the comparison of model %s: %s", model, spec.comparison)
 
 
 def create_app(
@@ -89,6 +36,8 @@ def create_app(
     registry: CollectorRegistry | None = None,
     clock: Callable[[], float] = time.time,
     drift_worker: bool = True,
+    start_in_background: bool = False,
+    after_start: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the exporter application.
 
@@ -102,6 +51,15 @@ def create_app(
         Wall-clock time in seconds; tests pass a fake one.
     drift_worker : bool
         Run the background drift worker (tests may drive ``app.state.drift_worker.run_once()``).
+    start_in_background : bool
+        Restore the state snapshot and apply the configured references and comparisons in a
+        thread once the app serves, answering 503 ``starting`` meanwhile (``model-exporter
+        serve``: see :mod:`exporter.startup`); by default they are applied here, before this
+        returns. A bad configuration raises :class:`ConfigError` here in both cases, except a
+        comparison the restored state refuses: then ``app.state.ctx.failure`` says why and the
+        server is asked to stop.
+    after_start : callable, optional
+        Called once everything is restored and applied (``serve`` freezes the heap then).
     """
     settings = settings or Settings()
     store = Store(settings, clock=clock)
@@ -123,27 +81,53 @@ def create_app(
     log.info(writes.describe())
     log.info(reads.describe())
     keeper = None
-    if settings.state.path is not None:  # restored first: the config then adds what is new
+    if settings.state.path is not None:
         keeper = StateKeeper(settings, store, telemetry, worker.sequential, clock=clock)
-        keeper.restore()
-    load_reference_files(settings, store)
-    apply_config_comparisons(settings, store)
+    startup = Startup.prepare(settings, store, keeper)
+    ctx.starting = start_in_background
+    if not start_in_background:
+        startup.run()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    def started() -> None:
         if drift_worker:
             worker.start()
         if keeper is not None:
             keeper.start()
+        if after_start is not None:
+            after_start()
+        ctx.starting = False
         ctx.ready = True
+
+    def failed(why: str) -> None:
+        ctx.failure = why
+        if ctx.request_exit is not None:
+            ctx.request_exit()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        starting = None
+        if start_in_background:
+            starting = threading.Thread(
+                target=on_thread,
+                args=(startup, ctx),
+                kwargs={"started": started, "failed": failed},
+                name="startup",
+                daemon=True,
+            )
+            starting.start()
+        else:
+            started()
         try:
             yield
         finally:
             ctx.ready = False
-            if drift_worker:
-                worker.stop()
-            if keeper is not None:
-                keeper.stop()  # the shutdown snapshot: after the last request and look
+            if starting is not None:  # a restore cannot be cut short: wait for it
+                await asyncio.to_thread(starting.join)
+            if ctx.failure is None:
+                if drift_worker:
+                    worker.stop()
+                if keeper is not None:
+                    keeper.stop()  # the shutdown snapshot: after the last request and look
 
     app = FastAPI(
         title="model-exporter",
@@ -160,6 +144,7 @@ def create_app(
     app.state.state_keeper = keeper
     app.include_router(build_router(ctx))
     app.state.web_config = web_config  # its TLS is the server's (uvicorn_tls_options)
+    app.add_middleware(StartingGate, ctx=ctx, telemetry=telemetry)
     app.add_middleware(AccessGuard, writes=writes, reads=reads, telemetry=telemetry)
     handlers.install(app, telemetry)  # IgnoreTrailingSlash: outside the guard
     return app

@@ -58,6 +58,7 @@ class Reason(StrEnum):
     UNAUTHORIZED = "unauthorized"  # no credentials, or wrong ones (exporter.auth)
     FORBIDDEN = "forbidden"  # not from this peer, or not for this model (exporter.auth)
     OVERLOADED = "overloaded"  # too many writes in flight: 429 with Retry-After (exporter.server)
+    STARTING = "starting"  # still restoring the state snapshot: 503 with Retry-After (startup)
 
 
 #: A field that names one event or label of a batch: ``events[3]...``, ``labels[0]...``.
@@ -79,6 +80,7 @@ STATUS: dict[Reason, int] = {
     Reason.BATCH_TOO_LARGE: 413,
     Reason.UNSUPPORTED_MEDIA_TYPE: 415,
     Reason.OVERLOADED: 429,
+    Reason.STARTING: 503,
 }
 
 #: Longest string sent back as the offending ``value`` of a rejection.

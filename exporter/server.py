@@ -491,7 +491,13 @@ def build_server(
     def stopping() -> None:
         ctx.stopping = True
 
-    return ExporterServer(config, listeners, drain=settings.shutdown.drain, on_stopping=stopping)
+    server = ExporterServer(config, listeners, drain=settings.shutdown.drain, on_stopping=stopping)
+
+    def request_exit() -> None:  # starting failed (exporter.startup): stop at once
+        server.should_exit = True
+
+    ctx.request_exit = request_exit
+    return server
 
 
 def _address(sockname: Any) -> tuple[str, int]:
@@ -500,11 +506,12 @@ def _address(sockname: Any) -> tuple[str, int]:
 
 def serve(app: FastAPI, settings: Settings, *, options: Mapping[str, Any] | None = None) -> int:
     """Serve ``app`` until stopped; the exit status: 0 after a stop, 1 if a listener cannot
-    be opened."""
+    be opened, 2 if starting failed (a configured comparison the restored state refuses)."""
     try:
         listeners = bind(settings)
     except OSError as exc:
         print(f"model-exporter: {exc.strerror}", file=sys.stderr)
         return 1
     build_server(app, settings, listeners, options=options).run()
-    return 0
+    failed = app.state.ctx.failure is not None  # logged where it happened
+    return 2 if failed else 0

@@ -97,7 +97,8 @@ class Telemetry:
             return {"received": dict(self.received), "rejected": rejected}
 
     def load_state(self, state: dict[str, dict[str, int]]) -> None:
-        """Carry on from saved counts (a reason unknown to this version is left out)."""
+        """Carry on from saved counts (a reason unknown to this version is left out), added
+        to those counted since the start (requests refused while restoring)."""
         received = {kind: int(state["received"].get(kind, 0)) for kind in EVENT_KINDS}
         known = {reason.value: reason for reason in Reason}
         rejected = dict.fromkeys(Reason, 0)
@@ -105,7 +106,10 @@ class Telemetry:
             if value in known:
                 rejected[known[value]] = int(count)
         with self._lock:
-            self.received, self.rejected = received, rejected
+            for kind, count in received.items():
+                self.received[kind] = self.received.get(kind, 0) + count
+            for reason, count in rejected.items():
+                self.rejected[reason] = self.rejected.get(reason, 0) + count
 
     def snapshot(self) -> tuple[dict[str, int], dict[Reason, int], DriftWorkerStats]:
         with self._lock:

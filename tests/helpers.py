@@ -84,6 +84,20 @@ class ExporterProcess:
         self.output: list[str] = []
         self.url = self._wait_for_url(timeout=30)
         self.client = httpx.Client(base_url=self.url, timeout=10)
+        self._wait_until_ready(timeout=30)
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        """The listener opens before the state snapshot is restored (503 "starting" until
+        then): wait for ``/-/ready``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.client.get("/-/ready").status_code == 200:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("exporter did not become ready in time:\n" + "".join(self.output))
 
     def _wait_for_url(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout

@@ -59,7 +59,7 @@ def _body(limits: LimitSettings) -> dict[str, Any]:
 #: string_too_long); 404: a model name holding '/'.
 _PUT_RESPONSES = refusals((*WRITE, 404))
 #: 404: unknown model or no comparison; 422: a model name over limits.max_name_length.
-_DELETE_RESPONSES = refusals((401, 403, 404, 422, 429))
+_DELETE_RESPONSES = refusals((401, 403, 404, 422, 429, 503))
 
 
 def router(ctx: Context) -> APIRouter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from exporter.api.priority import ScrapePriority
@@ -23,4 +24,9 @@ class Context:
     decoders: Decoders
     priority: ScrapePriority = field(default_factory=ScrapePriority)
     ready: bool = False
+    starting: bool = False  # restoring in the background (exporter.startup): requests get 503
     stopping: bool = False  # set on SIGTERM (exporter.server): /-/ready answers 503 from then
+    #: Why starting failed (exporter.startup), if it did: ``serve`` then exits 2.
+    failure: str | None = None
+    #: Asks the server to stop (set by exporter.server; None without one).
+    request_exit: Callable[[], None] | None = None

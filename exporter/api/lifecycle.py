@@ -16,7 +16,7 @@ from exporter.api.schemas import name_param
 
 #: 404: unknown model or version; 409: a version a comparison names; 422: a name over
 #: limits.max_name_length.
-_RESPONSES = refusals((401, 403, 404, 409, 422, 429))
+_RESPONSES = refusals((401, 403, 404, 409, 422, 429, 503))
 
 
 def router(ctx: Context) -> APIRouter:

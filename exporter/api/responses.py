@@ -48,16 +48,17 @@ REFUSALS: Final[dict[int, str]] = {
     "events, a model, version, feature or class limit, an id twice in one batch, a timestamp "
     "beyond ``limits.max_clock_skew``, a reference or comparison that breaks its rules).",
     429: "Too many writes at once (``overloaded``): retry after ``Retry-After`` seconds.",
+    503: "Starting (``starting``): the exporter is still restoring its state snapshot; retry "
+    "after ``Retry-After`` seconds (``/-/ready`` answers 503 meanwhile).",
 }
 
-_HEADERS: Final[dict[int, dict[str, Any]]] = {
-    429: {
-        "Retry-After": {
-            "description": "Seconds to wait before retrying.",
-            "schema": {"type": "integer", "minimum": 0},
-        }
-    },
+_RETRY_AFTER: Final[dict[str, Any]] = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 0},
+    }
 }
+_HEADERS: Final[dict[int, dict[str, Any]]] = {429: _RETRY_AFTER, 503: _RETRY_AFTER}
 
 
 def refusals(statuses: Iterable[int]) -> dict[int | str, dict[str, Any]]:
@@ -72,4 +73,4 @@ def refusals(statuses: Iterable[int]) -> dict[int | str, dict[str, Any]]:
 
 
 #: Statuses of a route that reads a JSON body and writes.
-WRITE: Final = (400, 401, 403, 413, 415, 422, 429)
+WRITE: Final = (400, 401, 403, 413, 415, 422, 429, 503)

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from exporter import __version__
 from exporter.api.context import Context
+from exporter.api.responses import refusals
 
 
 def router(ctx: Context) -> APIRouter:
@@ -21,7 +22,10 @@ def router(ctx: Context) -> APIRouter:
         tags=["prometheus"],
         summary="Prometheus metrics",
         response_class=Response,
-        responses={200: {"description": "The exposition.", "content": _EXPOSITION}},
+        responses={
+            200: {"description": "The exposition.", "content": _EXPOSITION},
+            **refusals((401, 503)),
+        },
     )
     async def metrics(request: Request) -> Response:
         """Text format 0.0.4 or OpenMetrics, as the ``Accept`` header asks; gzip if accepted.

@@ -25,7 +25,7 @@ def router(ctx: Context) -> APIRouter:
     r = APIRouter(tags=["status"])
     model_name = Annotated[str, name_param(ctx.settings.limits, "A model name.")]
 
-    @r.get("/v1/models", summary="All monitored models")
+    @r.get("/v1/models", summary="All monitored models", responses=refusals((401, 503)))
     def list_models() -> dict[str, Any]:
         now = ctx.store.clock()
         out = []
@@ -43,7 +43,11 @@ def router(ctx: Context) -> APIRouter:
         return {"models": out}
 
     # 404: unknown model; 422: a name over limits.max_name_length.
-    @r.get("/v1/models/{model}", summary="Status of one model", responses=refusals((401, 404, 422)))
+    @r.get(
+        "/v1/models/{model}",
+        summary="Status of one model",
+        responses=refusals((401, 404, 422, 503)),
+    )
     def get_model(model: model_name) -> dict[str, Any]:
         snapshot = ctx.store.get(model).snapshot(ctx.store.clock())
         status: dict[str, Any] = tidy(model_json(snapshot, ctx.drift.results(model), ctx.settings))
