@@ -30,7 +30,9 @@ the rendered page), the page's size plain and gzip (level 1, as the server sends
 process' VmRSS and VmHWM, the render time cold (every model encoded) and warm (nothing
 changed), and the largest families; with ``--models`` below the limit, each figure measured
 and its linear extrapolation to ``limits.max_models``. Other limits are measured by setting
-them as usual, e.g. ``MODEL_EXPORTER_LIMITS__MAX_CLASSES=20``.
+them as usual, e.g. ``MODEL_EXPORTER_LIMITS__MAX_CLASSES=20``. With ``--snapshot``, also the
+size of a state snapshot of it (``state.path`` in a temporary folder), the time to write it and
+the time to restore it into a fresh app.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from __future__ import annotations
 import argparse
 import gc
 import gzip
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -290,13 +293,34 @@ def row(name: str, measured: float, scale: float, fmt: str, fixed: float = 0.0) 
     return f"{name:<44} {shown:>16} {format(extrapolated, fmt):>16}"
 
 
+def time_snapshot(app: FastAPI, settings: Settings) -> tuple[int, float, float]:
+    """Snapshot the state, then restore it into a fresh app: (bytes, seconds, seconds)."""
+    keeper = app.state.state_keeper
+    started = time.perf_counter()
+    assert keeper.save(clean=True), "the snapshot failed: see the log"
+    saved = time.perf_counter() - started
+    size = keeper.path.stat().st_size
+    started = time.perf_counter()
+    again = create_app(settings, drift_worker=False)  # restores before it returns
+    restored = time.perf_counter() - started
+    assert again.state.store.models(), "nothing was restored"
+    return size, saved, restored
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, help="models to build (default: limits.max_models)")
     parser.add_argument("--reference-rows", type=int, default=0, help="uploaded reference rows")
     parser.add_argument("--numeric-only", action="store_true")
+    parser.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="also time a state snapshot (state.path in a temporary folder) and its restore",
+    )
     args = parser.parse_args()
-    settings = load_settings()
+    folder = tempfile.TemporaryDirectory(prefix="worst-case-state-")
+    state = {"state": {"path": folder.name, "interval": 3600}} if args.snapshot else {}
+    settings = load_settings(None, **state)
     target = settings.limits.max_models
     models = min(args.models or target, target)
     shape = Shape.at_limits(
@@ -323,6 +347,7 @@ def main() -> None:
     gc.collect()
     rss = vm("VmRSS") - base_rss
     page = scrape(app)
+    snapshot = time_snapshot(app, settings) if args.snapshot else None
     scale = target / models
     fixed = page.series - page.model_series
     print(
@@ -346,6 +371,11 @@ def main() -> None:
     print(row("gzip level 1 of the page, ms", page.gzip_seconds * 1000, scale, ".0f"))
     print(row("registry.collect(), ms", page.collect_seconds * 1000, scale, ".0f"))
     print(row("drift computation, all windows, s", drift_seconds, scale, ".1f"))
+    if snapshot is not None:
+        size, saved, restored = snapshot
+        print(row("state snapshot, MiB", size / 2**20, scale, ".1f"))
+        print(row("  written in (copy, encode, write), s", saved, scale, ".2f"))
+        print(row("  restored in (read, decode, rebuild), s", restored, scale, ".2f"))
     print("\nlargest families (series with a model label)")
     for name, count in page.families.most_common(12):
         share = count / page.model_series

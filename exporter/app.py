@@ -20,7 +20,8 @@ from exporter.api.security import AccessGuard
 from exporter.collectors import build_registry
 from exporter.config import Settings
 from exporter.drift_worker import DriftWorker
-from exporter.exposition import Exposition
+from exporter.exposition import BudgetCollector, Exposition
+from exporter.monitoring.rules import alert_series
 from exporter.persistence import StateKeeper
 from exporter.startup import StartingGate, Startup, on_thread
 from exporter.store import Store
@@ -71,10 +72,16 @@ def create_app(
         settings=settings,
         store=store,
         telemetry=telemetry,
-        exposition=Exposition(registry, models),
+        exposition=Exposition(
+            registry,
+            models,
+            max_series=settings.limits.max_series or None,
+            protected=alert_series(),
+        ),
         drift=worker.cache,
         decoders=build_decoders(settings.limits),
     )
+    registry.register(BudgetCollector(ctx.exposition))
     web_config = load_web_config(settings.web_config)
     writes = auth.write_policy(settings.auth)
     reads = auth.read_policy(settings.auth, web_config.users)

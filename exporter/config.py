@@ -199,7 +199,7 @@ class DriftSettings(_Section):
         description="values a feature needs in window and reference before drift is exported",
     )
     sample_size: int = Field(
-        10_000, ge=10, le=1_000_000, description="max window values per feature used by drift tests"
+        5_000, ge=10, le=1_000_000, description="max window values per feature used by drift tests"
     )
     reference_size: int = Field(
         1000,
@@ -208,7 +208,7 @@ class DriftSettings(_Section):
         description="first N predictions of a version become its reference",
     )
     reference_max_values: int = Field(
-        100_000,
+        10_000,
         ge=1,
         le=10_000_000,
         description="an uploaded reference larger than this is uniformly subsampled",
@@ -251,7 +251,7 @@ class JoinSettings(_Section):
     prediction_ttl: PositiveDuration = Field(
         86_400.0, description="how long a prediction waits for its label"
     )
-    max_pending_predictions: int = Field(100_000, ge=1, description="per model")
+    max_pending_predictions: int = Field(50_000, ge=1, description="per model")
     label_ttl: Duration = Field(
         600.0, description="how long a label that arrived before its prediction waits; 0 rejects it"
     )
@@ -259,10 +259,17 @@ class JoinSettings(_Section):
 
 
 class LimitSettings(_Section):
-    max_models: int = Field(20, ge=1)
-    max_versions_per_model: int = Field(5, ge=1)
+    max_series: int = Field(
+        50_000,
+        ge=0,
+        description="series of the models' families per scrape; beyond, /metrics leaves out "
+        "the largest (model, family) chunks, never a family a shipped alert uses, and says so "
+        "(model_exporter_scrape_series_dropped); 0: no budget",
+    )
+    max_models: int = Field(10, ge=1)
+    max_versions_per_model: int = Field(3, ge=1)
     max_features: int = Field(100, ge=1, description="per model")
-    max_classes: int = Field(50, ge=2, description="per model")
+    max_classes: int = Field(20, ge=2, description="per model")
     max_batch_events: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(16 * 2**20, ge=1024)
     max_reference_bytes: int = Field(64 * 2**20, ge=1024)

@@ -24,7 +24,13 @@ def test_defaults_need_no_file() -> None:
     s = load_settings()
     assert s.port == 17090 and s.host == "0.0.0.0"
     assert s.window_labels == ["1h"]
-    assert s.drift.sample_size >= 10_000
+    # The worst case at these limits stays within 50k series and 1 GiB (bench/worst_case.py):
+    assert s.drift.sample_size == 5000 and s.limits.max_series == 50_000
+    assert (s.limits.max_models, s.limits.max_versions_per_model, s.limits.max_classes) == (
+        10,
+        3,
+        20,
+    )
     assert s.drift.reference_size == 1000
 
 

@@ -48,7 +48,9 @@ def layout(
 
 
 def reference(columns: dict[str, Sequence[Any]], **kwargs: Any) -> Reference:
-    settings = kwargs.pop("settings", DriftSettings())
+    """An uploaded reference of ``columns``, every value kept (not subsampled to the default
+    ``drift.reference_max_values``): the oracles see the same values."""
+    settings = kwargs.pop("settings", DriftSettings(reference_max_values=1_000_000))
     return build_reference(columns, settings=settings, source="upload", created=0.0, **kwargs)
 
 

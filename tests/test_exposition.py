@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from tests.conftest import Exporter, parse_metrics
 from tests.helpers import promtool_check_metrics
 
 
-def populated(make_exporter) -> Exporter:
+def populated(make_exporter, **extra: Any) -> Exporter:
     """Every kind of model and series: binary, multiclass, regression, drift, rejections,
     comparisons (fraud v2 against v1, price v2 against default, shadowed v2 in shadow of v1,
     appraisal's regression v2 in shadow of v1),
@@ -25,6 +26,7 @@ def populated(make_exporter) -> Exporter:
         quality={"min_samples": 1},
         comparison={"min_samples": 5, "sequential": {"min_samples": 5, "min_expected": 1}},
         drift={"min_samples": 5, "reference_size": 20, "max_categories": 3},
+        **extra,
     )
     rng = np.random.default_rng(0)
     for model, champion in (("fraud", "v1"), ("price", "default")):

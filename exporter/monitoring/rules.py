@@ -383,6 +383,15 @@ def comparison_alerts(t: Thresholds) -> list[dict[str, Any]]:
     ]
 
 
+def alert_series(t: Thresholds | None = None) -> frozenset[str]:
+    """The ``model_*`` names the shipped alerts read (label names such as ``model_version``
+    come along; no family has those names): the series budget never leaves them out."""
+    t = t or Thresholds()
+    exprs = [rule["expr"] for rule in (*alerting_rules(t), *comparison_alerts(t))]
+    words = {word for expr in exprs for word in re.findall(r"[a-z_][a-z0-9_]*", expr)}
+    return frozenset(word for word in words if word.startswith("model_"))
+
+
 _OUT = "model_version:model_outcomes:increase1h"
 _ACTUAL = "model_version_class:model_actual:increase1h"
 _PREDICTED = "model_version_class:model_predicted:increase1h"
