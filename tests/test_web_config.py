@@ -342,3 +342,52 @@ def test_real_prometheus_scrapes_over_tls_with_basic_auth(
             if prom is not None:
                 terminate(prom)
             terminate(exporter)
+
+
+@pytest.mark.e2e
+def test_client_certificates_are_required_and_verified(tmp_path: Path, certs: Path) -> None:
+    """``RequireAndVerifyClientCert``: the real server completes the handshake only for a
+    client certificate signed by ``client_ca_file``; without one, or with another, it fails."""
+    web = tmp_path / "web.yml"
+    web.write_text(
+        yaml.safe_dump(
+            {
+                "tls_server_config": {
+                    "cert_file": str(certs / "cert.pem"),
+                    "key_file": str(certs / "key.pem"),
+                    "client_auth_type": "RequireAndVerifyClientCert",
+                    "client_ca_file": str(certs / "cert.pem"),  # self-signed: its own CA
+                }
+            }
+        )
+    )
+    port = free_port()
+    log = tmp_path / "exporter.log"
+    args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--web-config", str(web)]
+    url = f"https://127.0.0.1:{port}"
+
+    def client_context(cert: str | None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(certs / "cert.pem"))
+        if cert is not None:
+            context.load_cert_chain(certs / f"{cert}cert.pem", certs / f"{cert}key.pem")
+        return context
+
+    with log.open("w") as out:
+        exporter = subprocess.Popen(
+            [sys.executable, "-m", "exporter", *args], cwd=ROOT, stdout=out, stderr=out, text=True
+        )
+        try:
+            with httpx.Client(base_url=url, verify=client_context(""), timeout=5) as client:
+                wait_for(
+                    lambda: client.get("/-/ready").status_code == 200,
+                    time.monotonic() + 60,
+                    "the exporter did not answer over mutual TLS",
+                    log,
+                )
+                assert client.get("/metrics").status_code == 200
+            for cert in (None, "other-"):  # no client certificate; one the CA did not sign
+                bad = httpx.Client(base_url=url, verify=client_context(cert), timeout=5)
+                with bad, pytest.raises(httpx.HTTPError):
+                    bad.get("/-/healthy")
+        finally:
+            terminate(exporter)
