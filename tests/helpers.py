@@ -47,6 +47,31 @@ def require_binary(*names: str) -> str:
     return path
 
 
+#: Where Debian's alertmanager reads its default notification templates (a path built in).
+DEBIAN_TEMPLATES = Path("/usr/share/prometheus/alertmanager/default.tmpl")
+
+
+def alertmanager_command(binary: str) -> list[str]:
+    """How to run Debian's alertmanager unpacked in ``.tools``: it reads its default templates
+    from a path built in (``/usr/share/prometheus/...``), which only installing the package
+    creates (and installing it starts a service). Where they are missing, it runs in a mount
+    namespace of its own (``unshare --mount``, root only) in which ``/usr/share`` is an
+    overlay of the unpacked package's ``usr/share`` on the machine's: nothing changes outside
+    that process. Elsewhere (an upstream build, or the package installed) it runs as is."""
+    unpacked = TOOLS.parent.parent  # .tools/debian
+    if DEBIAN_TEMPLATES.exists() or not binary.startswith(str(unpacked)):
+        return [binary]
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        reason = f"{DEBIAN_TEMPLATES} is missing and cannot be provided without root and unshare"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    overlay = 'mount -t overlay overlay -o "lowerdir=$1/usr/share:/usr/share" /usr/share'
+    script = f'{overlay} && shift && exec "$@"'
+    return [unshare, "--mount", "--", "sh", "-c", script, "sh", str(unpacked), binary]
+
+
 def promtool_check_metrics(text: str) -> subprocess.CompletedProcess[str]:
     promtool = require_binary("promtool")
     return subprocess.run(

@@ -10,7 +10,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -403,17 +403,31 @@ def test_the_first_bad_event_of_a_large_batch_is_named_quickly() -> None:
     events[4321]["features"]["b"] = {"nested": True}
     events[4800]["prediction"] = None  # a later problem is not the one named
     body = dumps(batch(events))
-    decode(PREDICTIONS, dumps(batch(events[:4321])))  # warm up
-    start = time.perf_counter()
+    valid = dumps(batch(events[:4321]))
+    decode(PREDICTIONS, valid)  # warm up
+
+    def fastest(run: Callable[[], object]) -> float:
+        """The fastest of 3 runs: robust to a busy machine (a ratio, not a wall-clock bound)."""
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
     exc = rejected(PREDICTIONS, body)
-    elapsed = time.perf_counter() - start
     assert (exc.reason, exc.field, exc.value) == (
         Reason.INVALID_FIELD,
         "events[4321].features.b",
         {"nested": True},
     )
     assert exc.events == 5001
-    assert elapsed < 0.5, f"diagnosing took {elapsed:.3f} s"
+    # Linear, not quadratic: diagnosing costs a few decodes of the batch (a walk per event
+    # re-decoding the rest would cost thousands).
+    ratio = fastest(lambda: rejected(PREDICTIONS, body)) / fastest(
+        lambda: decode(PREDICTIONS, valid)
+    )
+    assert ratio < 50, f"diagnosing took {ratio:.0f} decodes of the valid part"
 
 
 def test_diagnose_falls_back_to_the_decoders_message() -> None:

@@ -25,7 +25,7 @@ import yaml
 
 from exporter.monitoring import dashboards
 from exporter.monitoring.rules import Thresholds, render_rules
-from tests.helpers import ROOT, ExporterProcess, require_binary, terminate
+from tests.helpers import ROOT, ExporterProcess, alertmanager_command, require_binary, terminate
 from tests.test_deploy import substitute
 
 pytestmark = pytest.mark.e2e
@@ -110,7 +110,7 @@ def test_alerts_route_and_dashboards_query_real_prometheus(tmp_path: Path) -> No
         am_port = free_port()
         am = Process(
             [
-                alertmanager,
+                *alertmanager_command(alertmanager),
                 f"--config.file={tmp_path / 'alertmanager.yml'}",
                 f"--web.listen-address=127.0.0.1:{am_port}",
                 "--cluster.listen-address=",
