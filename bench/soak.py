@@ -8,9 +8,10 @@ folder (``MODEL_EXPORTER_STATE__PATH``, ``state.interval`` short), and meanwhile
 
 * ``--senders`` threads post batches of ``--batch`` predictions with unique ids (numeric
   features) to one model, paced to ``--rate`` events/s in all, and labels for half of each batch
-  right after it. A 429 is retried after its ``Retry-After``; a batch that could not be sent or
-  answered (the server is down) is retried with the same ids, which the exporter counts once;
-  both are counted. Any other non-2xx is a failure (a 5xx above all) and is not retried;
+  right after it. A 429 (overloaded), or a 503 ``starting`` (restoring the state after the
+  restart), is retried after its ``Retry-After``; a batch that could not be sent or answered
+  (the server is down) is retried with the same ids, which the exporter counts once; all are
+  counted. Any other non-2xx is a failure (a 5xx above all) and is not retried;
 * a thread scrapes ``/metrics`` every second asking for gzip, as Prometheus does, and times it;
 * a thread samples the server's RSS (``VmRSS`` of ``/proc/<pid>/status``) every few seconds;
 * at ``--restart-at`` (default half way) the server gets SIGTERM: it must drain (``/-/ready``
@@ -167,6 +168,7 @@ class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
     reconnects: int = 0
     overloaded: int = 0
+    starting: int = 0
     lost_batches: int = 0
 
     def __add__(self, other: Tally) -> Tally:
@@ -178,6 +180,7 @@ class Tally:
             self.statuses + other.statuses,
             self.reconnects + other.reconnects,
             self.overloaded + other.overloaded,
+            self.starting + other.starting,
             self.lost_batches + other.lost_batches,
         )
 
@@ -227,8 +230,9 @@ class Sender(threading.Thread):
             self.tally.labels_accepted += len(labels)
 
     def _post(self, path: str, body: Mapping[str, object]) -> bool:
-        """Post until answered; True on a 2xx. Retries a 429 after ``Retry-After`` and a batch
-        the server did not answer (same ids: counted once); any other status is final."""
+        """Post until answered; True on a 2xx. Retries a 429 or a 503 ``starting`` after
+        ``Retry-After`` and a batch the server did not answer (same ids: counted once); any
+        other status is final."""
         give_up = time.monotonic() + GIVE_UP_AFTER
         while time.monotonic() < give_up:
             try:
@@ -238,13 +242,21 @@ class Sender(threading.Thread):
                 time.sleep(RECONNECT_PAUSE)
                 continue
             self.tally.statuses[response.status_code] += 1
-            if response.status_code == 429:
-                self.tally.overloaded += 1
+            if response.status_code == 429 or starting(response.status_code, response.headers):
+                if response.status_code == 429:
+                    self.tally.overloaded += 1
+                else:
+                    self.tally.starting += 1
                 time.sleep(float(response.headers.get("Retry-After", "1")))
                 continue
             return response.is_success
         self.tally.lost_batches += 1
         return False
+
+
+def starting(status: int, headers: Mapping[str, str]) -> bool:
+    """A 503 asking to come back (``Retry-After``): the exporter restores its state."""
+    return status == 503 and "Retry-After" in headers
 
 
 # -- scrapes and RSS ------------------------------------------------------------------------------
@@ -256,6 +268,7 @@ class Scrape:
     phase: str
     seconds: float | None  # None: not answered (the server was down)
     status: int | None
+    starting: bool = False  # a 503 starting (restoring its state), to retry
 
 
 class Watcher(threading.Thread):
@@ -298,7 +311,8 @@ class Scraper(Watcher):
             self.scrapes.append(Scrape(at, phase, None, None))
             return
         seconds = time.perf_counter() - began
-        self.scrapes.append(Scrape(at, phase, seconds, response.status_code))
+        status = response.status_code
+        self.scrapes.append(Scrape(at, phase, seconds, status, starting(status, response.headers)))
 
     def latencies(self, phase: str) -> list[float]:
         return [
@@ -515,7 +529,7 @@ def report(result: Result, args: argparse.Namespace) -> bool:
         f"{result.seconds:.0f} s: {t.predictions_accepted / result.seconds:,.0f} predictions/s "
         f"and {t.labels_accepted / result.seconds:,.0f} labels/s accepted; "
         f"write statuses {dict(t.statuses)}; retried: {t.reconnects} not answered "
-        f"(server down), {t.overloaded} 429"
+        f"(server down), {t.overloaded} 429, {t.starting} 503 starting"
     )
     print(f"scrape statuses {dict(scrape_status)}; {unanswered} not answered (server down)")
     print(
@@ -534,13 +548,15 @@ def report(result: Result, args: argparse.Namespace) -> bool:
         )
     print(f"slowest scrapes: {slowest(scraper.scrapes)}")
     print()
-    fivexx = sum(n for code, n in (t.statuses + scrape_status).items() if code >= 500)
+    # A 503 starting (with Retry-After, while the state is restored) is asked for: retried.
+    waited = t.starting + sum(1 for s in scraper.scrapes if s.starting)
+    fivexx = sum(n for code, n in (t.statuses + scrape_status).items() if code >= 500) - waited
     refused = sum(n for code, n in t.statuses.items() if 400 <= code < 500 and code != 429)
     restart = result.restart
     checks = [
         counts("predictions", t.predictions_sent, t.predictions_accepted, e.predictions),
         counts("labels", t.labels_sent, t.labels_accepted, e.labels),
-        verdict(fivexx == 0, f"no 5xx: {fivexx}"),
+        verdict(fivexx == 0, f"no 5xx: {fivexx} (503 starting, retried, aside: {waited})"),
         verdict(
             refused == 0 and t.lost_batches == 0,
             f"no other refusal: {refused} 4xx (429 aside), {t.lost_batches} batches given up",

@@ -169,7 +169,7 @@ class PairBook:
     def to_state(self) -> State:
         """Copies of the open ids, the windows, the totals and the drop counts."""
         return {
-            "open": self._open.to_state(),
+            "open": self._open.to_state(copy=dict),  # each id's losses change in place
             "windows": {
                 name: [window.to_state() for _, window in windows]
                 for name, windows in self._windows.items()

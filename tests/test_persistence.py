@@ -6,6 +6,7 @@ with a fake clock; the exposition before and after a restart is compared sample 
 
 from __future__ import annotations
 
+import gc
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +21,12 @@ from prometheus_client import generate_latest
 from exporter.app import create_app
 from exporter.comparison import Declaration
 from exporter.config import load_settings
-from exporter.join import Join, PendingBuffer, saved_key, saved_tuple
+from exporter.join import Join, PendingBuffer
 from exporter.model import ModelState
 from exporter.pairs import PairBook
-from exporter.persist import fileformat
-from exporter.persistence import FILE_NAME, StateKeeper
+from exporter.persist import fileformat, plain
+from exporter.persist.plain import Rows, rows, settle
+from exporter.persistence import FILE_NAME, StateKeeper, collector_paused
 from exporter.reference import Reference, build_reference
 from exporter.schema import ModelSchema
 from exporter.window import QualityWindow, SampleWindow
@@ -99,23 +101,204 @@ def test_pending_buffer_round_trip_keeps_order_and_tuple_keys() -> None:
     buffer: PendingBuffer[Any, Any] = PendingBuffer(60, 3)
     buffer.add(("a", 1), T0, (1, 0.0, T0))
     buffer.add(("b", 2), T0 + 1, (2, 1.0, T0 + 1))
-    back = PendingBuffer.from_state(buffer.to_state(), saved_key, saved_tuple)
+    saved = decoded(buffer.to_state())  # tuples come back as lists
+    back = PendingBuffer.from_state(saved, tuple, tuple)
     assert list(back) == [("a", 1), ("b", 2)]
     assert back.get(("b", 2)) == (2, 1.0, T0 + 1)
     assert back.expire(T0 + 60) == [(1, 0.0, T0)]  # arrival times kept
 
 
-def test_join_round_trip_joins_as_the_original() -> None:
-    join = Join(600, 100, 60, 10, per_version=True, max_versions=3)
-    join.add_predictions(1, ["a", "b"], [1.0, 0.0], [T0, T0], None, T0)
-    join.add_labels(["c"], ["early"], [T0], T0)
-    saved = join.to_state()
+def test_pending_buffer_to_state_copies_payloads_that_change_in_place() -> None:
+    buffer: PendingBuffer[str, dict[str, float]] = PendingBuffer(60, 3)
+    buffer.add("a", T0, {"v1": 0.5})
+    saved = buffer.to_state(copy=dict)
+    seen = buffer.get("a")
+    assert seen is not None
+    seen["v2"] = 1.0  # as the pair book records a second version's loss
+    assert rows(saved["entries"], 1) == [(T0, {"v1": 0.5})]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["add", "add_many", "pop", "expire"]), st.integers(0, 12)),
+        max_size=80,
+    )
+)
+def test_pending_buffer_copy_is_in_the_buffers_order(ops: list[tuple[str, int]]) -> None:
+    """The copy reads the OrderedDict's base dict: same entries, same order, after any mix of
+    evictions, joins (pops), expiry and re-insertions of keys that left."""
+    buffer: PendingBuffer[str, int] = PendingBuffer(30, 6)
+    now = T0
+    for serial, (op, n) in enumerate(ops):
+        now += n % 3
+        if op == "add":
+            buffer.add(f"k{n}", now, serial)
+        elif op == "add_many":
+            keys = [f"k{n + i}" for i in range(n % 4 + 1) if f"k{n + i}" not in buffer]
+            buffer.add_many(keys, now, [serial] * len(keys))
+        elif op == "pop":
+            buffer.pop(f"k{n}")
+        else:
+            buffer.expire(now)
+    taken = buffer.copy()
+    assert taken.keys == list(buffer)
+    assert taken.entries == [(a, p) for a, p in buffer._entries.values()]
+
+
+def decoded(state: Any) -> Any:
+    """``state`` through a snapshot body and back, as a restore reads it."""
+    return fileformat.msgspec.msgpack.decode(
+        zlib.decompress(fileformat.encode_body({"part": state}))
+    )["part"]
+
+
+def busy_join(*, per_version: bool) -> Join:
+    """A join with entries in each of its buffers, ids of every kind (NUL, non-ASCII, astral,
+    empty-looking), early labels as sent (bool, int, string) and, per version, two versions."""
+    join = Join(600, 100, 60, 10, per_version=per_version, max_versions=3)
+    ids = ["a", "b\x00c", "é", "😀", " ", "x" * 256]
+    join.add_predictions(1, ids, [1.0, 0.0, 2.0, 1.0, 0.0, 3.5], [T0 - 9] * 6, None, T0)
+    if per_version:
+        join.add_predictions(2, ids[:3], [0.0, 1.0, 2.0], [T0 - 8] * 3, None, T0 + 1)
+    join.add_labels(["a", "é"], [1.0, 0.0], [T0 + 2] * 2, T0 + 2)
+    join.add_labels(["early1", "early2", "early3"], [True, 7, "cat"], [T0 + 3] * 3, T0 + 3)
+    return join
+
+
+@pytest.mark.parametrize("per_version", [False, True], ids=["by-id", "per-version"])
+def test_join_round_trip_joins_as_the_original(per_version: bool) -> None:
+    join = busy_join(per_version=per_version)
+    saved = decoded(join.to_state())
     back = Join(600, 100, 60, 10, max_versions=3)
     back.load_state(saved)
-    assert back.to_state() == saved
-    out = back.add_labels(["a", "c"], [1.0, 1.0], [T0 + 5, T0 + 5], T0 + 5)
-    assert out.joined == 1 and out.duplicates == 1  # "c" waits already
-    assert back.pending(1) == 1 and back.early_labels == 1
+    assert decoded(back.to_state()) == saved
+    for j in (join, back):  # both join and refuse alike from here
+        out = j.add_labels(["😀", "b\x00c", "a", "early1"], [1.0] * 4, [T0 + 5] * 4, T0 + 5)
+        assert (out.joined, out.duplicates) == (2, 2)  # "a" joined, "early1" waits already
+        assert out.pairs[1].predicted == [1.0, 0.0]
+        assert out.pairs[1].prediction_times == [T0 - 9] * 2
+    assert back.to_state().keys() == join.to_state().keys()
+    assert decoded(back.to_state()) == decoded(join.to_state())
+    assert back.pending(1) == join.pending(1) == 2 and back.early_labels == 3
+    assert back.add_predictions(1, ["early3"], [1.0], [T0], None, T0 + 6).pairs.actual == ["cat"]
+    expired = back.expire(T0 + 600)
+    assert expired.predictions[1] == 2  # arrival times kept: they leave when they would have
+
+
+def test_join_to_state_copies_now_and_is_encoded_later() -> None:
+    """What a snapshot copies under the model's lock is the join at that moment, even though
+    it is encoded afterwards, while ingest goes on."""
+    join = busy_join(per_version=False)
+    taken = join.to_state()
+    assert isinstance(taken["pending"]["entries"], Rows)
+    expected = settle(join.to_state())
+    join.add_predictions(1, ["n1", "n2"], [0.0, 1.0], [T0 + 7] * 2, None, T0 + 7)
+    join.add_labels(["b\x00c", "😀", "early9"], [0.0, 1.0, 2.0], [T0 + 7] * 3, T0 + 7)
+    join.expire(T0 + 605)
+    assert settle(join.to_state()) != expected
+    assert settle(taken) == expected
+    assert decoded(taken) == decoded(expected)
+
+
+def test_the_joins_buffers_are_saved_as_rows_of_entries() -> None:
+    saved = decoded(busy_join(per_version=True).to_state())
+    pending = saved["pending"]
+    # "a" and "é" joined both versions' predictions: the rest waits.
+    assert pending["size"] == 5
+    assert rows(pending["keys"], 5) == [
+        ["b\x00c", 1],
+        ["😀", 1],
+        [" ", 1],
+        ["x" * 256, 1],
+        ["b\x00c", 2],
+    ]
+    assert rows(pending["entries"], 5) == [[T0, [1, p, T0 - 9]] for p in (0.0, 1.0, 0.0, 3.5)] + [
+        [T0 + 1, [2, 1.0, T0 - 8]]
+    ]
+    assert rows(saved["joined"]["keys"], 4) == [["a", 1], ["a", 2], ["é", 1], ["é", 2]]
+    early = rows(saved["early"]["entries"], 3)
+    assert [label for _, (label, _) in early] == [True, 7, "cat"]  # as sent: types kept
+
+
+def test_rows_are_encoded_a_slice_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plain, "SLICE", 2)
+    join = busy_join(per_version=False)
+    saved = decoded(join.to_state())
+    assert [len(part) for part in saved["pending"]["keys"]] == [2, 2]
+    assert [len(part) for part in saved["early"]["entries"]] == [2, 1]
+    back = Join(600, 100, 60, 10)
+    back.load_state(saved)
+    assert decoded(back.to_state()) == saved
+
+
+def _spoil(state: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    spoilt = dict(state)
+    if len(path) == 1:
+        spoilt[path[0]] = value
+    else:
+        spoilt[path[0]] = _spoil(state[path[0]], path[1:], value)
+    return spoilt
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        pytest.param(("pending", "size"), 6, id="size"),
+        pytest.param(("pending", "size"), -1, id="negative-size"),
+        pytest.param(("pending", "size"), 5.0, id="size-type"),
+        pytest.param(("per_version",), "yes", id="keying-flag"),
+        pytest.param(("per_version",), False, id="keying"),
+        pytest.param(("pending", "keys"), [[["a", 1]] * 4], id="key-count"),
+        pytest.param(
+            ("pending", "keys"),
+            [[["a", "1"], ["b", 1], ["c", 1], ["d", 1], ["e", 1]]],
+            id="key-uid",
+        ),
+        pytest.param(("pending", "keys"), "a,b,c,d,e", id="keys-not-rows"),
+        pytest.param(("joined", "entries"), [[[T0, "1"]] * 4], id="uid-type"),
+        pytest.param(("joined", "entries"), [[[T0]] * 4], id="entry-shape"),
+        pytest.param(("pending", "entries"), [[[T0, [1, 0.0]]] * 5], id="payload-shape"),
+        pytest.param(("pending", "entries"), [[["now", [1, 0.0, T0]]] * 5], id="arrival-type"),
+        pytest.param(("early", "entries"), [[[T0, [[1], T0]]] * 3], id="label-type"),
+        pytest.param(("early", "keys"), [[1, 2, 3]], id="id-type"),
+        pytest.param(("early", "keys"), [["e"] * 3], id="key-twice"),
+        pytest.param(("early", "ttl"), "soon", id="ttl"),
+    ],
+)
+def test_a_malformed_join_is_refused_and_changes_nothing(path: tuple[str, ...], value: Any) -> None:
+    saved = decoded(busy_join(per_version=True).to_state())
+    join = busy_join(per_version=False)
+    before = settle(join.to_state())
+    with pytest.raises(ValueError):  # StateError, mostly
+        join.load_state(_spoil(saved, path, value))
+    assert settle(join.to_state()) == before
+
+
+def test_the_collector_is_paused_while_any_pause_lasts_and_restored_after() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():  # the snapshot thread's inside the restore's, or the reverse
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # whoever turned it off keeps it off
+    finally:
+        gc.enable()
+
+
+def test_a_snapshot_leaves_the_collector_as_it_was(tmp_path: Path) -> None:
+    clock = FakeClock()
+    app = make_app(tmp_path, clock)
+    fill(app, clock)
+    assert app.state.state_keeper.save(clean=False) and gc.isenabled()
+    app.state.state_keeper.path = tmp_path / "missing" / "state"
+    assert not app.state.state_keeper.save(clean=False) and gc.isenabled()  # failed, still on
 
 
 def test_reference_round_trip_with_holdout() -> None:
@@ -151,10 +334,10 @@ def test_model_state_round_trip_and_counters_from_zero() -> None:
     model.add_predictions("v1", [Event(str(i), {"x": float(i)}, i % 2) for i in range(50)], T0)
     model.add_labels([Label(str(i), 1) for i in range(30)], T0 + 1)
     model.set_comparison(Declaration("v1", ("v2",), "split"), T0 + 2)
-    saved = model.to_state()
+    saved = settle(model.to_state())
     assert saved is not None
     back = ModelState.from_state(saved, None, settings)
-    assert back.to_state() == saved
+    assert settle(back.to_state()) == saved
     assert repr(back.snapshot(T0 + 3)) == repr(model.snapshot(T0 + 3))  # arrays: by repr
     fresh = ModelState.from_state(saved, None, settings, counters=False)
     snap = fresh.snapshot(T0 + 3)
@@ -312,6 +495,30 @@ def test_a_bad_snapshot_is_moved_aside_and_the_exporter_starts_clean(
     assert len(aside) == 1 and aside[0].read_bytes() == data
     samples = exposition(app)
     assert samples[("model_exporter_state_restores_total", frozenset({("outcome", "moved_aside")}))]
+
+
+def test_a_well_formed_file_with_a_malformed_join_is_moved_aside(tmp_path: Path) -> None:
+    """Checksums only catch damage: a file whose body decodes, with a join that does not fit
+    (here a waiting prediction whose version is a string), is refused while restoring."""
+    data = _snapshot_bytes(tmp_path)
+    header, state = fileformat.decode(data, _digest_of(data))
+    (fraud,) = [m for m in state["store"]["models"] if m["name"] == "fraud"]
+    entries = fraud["join"]["pending"]["entries"]
+    entries[0][0] = [entries[0][0][0], ["v1", 1.0, T0]]
+    body = fileformat.encode_body(state)
+    spoilt = fileformat.Header(
+        **{**_fields(header), "body_bytes": len(body), "body_crc32": zlib.crc32(body)}
+    )
+    (tmp_path / FILE_NAME).write_bytes(fileformat.encode(spoilt, body))
+    app = make_app(tmp_path, FakeClock())
+    assert app.state.store.models() == []
+    samples = exposition(app)
+    assert samples[("model_exporter_state_restores_total", frozenset({("outcome", "moved_aside")}))]
+
+
+def _digest_of(data: bytes) -> str:
+    header, _ = fileformat.decode_header(data)
+    return header.settings
 
 
 def test_a_snapshot_of_other_windows_is_moved_aside(tmp_path: Path) -> None:

@@ -5,11 +5,21 @@ little-endian bytes (:func:`pack`), read back by :func:`unpack`, which accepts o
 the exporter stores and checks that the bytes fit the shape. Any malformed value raises
 :class:`StateError`, so a foreign or corrupt snapshot is refused, never half-read.
 
+Big buffers of small immutable values (the join's waiting predictions and joined ids, 100,000
+entries each by default) are :class:`Rows`: their owner copies them under its lock as a list
+of references to its entries (C speed, ~1 ms per 100,000), and the snapshot's encoder, outside
+every lock, writes them :data:`SLICE` rows per call, giving the GIL up between two. Encoding
+holds the GIL, so a buffer is never encoded in one call (~10 ms for a full join): a scrape
+running meanwhile gets its turn every millisecond or so. They are saved as a list of slices,
+read back by :func:`rows`.
+
 Pure numpy: no msgspec, no HTTP, no Prometheus.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,9 +31,63 @@ State = dict[str, Any]
 #: The dtypes a snapshot may hold: little-endian, fixed size.
 DTYPES = {"<f8": np.dtype("<f8"), "<i8": np.dtype("<i8")}
 
+#: Rows encoded per call (:class:`Rows`): ~0.5 ms for 16,384 waiting predictions.
+SLICE = 16_384
+
 
 class StateError(ValueError):
     """A snapshot (or a part of it) is not what this version of the exporter writes."""
+
+
+class Rows:
+    """A long sequence of plain values in a state (numbers, strings, tuples of them), to be
+    encoded a slice at a time; saved as a list of lists (the slices, tuples as lists).
+
+    The sequence is the owner's copy, taken under its lock, of values that never change
+    (tuples, numbers, strings): it may be encoded later, outside the lock.
+    """
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: Sequence[Any]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def slices(self) -> Iterator[Sequence[Any]]:
+        """The values, :data:`SLICE` at a time."""
+        items = self.items
+        return (items[start : start + SLICE] for start in range(0, len(items), SLICE))
+
+
+def rows(value: object, count: int) -> list[Any]:
+    """The ``count`` values saved as :class:`Rows`, in order (decoded, tuples are lists; or the
+    rows themselves, for a state copied in memory); :class:`StateError` otherwise."""
+    if isinstance(value, Rows):
+        value = [list(value.items)]
+    if not isinstance(value, list) or not all(isinstance(part, list) for part in value):
+        raise StateError("expected rows: a list of slices")
+    out = list(itertools.chain.from_iterable(value))
+    if len(out) != count:
+        raise StateError(f"{len(out)} rows saved where {count} belong")
+    return out
+
+
+def settle(value: Any) -> Any:
+    """``value`` as the encoder writes it, in memory: every :class:`Rows` becomes its list of
+    slices (dicts and lists copied on the way down, the rest as it is).
+
+    >>> settle({"a": [Rows([(1, 2.0), (2, 0.5)])]})
+    {'a': [[[(1, 2.0), (2, 0.5)]]]}
+    """
+    if isinstance(value, Rows):
+        return [list(part) for part in value.slices()]
+    if isinstance(value, dict):
+        return {k: settle(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [settle(v) for v in value]
+    return value
 
 
 def pack(array: npt.NDArray[Any]) -> State:
