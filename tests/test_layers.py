@@ -19,6 +19,7 @@ PURE = [
     "exporter.stats.drift",
     "exporter.stats.comparison",
     "exporter.stats.sequential",
+    "exporter.stats.concept_drift",
     "exporter.window",
     "exporter.join",
     "exporter.counters",
