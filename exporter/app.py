@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -95,46 +95,14 @@ def create_app(
     if not start_in_background:
         startup.run()
 
-    def started() -> None:
-        if drift_worker:
-            worker.start()
-        if keeper is not None:
-            keeper.start()
-        if after_start is not None:
-            after_start()
-        ctx.starting = False
-        ctx.ready = True
-
-    def failed(why: str) -> None:
-        ctx.failure = why
-        if ctx.request_exit is not None:
-            ctx.request_exit()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        starting = None
-        if start_in_background:
-            starting = threading.Thread(
-                target=on_thread,
-                args=(startup, ctx),
-                kwargs={"started": started, "failed": failed},
-                name="startup",
-                daemon=True,
-            )
-            starting.start()
-        else:
-            started()
-        try:
-            yield
-        finally:
-            ctx.ready = False
-            if starting is not None:  # a restore cannot be cut short: wait for it
-                await asyncio.to_thread(starting.join)
-            if ctx.failure is None:
-                if drift_worker:
-                    worker.stop()
-                if keeper is not None:
-                    keeper.stop()  # the shutdown snapshot: after the last request and look
+    lifespan = _lifespan(
+        ctx,
+        startup,
+        worker if drift_worker else None,
+        keeper,
+        background=start_in_background,
+        after_start=after_start,
+    )
 
     app = FastAPI(
         title="model-exporter",
@@ -155,3 +123,59 @@ def create_app(
     app.add_middleware(AccessGuard, writes=writes, reads=reads, telemetry=telemetry)
     handlers.install(app, telemetry)  # IgnoreTrailingSlash: outside the guard
     return app
+
+
+def _lifespan(
+    ctx: Context,
+    startup: Startup,
+    worker: DriftWorker | None,
+    keeper: StateKeeper | None,
+    *,
+    background: bool,
+    after_start: Callable[[], None] | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the startup (in a thread when ``background``), then the drift
+    worker and the periodic snapshots; at the end, the shutdown snapshot."""
+
+    def started() -> None:
+        if worker is not None:
+            worker.start()
+        if keeper is not None:
+            keeper.start()
+        if after_start is not None:
+            after_start()
+        ctx.starting = False
+        ctx.ready = True
+
+    def failed(why: str) -> None:
+        ctx.failure = why
+        if ctx.request_exit is not None:
+            ctx.request_exit()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        starting = None
+        if background:
+            starting = threading.Thread(
+                target=on_thread,
+                args=(startup,),
+                kwargs={"started": started, "failed": failed},
+                name="startup",
+                daemon=True,
+            )
+            starting.start()
+        else:
+            started()
+        try:
+            yield
+        finally:
+            ctx.ready = False
+            if starting is not None:  # a restore cannot be cut short: wait for it
+                await asyncio.to_thread(starting.join)
+            if ctx.failure is None:
+                if worker is not None:
+                    worker.stop()
+                if keeper is not None:
+                    keeper.stop()  # the shutdown snapshot: after the last request and look
+
+    return lifespan

@@ -158,7 +158,8 @@ class ModelState:
     # -- persistence ----------------------------------------------------------------------------
 
     def to_state(self) -> State | None:
-        """One consistent copy of everything the model holds, as plain values, taken under
+        """One consistent copy of everything the model holds (plain values, byte copies of arrays,
+        and the join's buffers as Rows of references to immutable entries), taken under
         its lock (the caller encodes it outside); None once it is closed (being removed)."""
         with self.lock:
             if self.closed:

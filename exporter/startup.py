@@ -149,7 +149,7 @@ class StartingGate:
 
 
 def on_thread(
-    startup: Startup, ctx: Context, *, started: Callable[[], None], failed: Callable[[str], None]
+    startup: Startup, *, started: Callable[[], None], failed: Callable[[str], None]
 ) -> None:
     """Run ``startup`` (in a thread of its own); then ``started()``, or ``failed(message)``."""
     try:
