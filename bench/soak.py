@@ -12,7 +12,8 @@ folder (``MODEL_EXPORTER_STATE__PATH``, ``state.interval`` short), and meanwhile
   restart), is retried after its ``Retry-After``; a batch that could not be sent or answered
   (the server is down) is retried with the same ids, which the exporter counts once; all are
   counted. Any other non-2xx is a failure (a 5xx above all) and is not retried;
-* a thread scrapes ``/metrics`` every second asking for gzip, as Prometheus does, and times it;
+* a process of its own scrapes ``/metrics`` every second asking for gzip, as Prometheus does,
+  and times it;
 * a thread samples the server's RSS (``VmRSS`` of ``/proc/<pid>/status``) every few seconds;
 * at ``--restart-at`` (default half way) the server gets SIGTERM: it must drain (``/-/ready``
   503 while still serving), exit 0, and start again on the same port and state path.
@@ -36,7 +37,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import itertools
+import multiprocessing
 import re
 import signal
 import subprocess
@@ -47,7 +50,9 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import numpy as np
@@ -290,29 +295,45 @@ class Watcher(threading.Thread):
         raise NotImplementedError
 
 
-class Scraper(Watcher):
-    """``/metrics`` every second with gzip, timed; ``phase`` names the part of the run."""
+PHASES = ("before", "restart", "after")
+
+
+class Scraper:
+    """``/metrics`` every second with gzip, timed, from a **process of its own**, as Prometheus
+    scrapes from its own: in a thread of this process the timings would include waiting for
+    this interpreter's GIL behind the senders building their batches, and this process's own
+    garbage collections (15-33 ms every ~10 s, measured with a ``gc.callbacks`` probe), which
+    is time the exporter did not spend. ``phase`` names the part of the run; :meth:`stop` ends
+    the process and collects its scrapes."""
 
     def __init__(self, exporter: Exporter, started: float) -> None:
-        super().__init__(every=1.0)
-        self.exporter = exporter
+        context = multiprocessing.get_context("spawn")  # no fork of this process's threads
         self.started = started
-        self.phase = "before"
         self.scrapes: list[Scrape] = []
-        self._client = httpx.Client(timeout=30, headers={"Accept-Encoding": "gzip"})
+        self._phase = context.Value("i", 0)
+        self._halt = context.Event()
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=scrape_every_second,
+            args=(exporter.url, started, self._phase, self._halt, send),
+            daemon=True,
+        )
 
-    def sample(self) -> None:
-        at, phase = time.monotonic() - self.started, self.phase
-        began = time.perf_counter()
-        try:
-            response = self._client.get(self.exporter.url + "/metrics")
-            _ = response.content
-        except httpx.TransportError:
-            self.scrapes.append(Scrape(at, phase, None, None))
-            return
-        seconds = time.perf_counter() - began
-        status = response.status_code
-        self.scrapes.append(Scrape(at, phase, seconds, status, starting(status, response.headers)))
+    @property
+    def phase(self) -> str:
+        return PHASES[self._phase.value]
+
+    @phase.setter
+    def phase(self, value: str) -> None:
+        self._phase.value = PHASES.index(value)
+
+    def start(self) -> None:
+        self._process.start()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.scrapes = [Scrape(*row) for row in self._receive.recv()]
+        self._process.join(timeout=30)
 
     def latencies(self, phase: str) -> list[float]:
         return [
@@ -320,6 +341,30 @@ class Scraper(Watcher):
             for s in self.scrapes
             if s.phase == phase and s.seconds is not None and s.status == 200
         ]
+
+
+def scrape_every_second(url: str, started: float, phase: Any, halt: Any, send: Connection) -> None:
+    """The scraper process: a scrape a second until ``halt``, then its scrapes to ``send``
+    (``time.monotonic`` is the system's clock, the same in every process)."""
+    gc.freeze()  # what the imports made is no garbage: keep collections short here too
+    rows: list[tuple[float, str, float | None, int | None, bool]] = []
+    client = httpx.Client(timeout=30, headers={"Accept-Encoding": "gzip"})
+    next_at = time.monotonic()
+    while not halt.is_set():
+        at, now_phase = time.monotonic() - started, PHASES[phase.value]
+        began = time.perf_counter()
+        try:
+            response = client.get(url + "/metrics")
+            _ = response.content
+        except httpx.TransportError:
+            rows.append((at, now_phase, None, None, False))
+        else:
+            seconds = time.perf_counter() - began
+            status = response.status_code
+            rows.append((at, now_phase, seconds, status, starting(status, response.headers)))
+        next_at = max(next_at + 1.0, time.monotonic())
+        halt.wait(max(0.0, next_at - time.monotonic()))
+    send.send(rows)
 
 
 class RssSampler(Watcher):
@@ -413,7 +458,8 @@ def soak(exporter: Exporter, args: argparse.Namespace) -> Result:
     senders = [
         Sender(n, exporter, args.rate / args.senders, args.batch) for n in range(args.senders)
     ]
-    for thread in (scraper, rss, *senders):
+    scraper.start()
+    for thread in (rss, *senders):
         thread.start()
     sleep_until(started + args.restart_at)
     restart, down_seconds = restart_once(exporter, scraper)
@@ -422,9 +468,9 @@ def soak(exporter: Exporter, args: argparse.Namespace) -> Result:
         sender.halt.set()
         sender.join()  # its batch in flight is finished first
     seconds = time.monotonic() - started
-    for watcher in (scraper, rss):
-        watcher.halt.set()
-        watcher.join()
+    scraper.stop()
+    rss.halt.set()
+    rss.join()
     figures = exported(exporter.url)
     final = exporter.stop()
     tally = sum((s.tally for s in senders), Tally())
