@@ -40,6 +40,13 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from exporter.comparison import parse_declaration
 from exporter.errors import ConfigError, RejectedInput
 from exporter.names import ALLOWED, name_problem
+from exporter.stats.concept_drift import (
+    AdwinSettings,
+    DdmSettings,
+    PageHinkleyMode,
+    PageHinkleySettings,
+)
+from exporter.stats.concept_drift import ConceptDriftSettings as DetectorSettings
 from exporter.typedefs import ClassValue, Correction, ReferencePolicy, Task
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -247,6 +254,107 @@ class DriftSettings(_Section):
     threads: int = Field(2, ge=1, le=32, description="threads sharing one drift computation")
 
 
+_ADWIN, _DDM, _PH = AdwinSettings(), DdmSettings(), PageHinkleySettings()
+
+
+class AdwinParameters(_Section):
+    """River's ``drift.ADWIN`` parameters (exporter.stats.concept_drift)."""
+
+    delta: float = Field(
+        _ADWIN.delta, gt=0, lt=1, description="confidence of the cut test: smaller is slower"
+    )
+    clock: int = Field(_ADWIN.clock, ge=1, description="test the cuts every clock-th outcome")
+    max_buckets: int = Field(
+        _ADWIN.max_buckets, ge=2, description="buckets per size before the two oldest merge"
+    )
+    min_window_length: int = Field(
+        _ADWIN.min_window_length, ge=1, description="outcomes each side of a cut needs"
+    )
+    grace_period: int = Field(
+        _ADWIN.grace_period, ge=0, description="no test until the window holds more outcomes"
+    )
+
+
+class DdmParameters(_Section):
+    """River's ``drift.binary.DDM`` parameters: classifiers only (errors are 0 or 1)."""
+
+    warm_start: int = Field(_DDM.warm_start, ge=0, description="outcomes before the first test")
+    warning_threshold: float = Field(
+        _DDM.warning_threshold,
+        gt=0,
+        allow_inf_nan=False,
+        description="standard deviations above the best error rate that make a warning",
+    )
+    drift_threshold: float = Field(
+        _DDM.drift_threshold,
+        gt=0,
+        allow_inf_nan=False,
+        description="standard deviations above the best error rate that make a detection",
+    )
+
+    @model_validator(mode="after")
+    def _warning_before_drift(self) -> DdmParameters:
+        if self.warning_threshold > self.drift_threshold:
+            raise ValueError(
+                f"warning_threshold ({self.warning_threshold}) must be at most "
+                f"drift_threshold ({self.drift_threshold})"
+            )
+        return self
+
+
+class PageHinkleyParameters(_Section):
+    """River's ``drift.PageHinkley`` parameters."""
+
+    min_instances: int = Field(_PH.min_instances, ge=1, description="outcomes before the test")
+    delta: float = Field(
+        _PH.delta, ge=0, allow_inf_nan=False, description="change tolerated per outcome"
+    )
+    threshold: float = Field(
+        _PH.threshold,
+        gt=0,
+        allow_inf_nan=False,
+        description="cumulative deviation that makes a detection (lambda)",
+    )
+    alpha: float = Field(_PH.alpha, gt=0, le=1, description="forgetting factor of the sums")
+    mode: PageHinkleyMode = Field(
+        _PH.mode, description="detect rises of the error ('up'), falls ('down') or 'both'"
+    )
+
+
+class ConceptDriftConfig(_Section):
+    """The concept-drift detector on each version's error stream (exporter.concept_watch)."""
+
+    detector: Literal["adwin", "ddm", "page_hinkley", "off"] = Field(
+        "adwin",
+        description="run on every joined outcome (1/0 wrong/right, or a regression's absolute "
+        "error); ddm is for classifiers only",
+    )
+    adwin: AdwinParameters = AdwinParameters()
+    ddm: DdmParameters = DdmParameters()
+    page_hinkley: PageHinkleyParameters = PageHinkleyParameters()
+
+    def detector_settings(self) -> DetectorSettings | None:
+        """The chosen detector's settings (None when ``off``)."""
+        if self.detector == "adwin":
+            return AdwinSettings(**self.adwin.model_dump())
+        if self.detector == "ddm":
+            return DdmSettings(**self.ddm.model_dump())
+        if self.detector == "page_hinkley":
+            return PageHinkleySettings(**self.page_hinkley.model_dump())
+        return None
+
+    def merged(self, override: Mapping[str, Any]) -> ConceptDriftConfig:
+        """These settings with a model's ``concept_drift`` keys laid over them (nested
+        sections key by key); ``ValidationError`` if the result is invalid."""
+        data = self.model_dump()
+        for key, value in override.items():
+            if isinstance(value, Mapping) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        return ConceptDriftConfig.model_validate(data)
+
+
 class JoinSettings(_Section):
     prediction_ttl: PositiveDuration = Field(
         86_400.0, description="how long a prediction waits for its label"
@@ -432,11 +540,28 @@ class ModelSpec(_Section):
     reference_label_column: str | None = Field(
         None, description="column of reference_file (or of an uploaded CSV) holding labels"
     )
+    concept_drift: dict[str, Any] | None = Field(
+        None,
+        description="keys laid over the concept_drift section for this model, e.g. "
+        "{detector: ddm} or {adwin: {delta: 0.01}}",
+    )
     comparison: dict[str, Any] | None = Field(
         None,
         description="declared at start: {champion, challengers, mode} as for PUT "
         "/v1/models/{model}/comparison",
     )
+
+    @field_validator("concept_drift")
+    @classmethod
+    def _concept_drift_keys(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The keys and values must be the section's (laid over its defaults here; over the
+        configured section in :meth:`Settings.concept_drift_for`)."""
+        if value is not None:
+            try:
+                ConceptDriftConfig().merged(value)
+            except ValidationError as exc:
+                raise ValueError(_nested_problems(exc)) from None
+        return value
 
     @field_validator("comparison")
     @classmethod
@@ -616,6 +741,7 @@ class Settings(BaseSettings):
     quality: QualitySettings = QualitySettings()
     comparison: ComparisonSettings = ComparisonSettings()
     drift: DriftSettings = DriftSettings()
+    concept_drift: ConceptDriftConfig = ConceptDriftConfig()
     join: JoinSettings = JoinSettings()
     limits: LimitSettings = LimitSettings()
     state: StateSettings = StateSettings()
@@ -664,7 +790,26 @@ class Settings(BaseSettings):
                 f"{len(self.models)} models declared but limits.max_models is "
                 f"{self.limits.max_models}"
             )
+        for name in self.models:
+            try:
+                config = self.concept_drift_for(name)
+            except ValidationError as exc:  # valid alone, invalid over the section
+                raise ValueError(
+                    f"models.{name}.concept_drift over concept_drift: {_nested_problems(exc)}"
+                ) from None
+            if config.detector == "ddm" and self.models[name].task == "regression":
+                raise ValueError(
+                    f"models.{name}.concept_drift.detector: ddm takes 0/1 errors, a "
+                    "classifier's; a regression model needs adwin or page_hinkley"
+                )
         return self
+
+    def concept_drift_for(self, model: str) -> ConceptDriftConfig:
+        """The concept-drift settings of ``model``: the section, with its own keys over it."""
+        spec = self.models.get(model)
+        if spec is None or spec.concept_drift is None:
+            return self.concept_drift
+        return self.concept_drift.merged(spec.concept_drift)
 
     @classmethod
     def settings_customise_sources(
@@ -680,6 +825,15 @@ class Settings(BaseSettings):
     @property
     def window_labels(self) -> list[str]:
         return [format_duration(w) for w in self.windows]
+
+
+def _nested_problems(exc: ValidationError) -> str:
+    """The problems of a nested validation, each as ``key.path: message``."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: "
+        f"{str(e['msg']).removeprefix('Value error, ')}"
+        for e in exc.errors()
+    )
 
 
 def _shown(value: object) -> str:

@@ -38,6 +38,7 @@ No statistics are computed on the ingest path: it appends and returns.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -73,6 +74,8 @@ from exporter.snapshot import (
     VersionSnapshot,
 )
 from exporter.version import Versions, VersionState
+
+log = logging.getLogger("exporter.model")
 
 #: Why a version left its model: deleted, idle for limits.idle_model_ttl, or replaced by a new
 #: version (limits.max_versions_per_model).
@@ -152,6 +155,8 @@ class ModelState:
         policy = spec.reference if spec is not None and spec.reference else settings.drift.reference
         self.references = ReferenceState(policy, settings.drift)
         self.comparison_state = ComparisonState(settings)
+        #: Each version's concept-drift detector (None: off).
+        self.concept_settings = settings.concept_drift_for(name).detector_settings()
         #: Bumped by every change but the passage of time (readers' caches key on it).
         self.revision = 0
 
@@ -207,6 +212,7 @@ class ModelState:
             settings,
             task=model.schema.task,
             rolling=model.references.rolling,
+            concept=model.concept_settings,
         )
         model.join.load_state(state["join"])
         model.comparison_state.load_state(state["comparison"])
@@ -215,6 +221,8 @@ class ModelState:
         else:
             for version in model.versions:
                 version.counters = VersionCounters()
+                if version.concept is not None:
+                    version.concept.restart_counts()
             model.references.restart_counts()
             model.comparison_state.restart_counts()
         return model
@@ -467,6 +475,7 @@ class ModelState:
                     pending=self.join.pending(v.uid),
                     windows=v.window_counts(now, schema.task),
                     reference=self.references.info(v),
+                    concept=None if v.concept is None else v.concept.info(),
                 )
                 for v in self.versions
             )
@@ -631,6 +640,13 @@ class ModelState:
         assert task is not None
         for v in self.versions:
             v.set_task(task)
+        concept = self.concept_settings
+        if task == "regression" and concept is not None and concept.kind == "ddm":
+            log.warning(
+                "model %r is a regression: concept_drift.detector ddm takes a classifier's 0/1 "
+                "errors, so no concept-drift detector runs on it (use adwin or page_hinkley)",
+                self.name,
+            )
         dropped = self.join.encode_early_labels(
             lambda values: encode_early_labels(
                 self.schema, values, max_classes=self.settings.limits.max_classes, model=self.name
@@ -652,6 +668,7 @@ class ModelState:
                 task=self.schema.task,
                 rolling=self.references.rolling,
                 now=now,
+                concept=self.concept_settings,
             )
             self.versions.add(version)
         return version

@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from exporter.concept_watch import ConceptDriftInfo
 from exporter.counters import ModelCounters, VersionCounters
 from exporter.persist.plain import State
 from exporter.reference import Reference, RowLayout, TargetReference
@@ -51,6 +52,7 @@ class VersionSnapshot:
     pending: int  # predictions waiting for their label
     windows: tuple[WindowCounts, ...]
     reference: ReferenceInfo
+    concept: ConceptDriftInfo | None = None  # None: no detector (off, or no outcome yet)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,14 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from exporter.concept_watch import ConceptWatch
 from exporter.config import Settings
 from exporter.counters import VersionCounters
 from exporter.errors import Reason, RejectedInput
 from exporter.persist.plain import State
 from exporter.reference import Reference, ReferenceBuilder, TargetReference
 from exporter.snapshot import ErrorSums, WindowCounts
+from exporter.stats.concept_drift import ConceptDriftSettings
 from exporter.typedefs import BoolArray, FloatArray, Task
 from exporter.window import QualityWindow, Reservoirs, SampleWindow, TimeBuckets
 
@@ -43,6 +45,7 @@ class VersionState:
         task: Task | None,
         rolling: bool,
         now: float,
+        concept: ConceptDriftSettings | None = None,
     ) -> None:
         self.uid = uid
         self.name = name
@@ -74,6 +77,9 @@ class VersionState:
         self.max_delay = settings.join.prediction_ttl
         #: Bumped by every change to the samples or the reference: the drift worker's cue.
         self.samples_revision = 0
+        #: The concept-drift detector's settings (None: off), and its watch once outcomes come.
+        self.concept_settings = concept
+        self.concept: ConceptWatch | None = None
 
     def to_state(self) -> State:
         """Copies of the windows, counters, builders and the version's own references."""
@@ -93,13 +99,21 @@ class VersionState:
             "first_label_reference": None if first_labels is None else first_labels.to_state(),
             "counters": self.counters.to_state(),
             "samples_revision": self.samples_revision,
+            "concept": None if self.concept is None else self.concept.to_state(),
         }
 
     @classmethod
     def from_state(
-        cls, state: State, settings: Settings, *, task: Task | None, rolling: bool
+        cls,
+        state: State,
+        settings: Settings,
+        *,
+        task: Task | None,
+        rolling: bool,
+        concept: ConceptDriftSettings | None = None,
     ) -> VersionState:
-        """A version as saved; ``settings`` must shape its windows as they were saved."""
+        """A version as saved; ``settings`` must shape its windows as they were saved. Its
+        concept-drift detector is restored if it ran with ``concept``, else starts afresh."""
         v = cls(
             int(state["uid"]),
             state["name"],
@@ -107,6 +121,7 @@ class VersionState:
             task=task,
             rolling=rolling,
             now=float(state["created"]),
+            concept=concept,
         )
         v.last_activity = float(state["last_activity"])
         history = 2 if rolling else 1
@@ -131,6 +146,9 @@ class VersionState:
         )
         v.counters = VersionCounters.from_state(state["counters"])
         v.samples_revision = int(state["samples_revision"])
+        saved_concept = state.get("concept")
+        if saved_concept is not None and concept is not None:
+            v.concept = ConceptWatch.from_state(saved_concept, concept)
         return v
 
     def set_task(self, task: Task) -> None:
@@ -179,14 +197,30 @@ class VersionState:
             counters.count_errors(errors)
             for window in self.quality.values():
                 window.add_errors(label_times, errors, now)
+            stream = np.abs(errors)
         else:
             true_idx = actual.astype(np.int64)
             pred_idx = predicted.astype(np.int64)
             counters.count_outcomes(true_idx, pred_idx, classes)
             for window in self.quality.values():
                 window.add_outcomes(label_times, true_idx, pred_idx, now)
+            stream = (true_idx != pred_idx).astype(np.float64)
+        watch = self._concept_watch(task)
+        if watch is not None:
+            watch.add(stream, label_times)
         self.last_activity = now
         self.samples_revision += 1
+
+    def _concept_watch(self, task: Task) -> ConceptWatch | None:
+        """The version's concept-drift watch, made at its first outcome (the task is known
+        then). DDM takes 0/1 errors: on a regression (task inferred, so the configuration
+        could not refuse it) there is none, and the log said so when the task was set."""
+        settings = self.concept_settings
+        if self.concept is None and settings is not None:
+            if task == "regression" and settings.kind == "ddm":
+                return None
+            self.concept = ConceptWatch(settings)
+        return self.concept
 
     def set_reference(self, reference: Reference | None) -> None:
         self.uploaded = reference
@@ -329,13 +363,23 @@ class Versions:
         }
 
     def load_state(
-        self, state: State, settings: Settings, *, task: Task | None, rolling: bool
+        self,
+        state: State,
+        settings: Settings,
+        *,
+        task: Task | None,
+        rolling: bool,
+        concept: ConceptDriftSettings | None = None,
     ) -> None:
         """Replace the versions by those saved."""
         self._by_name.clear()
         self._by_uid.clear()
         for saved in state["versions"]:
-            self.add(VersionState.from_state(saved, settings, task=task, rolling=rolling))
+            self.add(
+                VersionState.from_state(
+                    saved, settings, task=task, rolling=rolling, concept=concept
+                )
+            )
         self._last_uid = max([int(state["last_uid"]), *self._by_uid])
         self.pinned = set(state["pinned"])
 

@@ -50,7 +50,7 @@ def test_generated_files_are_current() -> None:
 def test_promtool_checks_and_unit_tests_the_rules() -> None:
     promtool = require_binary("promtool")
     check = run(promtool, "check", "rules", str(RULES))
-    assert check.returncode == 0 and "SUCCESS: 21 rules found" in check.stdout, check.stdout
+    assert check.returncode == 0 and "SUCCESS: 22 rules found" in check.stdout, check.stdout
     tests = run(promtool, "test", "rules", "model-exporter.rules.test.yml", cwd=RULES.parent)
     assert tests.returncode == 0 and "SUCCESS" in tests.stdout, tests.stdout + tests.stderr
     config = run(promtool, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
@@ -106,6 +106,14 @@ def test_promtool_checks_and_unit_tests_the_rules() -> None:
             "rules",
             "and model_baseline_sequential_labeled_predictions >= 100",
             "or model_baseline_sequential_labeled_predictions < 0",
+        ),
+        # ModelConceptDrift: a shorter lookback, a reset read as a detection, the for.
+        ("rules", "_total[30m]) > 0", "_total[20m]) > 0"),
+        ("rules", "_total[30m]) > 0", "_total[30m]) >= 0"),
+        (
+            "rules",
+            "increase(model_concept_drift_detections_total[30m])",
+            "changes(model_concept_drift_detections_total[30m])",
         ),
         (
             "rules",
@@ -243,6 +251,7 @@ THRESHOLD_KINDS = {
     "comparison_min_labels": "count",
     "baseline_min_labels": "count",
     "ground_truth_stale_after": "duration",
+    "concept_drift_lookback": "duration",
     "exporter_job": "regex",
     "runbook_base": "text",
     **{name: "duration" for name in Thresholds.model_fields if name.endswith("_for")},
@@ -370,7 +379,7 @@ def test_thresholds_at_the_edges_render_rules_promtool_accepts(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     rules = out / "prometheus" / "rules" / "model-exporter.rules.yml"
     check = run(promtool, "check", "rules", str(rules))
-    assert check.returncode == 0 and "SUCCESS: 21 rules found" in check.stdout, check.stdout
+    assert check.returncode == 0 and "SUCCESS: 22 rules found" in check.stdout, check.stdout
     alerts = {
         r.get("alert"): r for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"]
     }

@@ -16,7 +16,8 @@ from tests.helpers import promtool_check_metrics
 
 
 def populated(make_exporter, **extra: Any) -> Exporter:
-    """Every kind of model and series: binary, multiclass, regression, drift, rejections,
+    """Every kind of model and series: binary, multiclass, regression, drift, concept drift
+    (DDM on "shift", ADWIN on the others), rejections,
     comparisons (fraud v2 against v1, price v2 against default, shadowed v2 in shadow of v1,
     appraisal's regression v2 in shadow of v1),
     and holdout baselines (the
@@ -26,6 +27,7 @@ def populated(make_exporter, **extra: Any) -> Exporter:
         quality={"min_samples": 1},
         comparison={"min_samples": 5, "sequential": {"min_samples": 5, "min_expected": 1}},
         drift={"min_samples": 5, "reference_size": 20, "max_categories": 3},
+        models={"shift": {"concept_drift": {"detector": "ddm"}}},
         **extra,
     )
     rng = np.random.default_rng(0)
@@ -167,6 +169,14 @@ def populated(make_exporter, **extra: Any) -> Exporter:
         model_version="v1",
     )
     exp.client.post("/v1/predictions", content=b"{", headers={"Content-Type": "application/json"})
+    # Concept drift DDM finds: 300 right answers, then wrong ones (labels inline).
+    exp.predictions(
+        "shift",
+        [
+            {"id": f"c{i}", "features": {"x": 1.0}, "prediction": 1, "label": int(i < 300)}
+            for i in range(330)
+        ],
+    )
     exp.refresh_drift()
     return exp
 

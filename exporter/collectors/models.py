@@ -18,6 +18,7 @@ from exporter.collectors.comparison import (
     pair_families,
     sequential_families,
 )
+from exporter.collectors.concept import concept_families
 from exporter.collectors.drift import drift_families
 from exporter.collectors.quality import quality_families
 from exporter.collectors.traffic import traffic_families
@@ -140,7 +141,10 @@ class ModelCollector(Collector):
         """The families of one part, for these models (all of them, in a fixed order, even
         when empty)."""
         if name == "quality":
-            return quality_families(snapshots, self.min_samples)
+            return [
+                *quality_families(snapshots, self.min_samples),
+                *concept_families(snapshots),
+            ]
         if name == "traffic":
             return traffic_families(snapshots)
         if name == "comparison":

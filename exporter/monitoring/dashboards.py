@@ -461,6 +461,32 @@ def model_detail() -> dict[str, Any]:
         ],
         w=8,
     )
+    b.row("Concept drift")
+    b.add(
+        "timeseries",
+        "Error: the detector's estimate since its last change, and 1 - accuracy",
+        [
+            (f"model_concept_drift_error_estimate{{{SEL}}}", "estimate {{model_version}}"),
+            (f"1 - model_accuracy{{{WSEL}}}", "1 - accuracy {{window}} {{model_version}}"),
+        ],
+        description="The detector runs on every joined label (1 wrong, 0 right; a regression's "
+        "absolute error) and starts afresh after each change it finds: its estimate moves "
+        "long before the windowed accuracy.",
+        w=16,
+    )
+    b.add(
+        "timeseries",
+        "Concept-drift detections",
+        [
+            (
+                f"increase(model_concept_drift_detections_total{{{SEL}}}[5m])",
+                "{{detector}} {{model_version}}",
+            )
+        ],
+        description="Changes found in the error stream (ModelConceptDrift fires on any).",
+        field_config={"custom": {"drawStyle": "bars"}},
+        w=8,
+    )
     b.row("Feature drift")
     b.add(
         "table",

@@ -24,6 +24,7 @@ MODEL_ALERTS = (
     "ModelF1Drop",
     "ModelFeatureDrift",
     "ModelPredictionDrift",
+    "ModelConceptDrift",
     "ModelGroundTruthStale",
     "ModelNoPredictions",
 )
@@ -117,6 +118,9 @@ class Thresholds(BaseModel):
     f1_for: _RuleDuration = "1h"
     feature_drift_for: _RuleDuration = "15m"
     prediction_drift_for: _RuleDuration = "15m"
+    # a concept-drift detection keeps ModelConceptDrift firing this long
+    concept_drift_lookback: _RuleDuration = "30m"
+    concept_drift_for: _RuleDuration = "1m"
     # no label joined for this long while predictions flow
     ground_truth_stale_after: _RuleDuration = "2h"
     ground_truth_stale_for: _RuleDuration = "15m"
@@ -244,6 +248,18 @@ def alerting_rules(t: Thresholds) -> list[dict[str, Any]]:
             "Model predictions drifted",
             f"The distribution of model {mv}'s predictions over the last {{{{ $labels.window }}}} "
             "window differs from the reference.",
+            t,
+        ),
+        _alert(
+            "ModelConceptDrift",
+            "increase(model_concept_drift_detections_total"
+            f"[{t.concept_drift_lookback}]) > 0",
+            t.concept_drift_for,
+            "warning",
+            "The model's error stream changed (concept drift)",
+            f"The {{{{ $labels.detector }}}} detector found a change in the errors of model {mv} "
+            f"in the last {t.concept_drift_lookback}; model_concept_drift_error_estimate is "
+            "its error since then. Compare with model_accuracy (or the regression errors).",
             t,
         ),
         _alert(
