@@ -252,8 +252,7 @@ def alerting_rules(t: Thresholds) -> list[dict[str, Any]]:
         ),
         _alert(
             "ModelConceptDrift",
-            "increase(model_concept_drift_detections_total"
-            f"[{t.concept_drift_lookback}]) > 0",
+            f"increase(model_concept_drift_detections_total[{t.concept_drift_lookback}]) > 0",
             t.concept_drift_for,
             "warning",
             "The model's error stream changed (concept drift)",
