@@ -28,8 +28,22 @@ River's, and detection delay on River's concept-drift streams.
    model makes no error on the first concept, as on Agrawal, any error is one of those); none
    by the end is a miss. Over ``--seeds`` seeds: median and range. The target (issue 12):
    within 400 labeled predictions of the drift.
+3. **In the exporter.** The same abrupt streams (features, label, the frozen tree's
+   prediction) replayed into a :class:`~exporter.store.Store` as issue 12 sets it: labels
+   inline, 500 events/s on the store's clock, 4 s windows (2,000 events), batches of 100, each
+   detector at its defaults. The delay of the first detection after the drift comes from the
+   version's ``last_detection`` (the event it came at; "as alone": equal to section 2's for the
+   same errors), next to ``model_accuracy``'s: batches after the drift until the window's
+   accuracy crossed halfway from its value at the drift to its value at the end.
+4. **False alarms.** Detections on stationary 0/1 error streams (``--stationary`` outcomes at
+   error rates 0.05, 0.1 and 0.3), for the defaults and ADWIN at other deltas, and what they
+   make per day at 500 labels/s: the rate to weigh against the delays above.
+5. **Cost on the join path.** Events per second a store takes in batches of 1000 predictions
+   with their labels inline, with each detector and with ``off`` (in this process, best of
+   ``--repeats``).
 
     .venv/bin/python -m bench.concept_drift [--seeds 10] [--values 200000] [--repeats 5]
+                                            [--stationary 10000000] [--no-cost]
 """
 
 from __future__ import annotations
@@ -40,13 +54,14 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 from river import drift, tree
 from river.datasets import synth
 
+from exporter.config import load_settings
 from exporter.stats.concept_drift import (
     AdwinSettings,
     ConceptDriftSettings,
@@ -54,6 +69,7 @@ from exporter.stats.concept_drift import (
     PageHinkleySettings,
     make_detector,
 )
+from exporter.store import Store
 
 TARGET = 400
 POSITION = 5000
@@ -179,8 +195,8 @@ SCENARIOS = [
 ]
 
 
-def error_stream(scenario: Scenario, seed: int) -> np.ndarray:
-    """The frozen model's errors on the drifting stream (1 wrong, 0 right)."""
+def predicted_stream(scenario: Scenario, seed: int) -> list[tuple[dict[str, Any], Any, Any]]:
+    """The drifting stream as (features, label, the frozen model's prediction)."""
     model = tree.HoeffdingTreeClassifier()
     for x, y in scenario.before(10_000 + seed).take(TRAIN):
         model.learn_one(x, y)
@@ -196,7 +212,12 @@ def error_stream(scenario: Scenario, seed: int) -> np.ndarray:
             width=scenario.width,
             seed=seed,
         ).take(POSITION + AFTER)
-    return np.array([float(model.predict_one(x) != y) for x, y in examples])
+    return [(x, y, model.predict_one(x)) for x, y in examples]
+
+
+def error_stream(scenario: Scenario, seed: int) -> np.ndarray:
+    """The frozen model's errors on the drifting stream (1 wrong, 0 right)."""
+    return np.array([float(p != y) for _, y, p in predicted_stream(scenario, seed)])
 
 
 def delays(seeds: int) -> None:
@@ -240,17 +261,209 @@ def delays(seeds: int) -> None:
             rates = ""
 
 
+# --- 3. in the exporter ----------------------------------------------------------------------
+
+#: Events a second, and the window that holds 2,000 of them (issue 12's setting).
+RATE = 500
+WINDOW = "4s"
+
+
+class Clock:
+    """The store's clock, moved by hand: a replay at exactly ``RATE`` events a second."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass(slots=True)
+class Event:
+    id: str
+    features: dict[str, Any]
+    prediction: Any
+    timestamp: float
+    label: Any
+
+
+def through_exporter(
+    rows: list[tuple[dict[str, Any], Any, Any]], settings: ConceptDriftSettings
+) -> tuple[int | None, int | None, bool]:
+    """Feed the stream to a store (labels inline, ``RATE`` events a second, batches of
+    ``BATCH``); returns the delay of the first detection at or after the drift (from
+    ``model_concept_drift_last_detection_timestamp_seconds``: the event it came at), the
+    delay until the window's accuracy crossed halfway from its level at the drift to its
+    level at the end (at batch ends), and whether a detection came before the drift."""
+    start = 1.8e9
+    clock = Clock(start)
+    config = {"detector": settings.kind, settings.kind: dataclass_fields(settings)}
+    store = Store(load_settings(windows=[WINDOW], concept_drift=config), clock=clock)
+    accuracy: list[tuple[int, float]] = []
+    detections: list[int] = []
+    seen = 0
+    for begin in range(0, len(rows), BATCH):
+        batch = rows[begin : begin + BATCH]
+        events = [
+            Event(
+                f"e{begin + i}", {str(k): v for k, v in x.items()}, p, start + (begin + i) / RATE, y
+            )
+            for i, (x, y, p) in enumerate(batch)
+        ]
+        clock.now = events[-1].timestamp
+        store.add_predictions("m", None, events)
+        version = store.get("m").snapshot(clock.now).versions[0]
+        info = version.concept
+        if info is not None and info.detections > seen:
+            assert info.last_detection is not None
+            seen = info.detections
+            detections.append(round((info.last_detection - start) * RATE))
+        confusion = version.windows[0].confusion
+        if confusion is not None and confusion.sum():
+            accuracy.append((begin + len(batch), float(np.trace(confusion) / confusion.sum())))
+    found = [d - POSITION for d in detections if d >= POSITION]
+    at_drift = next(a for end, a in accuracy if end >= POSITION)
+    halfway = (at_drift + accuracy[-1][1]) / 2
+    crossed = [end - POSITION for end, a in accuracy if end > POSITION and a <= halfway]
+    early = any(d < POSITION for d in detections)
+    return (found[0] if found else None), (crossed[0] if crossed else None), early
+
+
+def dataclass_fields(settings: ConceptDriftSettings) -> dict[str, Any]:
+    return {f.name: getattr(settings, f.name) for f in fields(settings) if f.name != "kind"}
+
+
+def exporter_delays(seeds: int) -> None:
+    print(
+        f"\n3. In the exporter: labels inline, {RATE} events/s, {WINDOW} windows (2,000 events),"
+        f" batches of {BATCH}; delay after the drift at {POSITION} ({seeds} seeds)"
+    )
+    print(
+        f"{'stream':<23}{'detector':<14}{'detection median':>17}{'range':>14}{'<= 400':>8}"
+        f"{'early':>6}   {'model_accuracy halfway: median':>31}{'range':>15}  as alone"
+    )
+    for scenario in SCENARIOS:
+        if scenario.width != 1:
+            continue  # the abrupt drifts: a gradual one has no single point to count from
+        streams = [predicted_stream(scenario, seed) for seed in range(seeds)]
+        for name, settings in DEFAULTS.items():
+            runs = [through_exporter(rows, settings) for rows in streams]
+            alone = []  # the detector fed the same errors directly (section 2's way)
+            for rows in streams:
+                errors = np.array([float(p != y) for _, y, p in rows])
+                late = [h - POSITION for h in our_hits(settings, errors, BATCH) if h >= POSITION]
+                alone.append(late[0] if late else None)
+            same = alone == [d for d, _, _ in runs]
+            found = [d for d, _, _ in runs if d is not None]
+            halves = [h for _, h, _ in runs if h is not None]
+            early = sum(e for _, _, e in runs)
+            median = f"{statistics.median(found):.0f}" if found else "-"
+            span = f"[{min(found)}, {max(found)}]" if found else "-"
+            within = f"{sum(d <= TARGET for d in found)}/{seeds}"
+            half = f"{statistics.median(halves):.0f}" if halves else "-"
+            half_span = f"[{min(halves)}, {max(halves)}]" if halves else "-"
+            print(
+                f"{scenario.name:<23}{name:<14}{median:>17}{span:>14}{within:>8}{early:>6}"
+                f"   {half:>31}{half_span:>15}  {'yes' if same else 'NO'}"
+            )
+
+
+# --- 4. false alarms ---------------------------------------------------------------------------
+
+#: Settings whose false alarms on stationary streams are counted (the defaults, and ADWIN's
+#: delta either side of River's).
+QUIET = {
+    "ADWIN": AdwinSettings(),
+    "ADWIN .0002": AdwinSettings(delta=0.0002),
+    "ADWIN .005/8": AdwinSettings(delta=0.005, clock=8),
+    "ADWIN .02/8": AdwinSettings(delta=0.02, clock=8),
+    "DDM": DdmSettings(),
+    "Page-Hinkley": PageHinkleySettings(),
+}
+
+
+def false_alarms(values: int, seed: int) -> None:
+    print(
+        f"\n4. False alarms on stationary 0/1 error streams ({values:,} outcomes each, batches of"
+        " 1000): detections, and per day at 500 labels/s"
+    )
+    rates = (0.05, 0.1, 0.3)
+    print(f"{'detector':<14}" + "".join(f"{f'error {p}':>22}" for p in rates))
+    per_day = 500 * 86_400
+    for name, settings in QUIET.items():
+        cells = []
+        for p in rates:
+            rng = np.random.default_rng(seed)
+            detector = make_detector(settings)
+            hits = 0
+            for _ in range(values // 1000):
+                hits += len(detector.update((rng.random(1000) < p).astype(np.float64)))
+            cells.append(f"{hits:>8} ({hits / values * per_day:>6.1f}/day)")
+        print(f"{name:<14}" + "".join(f"{c:>22}" for c in cells))
+
+
+# --- 5. cost on the join path ---------------------------------------------------------------
+
+
+def join_cost(repeats: int, seed: int) -> None:
+    """Labels joined per second by a store (batches of 1000 predictions with their labels
+    inline, 20 features, fresh ids), each detector against ``off``, in this process."""
+    rng = np.random.default_rng(seed)
+    batches, size = 50, 1000
+    rows = [
+        [
+            Event(
+                f"b{b}-{i}",
+                {f"f{j}": float(v) for j, v in enumerate(rng.normal(size=20))},
+                int(rng.integers(2)),
+                1.8e9 + b,
+                int(rng.integers(2)),
+            )
+            for i in range(size)
+        ]
+        for b in range(batches)
+    ]
+
+    def run(detector: str) -> float:
+        clock = Clock(1.8e9 + batches)
+        store = Store(load_settings(concept_drift={"detector": detector}), clock=clock)
+        started = time.perf_counter()
+        for batch in rows:
+            store.add_predictions("m", None, batch)
+        return time.perf_counter() - started
+
+    print(
+        f"\n5. Cost on the join path: {batches} batches of {size} predictions with inline labels"
+        f" (20 features), best of {repeats}"
+    )
+    off = min(run("off") for _ in range(repeats))
+    print(f"{'off':<14}{batches * size / off:>12,.0f} events/s")
+    for detector in ("adwin", "ddm", "page_hinkley"):
+        seconds = min(run(detector) for _ in range(repeats))
+        extra = (seconds - off) / (batches * size) * 1e6
+        print(
+            f"{detector:<14}{batches * size / seconds:>12,.0f} events/s  "
+            f"{off / seconds:.3f}x of off ({extra:+.2f} us/event)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--values", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=2024)
-    parser.add_argument("--no-cost", action="store_true", help="only the delays")
+    parser.add_argument("--no-cost", action="store_true", help="skip the cost")
+    parser.add_argument(
+        "--stationary", type=int, default=10_000_000, help="outcomes per false-alarm stream"
+    )
     args = parser.parse_args()
     if not args.no_cost:
         cost(args.values, args.repeats, args.seed)
     delays(args.seeds)
+    exporter_delays(args.seeds)
+    false_alarms(args.stationary, args.seed)
+    join_cost(args.repeats, args.seed)
 
 
 if __name__ == "__main__":

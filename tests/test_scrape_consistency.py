@@ -56,7 +56,7 @@ def counted_locks(exp: Any) -> dict[str, CountingLock]:
 def test_a_scrape_takes_each_models_lock_once(make_exporter, read) -> None:
     exp = populated(make_exporter)
     locks = counted_locks(exp)
-    assert len(locks) == 6  # the models of populated()
+    assert len(locks) == 7  # the models of populated()
     read(exp)
     assert {name: lock.taken for name, lock in locks.items()} == dict.fromkeys(locks, 1)
     read(exp)  # from the exposition's cache: still one snapshot per model
