@@ -293,18 +293,23 @@ def row(name: str, measured: float, scale: float, fmt: str, fixed: float = 0.0) 
     return f"{name:<44} {shown:>16} {format(extrapolated, fmt):>16}"
 
 
-def time_snapshot(app: FastAPI, settings: Settings) -> tuple[int, float, float]:
-    """Snapshot the state, then restore it into a fresh app: (bytes, seconds, seconds)."""
+def time_snapshot(app: FastAPI, settings: Settings) -> tuple[int, float, float, int]:
+    """Snapshot the state, then restore it into a fresh app: (bytes, seconds, seconds, the
+    peak RSS while the snapshot was taken, in bytes: VmHWM reset just before it)."""
     keeper = app.state.state_keeper
+    gc.collect()
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+        refs.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
     started = time.perf_counter()
     assert keeper.save(clean=True), "the snapshot failed: see the log"
     saved = time.perf_counter() - started
+    peak = vm("VmHWM")
     size = keeper.path.stat().st_size
     started = time.perf_counter()
     again = create_app(settings, drift_worker=False)  # restores before it returns
     restored = time.perf_counter() - started
     assert again.state.store.models(), "nothing was restored"
-    return size, saved, restored
+    return size, saved, restored, peak
 
 
 def main() -> None:
@@ -347,6 +352,7 @@ def main() -> None:
     gc.collect()
     rss = vm("VmRSS") - base_rss
     page = scrape(app)
+    hwm = vm("VmHWM")  # building and scraping (before the snapshot resets it)
     snapshot = time_snapshot(app, settings) if args.snapshot else None
     scale = target / models
     fixed = page.series - page.model_series
@@ -365,16 +371,17 @@ def main() -> None:
     print(row("/metrics bytes, gzip level 1", page.gzipped, scale, ",.0f"))
     print(row("VmRSS, GiB", (base_rss + rss) / 2**30, scale, ".2f", base_rss / 2**30))
     print(f"{'  of the empty app, GiB':<44} {base_rss / 2**30:>16.2f}")
-    print(f"{'  VmHWM (peak) of the process, GiB':<44} {vm('VmHWM') / 2**30:>16.2f}")
+    print(f"{'  VmHWM (peak) of the process, GiB':<44} {hwm / 2**30:>16.2f}")
     print(row("render, cold (all models encoded), ms", page.cold * 1000, scale, ".0f"))
     print(row("render, warm (nothing changed), ms", page.warm * 1000, scale, ".0f"))
     print(row("gzip level 1 of the page, ms", page.gzip_seconds * 1000, scale, ".0f"))
     print(row("registry.collect(), ms", page.collect_seconds * 1000, scale, ".0f"))
     print(row("drift computation, all windows, s", drift_seconds, scale, ".1f"))
     if snapshot is not None:
-        size, saved, restored = snapshot
+        size, saved, restored, peak = snapshot
         print(row("state snapshot, MiB", size / 2**20, scale, ".1f"))
         print(row("  written in (copy, encode, write), s", saved, scale, ".2f"))
+        print(row("  peak VmRSS while writing, GiB", peak / 2**30, scale, ".2f", base_rss / 2**30))
         print(row("  restored in (read, decode, rebuild), s", restored, scale, ".2f"))
     print("\nlargest families (series with a model label)")
     for name, count in page.families.most_common(12):
