@@ -237,13 +237,12 @@ class StateKeeper:
                 written_at = self._clock()
                 with collector_paused():  # until the copies are encoded and dropped
                     state = {
-                        "store": self._store.to_state(),
+                        "store": self._store.to_state(deferred=True),
                         "telemetry": self._telemetry.to_state(),
                         "sequential": self._tracker.to_state(),
                     }
-                    raw = fileformat.encode_state(state)
+                    body = fileformat.encode_compressed(state)
                     del state
-                body = fileformat.compress(raw)
                 header = Header(
                     format=fileformat.FORMAT,
                     version=fileformat.VERSION,

@@ -33,7 +33,7 @@ from exporter.config import Settings
 from exporter.errors import Reason, RejectedInput
 from exporter.model import IngestResult, ModelRemoved, ModelState, Removal, RemovalReason
 from exporter.names import check_name
-from exporter.persist.plain import State, str_ints
+from exporter.persist.plain import Deferred, State, str_ints
 from exporter.reference import Reference
 from exporter.snapshot import ComparisonInfo
 
@@ -100,14 +100,21 @@ class Store:
 
     # -- persistence ----------------------------------------------------------------------------
 
-    def to_state(self) -> State:
+    def to_state(self, *, deferred: bool = False) -> State:
         """Every model (each one consistent, copied under its own lock), the removal counts
-        and the last model uid given."""
+        and the last model uid given. ``deferred``: the models as a
+        :class:`~exporter.persist.plain.Deferred` list, each copied when the snapshot's
+        encoder reaches it (None for one removed by then), so that no snapshot holds the
+        copies of every model at once."""
         with self._lock:
             states = list(self._models.values())
             last_uid = next(self._uids) - 1
             self._uids = itertools.count(last_uid + 1)
-        models = [state for state in (s.to_state() for s in states) if state is not None]
+        models: list[State | None] | Deferred = (
+            Deferred([s.to_state for s in states])
+            if deferred
+            else [state for state in (s.to_state() for s in states) if state is not None]
+        )
         counts = self.removals()
         return {
             "models": models,
@@ -125,6 +132,8 @@ class Store:
         the models restored. Raises on a malformed state, leaving the store as it was."""
         models = {}
         for saved in state["models"]:
+            if saved is None:
+                continue  # removed while the snapshot was taken
             name = saved["name"]
             check_name(name, "model")
             models[name] = ModelState.from_state(

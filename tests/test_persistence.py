@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,6 +30,7 @@ from exporter.persist.plain import Rows, rows, settle
 from exporter.persistence import FILE_NAME, StateKeeper, collector_paused
 from exporter.reference import Reference, build_reference
 from exporter.schema import ModelSchema
+from exporter.store import Store
 from exporter.window import QualityWindow, SampleWindow
 from tests.conftest import T0, FakeClock, parse_metrics
 
@@ -585,3 +587,40 @@ def test_a_random_store_round_trips_to_an_equal_exposition(
     app.state.state_keeper.stop()
     after = exposition(make_app(path, clock))
     assert model_samples(after) == model_samples(before)
+
+
+def test_the_streamed_body_decompresses_to_the_whole_encoding() -> None:
+    """Maps of every header size, deferred lists of models (one removed meanwhile: None),
+    rows and arrays: the streamed, compressed body holds exactly encode_state's bytes."""
+    made: list[int] = []
+
+    def model(n: int) -> Any:
+        made.append(n)
+        return None if n == 3 else {"name": f"m{n}", "rows": Rows([(n, 1.5)] * 20_000)}
+
+    wide = {f"k{i}": i for i in range(70_000)}  # a map header of 32 bits
+    state = {
+        "store": {"models": plain.Deferred([lambda n=n: model(n) for n in range(20)])},
+        "sixteen": {f"k{i}": plain.pack(np.arange(3.0)) for i in range(16)},
+        "wide": wide,
+        "empty": {},
+    }
+    body = fileformat.encode_compressed(state)
+    assert made == list(range(20))  # each model made once, in order
+    assert zlib.decompress(body) == fileformat.encode_state(state)
+    decoded = msgspec.msgpack.decode(zlib.decompress(body))
+    assert decoded["store"]["models"][3] is None
+    assert decoded["store"]["models"][4]["rows"] == [[[4, 1.5]] * 16_384, [[4, 1.5]] * 3_616]
+    assert decoded["wide"] == wide
+
+
+def test_a_model_removed_while_the_snapshot_is_taken_is_left_out() -> None:
+    store = Store(load_settings())
+    for name in ("a", "b"):
+        store.add_predictions(name, None, [Event("x", {"f": 1.0}, 1)])
+    state = store.to_state(deferred=True)
+    store.delete("a")
+    settled = settle(state)
+    assert settled["models"][0] is None and settled["models"][1]["name"] == "b"
+    again = Store(load_settings())
+    assert again.load_state(settled) == ["b"]

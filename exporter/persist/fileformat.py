@@ -23,7 +23,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from exporter.persist.plain import Rows
+from exporter.persist.plain import Deferred, Rows
 
 MAGIC: Final = b"MXSTATE\n"
 FORMAT: Final = "model-exporter-state"
@@ -80,6 +80,48 @@ def encode_state(state: dict[str, Any]) -> bytes:
     return msgspec.msgpack.encode(state, enc_hook=_rows)
 
 
+def encode_compressed(state: dict[str, Any], level: int = 1) -> bytes:
+    """The compressed body of ``state`` (it decompresses to ``encode_state(state)``, byte for
+    byte) without ever holding the whole encoded state: maps are walked here, and each
+    :class:`~exporter.persist.plain.Deferred` item is made, encoded and compressed in turn, so
+    that the memory a snapshot needs is the compressed body and one item's copy and encoding
+    (``bench/worst_case.py --snapshot`` reports the peak)."""
+    stream = zlib.compressobj(level)
+    parts: list[bytes] = []
+
+    def put(raw: bytes) -> None:
+        parts.append(stream.compress(raw))
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            put(_header(value, 0x80, 0xDE, 0xDF))
+            for key, item in value.items():
+                put(msgspec.msgpack.encode(key))
+                walk(item)
+        elif isinstance(value, Deferred):
+            put(_header(value, 0x90, 0xDC, 0xDD))
+            for item in value.items():
+                walk(item)
+                del item
+        else:
+            put(msgspec.msgpack.encode(value, enc_hook=_rows))
+
+    walk(state)
+    parts.append(stream.flush())
+    return b"".join(parts)
+
+
+def _header(value: dict[str, Any] | Deferred, fix: int, short: int, long: int) -> bytes:
+    """A msgpack map or array header (``fix``: the 4-bit form's tag, then the 16- and
+    32-bit ones), as msgspec writes it."""
+    n = len(value)
+    if n < 16:
+        return bytes([fix | n])
+    if n < 2**16:
+        return bytes([short]) + n.to_bytes(2, "big")
+    return bytes([long]) + n.to_bytes(4, "big")
+
+
 def compress(raw: bytes, level: int = 1) -> bytes:
     """zlib at ``level`` (1: most of the gain at a fraction of the cost); releases the GIL."""
     return zlib.compress(raw, level)
@@ -91,7 +133,10 @@ PAUSE: Final = 0.0002
 
 def _rows(value: Any) -> Any:
     """Rows as a list of their slices, each encoded by a call of its own (the encoder calls
-    this for a value it cannot hold itself); nothing else that msgpack cannot hold."""
+    this for a value it cannot hold itself), and a Deferred list as its items; nothing else
+    that msgpack cannot hold."""
+    if isinstance(value, Deferred):
+        return list(value.items())
     if not isinstance(value, Rows):
         raise TypeError(f"a state holds a {type(value).__name__}, which a snapshot cannot")
     parts = []

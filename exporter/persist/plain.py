@@ -11,7 +11,8 @@ of references to its entries (C speed, ~1 ms per 100,000), and the snapshot's en
 every lock, writes them :data:`SLICE` rows per call, giving the GIL up between two. Encoding
 holds the GIL, so a buffer is never encoded in one call (~10 ms for a full join): a scrape
 running meanwhile gets its turn every millisecond or so. They are saved as a list of slices,
-read back by :func:`rows`.
+read back by :func:`rows`. The models of a store are :class:`Deferred`: each is copied
+only when the encoder reaches it.
 
 Pure numpy: no msgspec, no HTTP, no Prometheus.
 """
@@ -19,7 +20,7 @@ Pure numpy: no msgspec, no HTTP, no Prometheus.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,24 @@ class Rows:
         return (items[start : start + SLICE] for start in range(0, len(items), SLICE))
 
 
+class Deferred:
+    """A list in a state whose items are made one at a time, when the encoder reaches them:
+    the snapshot of each model, copied under its lock just before it is encoded and dropped
+    after, so that a snapshot never holds the copies of every model at once. An item may be
+    None (a model removed meanwhile): readers skip those. Saved as a plain list."""
+
+    __slots__ = ("makers",)
+
+    def __init__(self, makers: Sequence[Callable[[], Any]]) -> None:
+        self.makers = makers
+
+    def __len__(self) -> int:
+        return len(self.makers)
+
+    def items(self) -> Iterator[Any]:
+        return (make() for make in self.makers)
+
+
 def rows(value: object, count: int) -> list[Any]:
     """The ``count`` values saved as :class:`Rows`, in order (decoded, tuples are lists; or the
     rows themselves, for a state copied in memory); :class:`StateError` otherwise."""
@@ -83,6 +102,8 @@ def settle(value: Any) -> Any:
     """
     if isinstance(value, Rows):
         return [list(part) for part in value.slices()]
+    if isinstance(value, Deferred):
+        return [settle(item) for item in value.items()]
     if isinstance(value, dict):
         return {k: settle(v) for k, v in value.items()}
     if isinstance(value, list):
