@@ -293,9 +293,10 @@ def row(name: str, measured: float, scale: float, fmt: str, fixed: float = 0.0) 
     return f"{name:<44} {shown:>16} {format(extrapolated, fmt):>16}"
 
 
-def time_snapshot(app: FastAPI, settings: Settings) -> tuple[int, float, float, int]:
+def time_snapshot(app: FastAPI, settings: Settings) -> tuple[int, float, float, int, int]:
     """Snapshot the state, then restore it into a fresh app: (bytes, seconds, seconds, the
-    peak RSS while the snapshot was taken, in bytes: VmHWM reset just before it)."""
+    peak RSS while the snapshot was taken, in bytes: VmHWM reset just before it, and how far
+    the restore took the RSS above what it was before it)."""
     keeper = app.state.state_keeper
     gc.collect()
     with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
@@ -305,11 +306,15 @@ def time_snapshot(app: FastAPI, settings: Settings) -> tuple[int, float, float, 
     saved = time.perf_counter() - started
     peak = vm("VmHWM")
     size = keeper.path.stat().st_size
+    gc.collect()
+    before = vm("VmRSS")
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+        refs.write("5")
     started = time.perf_counter()
     again = create_app(settings, drift_worker=False)  # restores before it returns
     restored = time.perf_counter() - started
     assert again.state.store.models(), "nothing was restored"
-    return size, saved, restored, peak
+    return size, saved, restored, peak, vm("VmHWM") - before
 
 
 def main() -> None:
@@ -378,11 +383,12 @@ def main() -> None:
     print(row("registry.collect(), ms", page.collect_seconds * 1000, scale, ".0f"))
     print(row("drift computation, all windows, s", drift_seconds, scale, ".1f"))
     if snapshot is not None:
-        size, saved, restored, peak = snapshot
+        size, saved, restored, peak, restore_peak = snapshot
         print(row("state snapshot, MiB", size / 2**20, scale, ".1f"))
         print(row("  written in (copy, encode, write), s", saved, scale, ".2f"))
         print(row("  peak VmRSS while writing, GiB", peak / 2**30, scale, ".2f", base_rss / 2**30))
         print(row("  restored in (read, decode, rebuild), s", restored, scale, ".2f"))
+        print(row("  peak VmRSS the restore added, GiB", restore_peak / 2**30, scale, ".2f"))
     print("\nlargest families (series with a model label)")
     for name, count in page.families.most_common(12):
         share = count / page.model_series

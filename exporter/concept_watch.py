@@ -95,8 +95,10 @@ class ConceptWatch:
 
     @classmethod
     def from_state(cls, state: State, settings: ConceptDriftSettings) -> ConceptWatch | None:
-        """The watch as saved, if it ran with ``settings``; None if the settings changed since
-        (the caller starts a fresh one: a detector's state means nothing under others)."""
+        """The watch as saved, if it ran with ``settings``. Saved with other parameters of
+        the same detector: a fresh detector (a detector's state means nothing under others),
+        the count and the last time carried on (their series keep their labels). Saved with
+        another detector: None (the version starts a fresh watch, with series of its own)."""
         saved = state["detector"]
         if not isinstance(saved, dict):
             raise StateError("a concept-drift detector's state must be a mapping")
@@ -106,10 +108,11 @@ class ConceptWatch:
                 for key, value in saved.items()
             }
         )
-        if detector.settings != settings:
+        if detector.settings.kind != settings.kind:
             return None
         watch = cls(settings)
-        watch.detector = detector
+        if detector.settings == settings:
+            watch.detector = detector
         watch.detections = int(state["detections"])
         last = state["last_detection"]
         watch.last_detection = None if last is None else float(last)

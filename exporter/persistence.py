@@ -43,6 +43,7 @@ with settings that shape the state otherwise, or refused by an owner) is renamed
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import json
@@ -250,18 +251,20 @@ class StateKeeper:
                     written_at=written_at,
                     clean=clean,
                     settings=self._digest,
-                    body_bytes=len(body),
-                    body_crc32=zlib.crc32(body),
+                    body_bytes=sum(len(part) for part in body),
+                    body_crc32=functools.reduce(lambda crc, part: zlib.crc32(part, crc), body, 0),
                 )
-                data = fileformat.encode(header, body)
+                data = fileformat.encode_parts(header, body)
+                del body
                 write_atomic(self.path, data)
             except Exception:
                 log.exception("writing the state snapshot %s failed", self.path)
                 self._telemetry.count_snapshot_failure()
                 return False
             duration = time.perf_counter() - started
-            self._telemetry.count_snapshot(len(data), duration, written_at)
-            log.debug("state snapshot: %d bytes in %.3f s", len(data), duration)
+            size = sum(len(part) for part in data)
+            self._telemetry.count_snapshot(size, duration, written_at)
+            log.debug("state snapshot: %d bytes in %.3f s", size, duration)
             return True
 
     # -- background -----------------------------------------------------------------------------

@@ -74,10 +74,16 @@ def test_a_watch_restored_from_its_state_goes_on_as_the_original() -> None:
     assert original.info().detections == len(river_detections(drift.binary.DDM(), errors))
 
 
-def test_a_watch_saved_under_other_settings_is_not_restored() -> None:
+def test_a_watch_saved_under_other_settings_starts_a_fresh_detector() -> None:
+    errors = shifted_errors(9)
     watch = ConceptWatch(AdwinSettings())
-    watch.add(np.zeros(50), np.arange(50.0))
-    assert ConceptWatch.from_state(watch.to_state(), AdwinSettings(delta=0.01)) is None
+    watch.add(errors, np.arange(errors.size, dtype=float))
+    assert watch.detections > 0
+    other = ConceptWatch.from_state(watch.to_state(), AdwinSettings(delta=0.01))
+    assert other is not None
+    assert other.detector.settings == AdwinSettings(delta=0.01)
+    assert other.detector.samples == 0  # fresh: no outcome under the new parameters yet
+    assert (other.detections, other.last_detection) == (watch.detections, watch.last_detection)
     assert ConceptWatch.from_state(watch.to_state(), PageHinkleySettings()) is None
 
 

@@ -605,7 +605,7 @@ def test_the_streamed_body_decompresses_to_the_whole_encoding() -> None:
         "wide": wide,
         "empty": {},
     }
-    body = fileformat.encode_compressed(state)
+    body = b"".join(fileformat.encode_compressed(state))
     assert made == list(range(20))  # each model made once, in order
     assert zlib.decompress(body) == fileformat.encode_state(state)
     decoded = msgspec.msgpack.decode(zlib.decompress(body))

@@ -59,8 +59,14 @@ class Header(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
 
 def encode(header: Header, body: bytes) -> bytes:
     """The file for a header and an already encoded body (:func:`encode_body`)."""
+    return b"".join(encode_parts(header, [body]))
+
+
+def encode_parts(header: Header, body: list[bytes]) -> list[bytes]:
+    """The file as parts to write in order: the magic, the header, then the body's parts
+    (as :func:`encode_compressed` gives them; never joined, so never copied)."""
     head = msgspec.msgpack.encode(header)
-    return MAGIC + _LENGTH.pack(len(head)) + head + body
+    return [MAGIC + _LENGTH.pack(len(head)) + head, *body]
 
 
 def encode_body(state: dict[str, Any], level: int = 1) -> bytes:
@@ -80,17 +86,19 @@ def encode_state(state: dict[str, Any]) -> bytes:
     return msgspec.msgpack.encode(state, enc_hook=_rows)
 
 
-def encode_compressed(state: dict[str, Any], level: int = 1) -> bytes:
-    """The compressed body of ``state`` (it decompresses to ``encode_state(state)``, byte for
-    byte) without ever holding the whole encoded state: maps are walked here, and each
-    :class:`~exporter.persist.plain.Deferred` item is made, encoded and compressed in turn, so
-    that the memory a snapshot needs is the compressed body and one item's copy and encoding
-    (``bench/worst_case.py --snapshot`` reports the peak)."""
+def encode_compressed(state: dict[str, Any], level: int = 1) -> list[bytes]:
+    """The compressed body of ``state``, in parts (joined, they decompress to
+    ``encode_state(state)``, byte for byte), without ever holding the whole encoded state:
+    maps are walked here, and each :class:`~exporter.persist.plain.Deferred` item is made,
+    encoded and compressed in turn, so that the memory a snapshot needs is the compressed body
+    and one item's copy and encoding (``bench/worst_case.py --snapshot`` reports the peak)."""
     stream = zlib.compressobj(level)
     parts: list[bytes] = []
 
     def put(raw: bytes) -> None:
-        parts.append(stream.compress(raw))
+        compressed = stream.compress(raw)
+        if compressed:
+            parts.append(compressed)
 
     def walk(value: Any) -> None:
         if isinstance(value, dict):
@@ -108,7 +116,7 @@ def encode_compressed(state: dict[str, Any], level: int = 1) -> bytes:
 
     walk(state)
     parts.append(stream.flush())
-    return b"".join(parts)
+    return parts
 
 
 def _header(value: dict[str, Any] | Deferred, fix: int, short: int, long: int) -> bytes:

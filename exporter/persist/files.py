@@ -10,15 +10,18 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` by a file holding ``data``, atomically and durably."""
+def write_atomic(path: Path, data: bytes | Sequence[bytes]) -> None:
+    """Replace ``path`` by a file holding ``data`` (or its parts, in order, never joined in
+    memory), atomically and durably."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(temporary, "wb") as out:
-            out.write(data)
+            for part in [data] if isinstance(data, bytes) else data:
+                out.write(part)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
