@@ -31,8 +31,10 @@ process' VmRSS and VmHWM, the render time cold (every model encoded) and warm (n
 changed), and the largest families; with ``--models`` below the limit, each figure measured
 and its linear extrapolation to ``limits.max_models``. Other limits are measured by setting
 them as usual, e.g. ``MODEL_EXPORTER_LIMITS__MAX_CLASSES=20``. With ``--snapshot``, also the
-size of a state snapshot of it (``state.path`` in a temporary folder), the time to write it and
-the time to restore it into a fresh app.
+size of a state snapshot of it (``state.path`` in a temporary folder), the time to write it,
+the peak RSS meanwhile, the time of the ``/metrics`` renders made every 50 ms from another
+thread while it is written (against the same render alone), and the time and peak of its
+restore into a fresh app.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import argparse
 import gc
 import gzip
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -301,10 +304,27 @@ def time_snapshot(app: FastAPI, settings: Settings) -> tuple[int, float, float, 
     gc.collect()
     with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
         refs.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+    renders: list[float] = []
+    done = threading.Event()
+    scraper = threading.Thread(target=render_until, args=(app, done, renders))
     started = time.perf_counter()
+    scraper.start()  # a scrape every 50 ms while the snapshot is written, as a busy Prometheus
     assert keeper.save(clean=True), "the snapshot failed: see the log"
     saved = time.perf_counter() - started
+    done.set()
+    scraper.join()
     peak = vm("VmHWM")
+    alone = []
+    for _ in range(20):
+        began = time.perf_counter()
+        app.state.ctx.exposition.render()
+        alone.append(time.perf_counter() - began)
+    print(
+        f"/metrics render (warm) while the snapshot was written: p50 "
+        f"{np.percentile(renders, 50) * 1e3:.0f} ms, p99 {np.percentile(renders, 99) * 1e3:.0f}"
+        f" ms, max {max(renders) * 1e3:.0f} ms ({len(renders)} renders); alone: p50 "
+        f"{np.percentile(alone, 50) * 1e3:.0f} ms, max {max(alone) * 1e3:.0f} ms"
+    )
     size = keeper.path.stat().st_size
     gc.collect()
     before = vm("VmRSS")
@@ -315,6 +335,15 @@ def time_snapshot(app: FastAPI, settings: Settings) -> tuple[int, float, float, 
     restored = time.perf_counter() - started
     assert again.state.store.models(), "nothing was restored"
     return size, saved, restored, peak, vm("VmHWM") - before
+
+
+def render_until(app: FastAPI, done: threading.Event, seconds: list[float]) -> None:
+    """Render /metrics every 50 ms until ``done``, timing each render."""
+    exposition = app.state.ctx.exposition
+    while not done.wait(0.05):
+        began = time.perf_counter()
+        exposition.render()
+        seconds.append(time.perf_counter() - began)
 
 
 def main() -> None:

@@ -504,6 +504,7 @@ def test_a_well_formed_file_with_a_malformed_join_is_moved_aside(tmp_path: Path)
     (here a waiting prediction whose version is a string), is refused while restoring."""
     data = _snapshot_bytes(tmp_path)
     header, state = fileformat.decode(data, _digest_of(data))
+    state = settle(state)  # the models, decoded when iterated, as plain values to change
     (fraud,) = [m for m in state["store"]["models"] if m["name"] == "fraud"]
     entries = fraud["join"]["pending"]["entries"]
     entries[0][0] = [entries[0][0][0], ["v1", 1.0, T0]]
@@ -624,3 +625,16 @@ def test_a_model_removed_while_the_snapshot_is_taken_is_left_out() -> None:
     assert settled["models"][0] is None and settled["models"][1]["name"] == "b"
     again = Store(load_settings())
     assert again.load_state(settled) == ["b"]
+
+
+def test_restoring_decodes_each_model_when_the_store_reaches_it(tmp_path: Path) -> None:
+    """The decoded body holds the models still encoded (views of the decompressed bytes,
+    whose structure the top-level decoding already checked); iterating decodes them, as the
+    store does while it rebuilds them one by one."""
+    data = _snapshot_bytes(tmp_path)
+    _, state = fileformat.decode(data, _digest_of(data))
+    models = state["store"]["models"]
+    assert isinstance(models, plain.Deferred)
+    assert all(isinstance(make.args[0], msgspec.Raw) for make in models.makers)  # type: ignore[attr-defined]
+    names = [m["name"] for m in models]
+    assert "fraud" in names and len(names) == len(models)

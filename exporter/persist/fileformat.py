@@ -16,6 +16,7 @@ format version, or written with settings that shape the state otherwise.
 
 from __future__ import annotations
 
+import functools
 import struct
 import time
 import zlib
@@ -180,7 +181,9 @@ def decode_header(data: bytes) -> tuple[Header, int]:
 
 
 def decode(data: bytes, settings: str) -> tuple[Header, dict[str, Any]]:
-    """Header and state of a snapshot written with the settings of digest ``settings``."""
+    """Header and state of a snapshot written with the settings of digest ``settings``; the
+    store's models are a :class:`~exporter.persist.plain.Deferred` list, each decoded when it
+    is reached (their msgpack structure is checked here already, their values by the store)."""
     header, offset = decode_header(data)
     body = data[offset:]
     if len(body) < header.body_bytes:
@@ -193,7 +196,43 @@ def decode(data: bytes, settings: str) -> tuple[Header, dict[str, Any]]:
             "it was written with other windows, buckets, sample, reference or join settings",
         )
     try:
-        state = msgspec.msgpack.decode(zlib.decompress(body), type=dict[str, Any])
+        raw = zlib.decompress(body)
+        del body
+        parts = msgspec.msgpack.decode(raw, type=_Body)
     except (zlib.error, msgspec.DecodeError) as exc:
         raise SnapshotRefused("corrupt", f"its body does not decode ({exc})") from None
+    store = parts.store
+    state = {
+        "store": {
+            "models": Deferred([functools.partial(_decode_model, m) for m in store.models]),
+            "last_uid": store.last_uid,
+            "removals": store.removals,
+        },
+        "telemetry": parts.telemetry,
+        "sequential": parts.sequential,
+    }
     return header, state
+
+
+class _StoreBody(msgspec.Struct):
+    """The store's part of a body, each model left encoded (a view of the decoded bytes)."""
+
+    models: list[msgspec.Raw]
+    last_uid: int
+    removals: dict[str, Any]
+
+
+class _Body(msgspec.Struct):
+    """A body's top level (:func:`decode`): models are decoded one at a time, as the store
+    rebuilds them, so that a restore never holds every model's decoded values at once."""
+
+    store: _StoreBody
+    telemetry: dict[str, Any]
+    sequential: dict[str, Any]
+
+
+def _decode_model(raw: msgspec.Raw) -> Any:
+    try:
+        return msgspec.msgpack.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise SnapshotRefused("corrupt", f"a model does not decode ({exc})") from None

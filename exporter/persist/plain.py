@@ -65,8 +65,9 @@ class Rows:
 class Deferred:
     """A list in a state whose items are made one at a time, when the encoder reaches them:
     the snapshot of each model, copied under its lock just before it is encoded and dropped
-    after, so that a snapshot never holds the copies of every model at once. An item may be
-    None (a model removed meanwhile): readers skip those. Saved as a plain list."""
+    after, so that a snapshot never holds the copies of every model at once; and, restoring,
+    the models decoded one at a time as the store rebuilds them. An item may be None (a model
+    removed meanwhile): readers skip those. Saved as a plain list; iterating makes the items."""
 
     __slots__ = ("makers",)
 
@@ -78,6 +79,9 @@ class Deferred:
 
     def items(self) -> Iterator[Any]:
         return (make() for make in self.makers)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.items()
 
 
 def rows(value: object, count: int) -> list[Any]:
