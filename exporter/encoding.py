@@ -310,13 +310,22 @@ def encode_targets(
     return indices
 
 
+#: The largest magnitude of a regression's prediction or label: the squared error of two such
+#: values, (2e150)^2, stays far within float range, as do the sums the windows keep of them.
+MAX_TARGET: Final = 1e150
+
+
 def _numbers(values: Sequence[WireValue], field_of: FieldOf, model: str) -> FloatArray:
-    """A regression model's predictions or labels as floats."""
+    """A regression model's predictions or labels as floats, each within +-:data:`MAX_TARGET`
+    (beyond, an error or its square would overflow to infinity)."""
     if set(map(type, values)) <= {int, float}:
         try:
-            return np.array(values, dtype=np.float64)
+            out = np.array(values, dtype=np.float64)
         except OverflowError:
             pass  # an int beyond float range: the loop below names it
+        else:
+            _check_range(out, values, field_of)
+            return out
     out = np.empty(len(values), dtype=np.float64)
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, int | float):
@@ -336,4 +345,18 @@ def _numbers(values: Sequence[WireValue], field_of: FieldOf, model: str) -> Floa
                 field=field_of(i),
                 value=v,
             ) from None
+    _check_range(out, values, field_of)
     return out
+
+
+def _check_range(out: FloatArray, values: Sequence[WireValue], field_of: FieldOf) -> None:
+    beyond = np.abs(out) > MAX_TARGET
+    if np.logical_or.reduce(beyond):
+        i = int(np.argmax(beyond))
+        raise RejectedInput(
+            Reason.OUT_OF_RANGE,
+            f"{describe_value(values[i])} is beyond +-{MAX_TARGET:g}: a regression's errors "
+            "and their squares must stay within a 64-bit float",
+            field=field_of(i),
+            value=values[i],
+        )

@@ -34,6 +34,7 @@ class Reason(StrEnum):
     MALFORMED_CSV = "malformed_csv"
     INVALID_FIELD = "invalid_field"  # wrong type, missing or unknown field
     NON_FINITE = "non_finite"  # NaN or +-Infinity
+    OUT_OF_RANGE = "out_of_range"  # a regression's prediction or label beyond +-1e150
     STRING_TOO_LONG = "string_too_long"
     BODY_TOO_LARGE = "body_too_large"
     BATCH_TOO_LARGE = "batch_too_large"

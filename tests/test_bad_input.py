@@ -799,6 +799,34 @@ CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str, list[str], int
     ),
 ]
 
+# A regression's values whose error (or its square) would overflow: refused before the join,
+# which once answered 500 when the error reached the concept-drift detector as infinity.
+CASES += [
+    (
+        "regression_prediction_out_of_range",
+        "POST",
+        "/v1/predictions",
+        b'{"model":"reg","events":[{"id":"big","features":{"a":1.0},"prediction":1.7e308,'
+        b'"label":-1.7e308}]}',
+        J,
+        422,
+        "out_of_range",
+        ["events[0].prediction", "beyond +-1e+150"],
+        1,
+    ),
+    (
+        "regression_label_out_of_range",
+        "POST",
+        "/v1/labels",
+        b'{"model":"reg","labels":[{"id":"x0","label":-2e150}]}',
+        J,
+        422,
+        "out_of_range",
+        ["labels[0].label", "beyond +-1e+150"],
+        1,
+    ),
+]
+
 DEEP = 1_500  # levels of nesting: past Python's recursion limit, inside max_body_bytes
 
 # Nested too deeply, on every endpoint that takes JSON (the comparison's body is decoded
@@ -911,6 +939,8 @@ FIELDS: dict[str, str | None] = {
     "reference_values_near_float_max": "features.a",
     "reference_predictions_near_float_max": "predictions",
     "reference_version_too_many": "model_version",
+    "regression_prediction_out_of_range": "events[0].prediction",
+    "regression_label_out_of_range": "labels[0].label",
 }
 
 #: The offending ``value`` sent back, where the rejection has one.
