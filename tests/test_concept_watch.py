@@ -5,11 +5,15 @@ detectors (``river.drift``) fed the same error stream one value at a time."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import fields, replace
+from typing import Any, ClassVar
 
 import msgspec
 import numpy as np
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from river import drift
 
 from exporter.concept_watch import ConceptWatch
@@ -298,3 +302,93 @@ def test_the_detector_state_survives_the_snapshot_file_format() -> None:
             assert watch is not None
             watch.add(rest, times)
         assert restored.snapshot(now).versions[0].concept == model.snapshot(now).versions[0].concept
+
+
+# --- a state machine against River, fed one value at a time --------------------------------------
+
+
+class WatchMachine(RuleBasedStateMachine):
+    """Batches of any size and error rate, snapshots through the file format, unclean restarts
+    (the count from zero) and changed parameters, against a naive model: River's detector fed
+    each value alone, with the detections counted and the last label time kept by hand."""
+
+    settings_by_kind: ClassVar[dict[str, Any]] = {
+        "adwin": (
+            AdwinSettings(clock=4, grace_period=5),
+            lambda: drift.ADWIN(clock=4, grace_period=5),
+        ),
+        "ddm": (DdmSettings(warm_start=10), lambda: drift.binary.DDM(warm_start=10)),
+        "page_hinkley": (PageHinkleySettings(threshold=5), lambda: drift.PageHinkley(threshold=5)),
+    }
+
+    @initialize(kind=st.sampled_from(["adwin", "ddm", "page_hinkley"]))
+    def start(self, kind: str) -> None:
+        self.config, self.make_river = self.settings_by_kind[kind]
+        self.watch = ConceptWatch(self.config)
+        self.river = self.make_river()
+        self.detections = 0
+        self.last: float | None = None
+        self.time = 0.0
+        self.rng = np.random.default_rng(0)
+
+    @rule(size=st.integers(0, 300), rate=st.sampled_from([0.0, 0.05, 0.3, 0.7, 1.0]))
+    def add(self, size: int, rate: float) -> None:
+        errors = (self.rng.random(size) < rate).astype(float)
+        times = self.time + np.arange(size, dtype=float)
+        self.time += size
+        self.watch.add(errors, times)
+        for x, t in zip(errors.tolist(), times.tolist(), strict=True):
+            self.river.update(int(x) if isinstance(self.config, DdmSettings) else x)
+            if self.river.drift_detected:
+                self.detections += 1
+                self.last = t
+
+    @rule(clean=st.booleans())
+    def restart(self, clean: bool) -> None:
+        decoded = msgspec.msgpack.decode(fileformat.encode_state(self.watch.to_state()))
+        restored = ConceptWatch.from_state(decoded, self.config)
+        assert restored is not None
+        if not clean:
+            restored.restart_counts()
+            self.detections = 0
+        self.watch = restored
+
+    @rule()
+    def new_parameters(self) -> None:
+        """Restored under other parameters of the same detector: it starts afresh."""
+        name = FIRST_PARAMETER[self.config.kind]
+        self.config = replace(self.config, **{name: getattr(self.config, name) + 1})
+        decoded = msgspec.msgpack.decode(fileformat.encode_state(self.watch.to_state()))
+        restored = ConceptWatch.from_state(decoded, self.config)
+        assert restored is not None and restored.info().outcomes == 0
+        self.watch = restored
+        params = {f.name: getattr(self.config, f.name) for f in fields(self.config)}
+        params.pop("kind")
+        self.river = type(self.make_river())(**params)
+
+    @invariant()
+    def agrees_with_river(self) -> None:
+        if not hasattr(self, "watch"):
+            return
+        info = self.watch.info()
+        assert info.detections == self.detections
+        assert info.last_detection == self.last
+        assert info.estimate == pytest.approx(river_estimate(self.river), abs=1e-12)
+
+
+#: A parameter each detector takes any larger integer for (new_parameters adds 1 to it).
+FIRST_PARAMETER = {"adwin": "clock", "ddm": "warm_start", "page_hinkley": "min_instances"}
+
+
+def river_estimate(detector: Any) -> float:
+    if isinstance(detector, drift.ADWIN):
+        return float(detector.estimation)
+    if isinstance(detector, drift.binary.DDM):
+        return float(detector._p.get()) if detector._p.n else 0.0
+    return float(detector._x_mean.get()) if detector._x_mean.n else 0.0
+
+
+TestWatchMachine = WatchMachine.TestCase
+TestWatchMachine.settings = settings(
+    max_examples=40, stateful_step_count=25, deadline=None, derandomize=True
+)
