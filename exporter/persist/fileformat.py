@@ -185,7 +185,7 @@ def decode(data: bytes, settings: str) -> tuple[Header, dict[str, Any]]:
     store's models are a :class:`~exporter.persist.plain.Deferred` list, each decoded when it
     is reached (their msgpack structure is checked here already, their values by the store)."""
     header, offset = decode_header(data)
-    body = data[offset:]
+    body = memoryview(data)[offset:]  # no copy of the body
     if len(body) < header.body_bytes:
         raise SnapshotRefused("truncated", f"its body has {len(body)} of {header.body_bytes} bytes")
     if len(body) > header.body_bytes or zlib.crc32(body) != header.body_crc32:
