@@ -33,7 +33,8 @@ prediction per id for new events at once) when it ends or turns split, losing no
 loss, to a shadow comparison's pair book (snapshot's
 :attr:`~exporter.snapshot.ModelSnapshot.pairs`).
 
-No statistics are computed on the ingest path: it appends and returns.
+No statistics are computed on the ingest path, but one: a joined outcome goes through its
+version's concept-drift detector at once (docs/architecture.md says why); the rest appends.
 """
 
 from __future__ import annotations
