@@ -325,10 +325,19 @@ def encode(values: list[Any], codec: ClassCodec | None = None, **kw: Any) -> Any
 
 
 def test_regression_targets_are_floats() -> None:
-    values = [1, 2.5, -3, 1e300]
+    values = [1, 2.5, -3, 1e150, -1e150]
     out = encode(values, task="regression", kind=None)
     assert out.dtype == np.float64
     np.testing.assert_array_equal(out, np.array(values, dtype=np.float64))
+
+
+@pytest.mark.parametrize("big", [1.0000001e150, -1e300, 10**200])
+def test_regression_refuses_values_whose_squared_error_would_overflow(big: Any) -> None:
+    with pytest.raises(RejectedInput) as info:
+        encode([1.0, big], task="regression", kind=None)
+    assert info.value.reason == Reason.OUT_OF_RANGE
+    assert info.value.field == "events[1].prediction"
+    assert info.value.value == big
 
 
 @pytest.mark.parametrize("bad", [True, "1.5", None])
