@@ -418,6 +418,25 @@ def overview() -> dict[str, Any]:
 
 def model_detail() -> dict[str, Any]:
     b = _Board()
+    _quality_row(b)
+    _concept_row(b)
+    _feature_drift_row(b)
+    _data_quality_row(b)
+    _sample_row(b)
+    _version_row(b)
+    _comparison_rows(b)
+    return _dashboard(
+        MODEL_UID,
+        "Model exporter / Model detail",
+        "One model: quality over time and per class, feature drift and data quality, samples, "
+        "versions side by side.",
+        b,
+        False,
+    )
+
+
+def _quality_row(b: _Board) -> None:
+    """Accuracy, precision, recall and F1 over time, per class, regression errors."""
     b.row("Quality over time")
     b.add(
         "timeseries",
@@ -461,6 +480,10 @@ def model_detail() -> dict[str, Any]:
         ],
         w=8,
     )
+
+
+def _concept_row(b: _Board) -> None:
+    """The concept-drift detector's estimate against 1 - accuracy, and its detections."""
     b.row("Concept drift")
     b.add(
         "timeseries",
@@ -487,6 +510,10 @@ def model_detail() -> dict[str, Any]:
         field_config={"custom": {"drawStyle": "bars"}},
         w=8,
     )
+
+
+def _feature_drift_row(b: _Board) -> None:
+    """The drift table now, each feature's verdict over time, PSI per feature."""
     b.row("Feature drift")
     b.add(
         "table",
@@ -551,6 +578,10 @@ def model_detail() -> dict[str, Any]:
         h=10,
         field_config={"custom": {"drawStyle": "line"}},
     )
+
+
+def _data_quality_row(b: _Board) -> None:
+    """Missing values, values outside the reference, unseen categories."""
     b.row("Data quality")
     b.add(
         "timeseries",
@@ -573,6 +604,10 @@ def model_detail() -> dict[str, Any]:
         unit="percentunit",
         w=8,
     )
+
+
+def _sample_row(b: _Board) -> None:
+    """Prediction and label drift, the window sample counts, the label delay."""
     b.row("Predictions, labels and samples")
     b.add(
         "timeseries",
@@ -605,6 +640,10 @@ def model_detail() -> dict[str, Any]:
         w=8,
         options={"calculate": False, "yAxis": {"unit": "s"}},
     )
+
+
+def _version_row(b: _Board) -> None:
+    """Versions side by side: accuracy, traffic share, drifted features."""
     b.row("Version comparison")
     b.add(
         "timeseries",
@@ -632,15 +671,6 @@ def model_detail() -> dict[str, Any]:
         "Drifted features by version",
         [('model_drift_features_drifted{model=~"$model", window="$window"}', "{{model_version}}")],
         w=8,
-    )
-    _comparison_rows(b)
-    return _dashboard(
-        MODEL_UID,
-        "Model exporter / Model detail",
-        "One model: quality over time and per class, feature drift and data quality, samples, "
-        "versions side by side.",
-        b,
-        False,
     )
 
 

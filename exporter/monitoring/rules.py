@@ -203,8 +203,13 @@ def _alert(
 
 
 def alerting_rules(t: Thresholds) -> list[dict[str, Any]]:
+    """The model alerts, then the exporter's own."""
+    return [*_model_alerts(t), *_exporter_alerts(t)]
+
+
+def _model_alerts(t: Thresholds) -> list[dict[str, Any]]:
+    """Quality, drift, concept drift and the flow of predictions and labels."""
     mv = "{{ $labels.model }} {{ $labels.model_version }}"
-    job = f"job=~{_promql_string(t.exporter_job)}"
     labels_gone = t.ground_truth_stale_after
     return [
         _alert(
@@ -282,6 +287,13 @@ def alerting_rules(t: Thresholds) -> list[dict[str, Any]]:
             "Model {{ $labels.model }} reported no prediction in the last 15 minutes.",
             t,
         ),
+    ]
+
+
+def _exporter_alerts(t: Thresholds) -> list[dict[str, Any]]:
+    """The exporter's own health: scraped, present, collecting, not refusing much."""
+    job = f"job=~{_promql_string(t.exporter_job)}"
+    return [
         _alert(
             "ModelExporterDown",
             f"up{{{job}}} == 0",
