@@ -242,6 +242,22 @@ def _delay_quantile(q: float) -> str:
 
 def overview() -> dict[str, Any]:
     b = _Board()
+    _fleet_quality_row(b)
+    _fleet_traffic_row(b)
+    _fleet_drift_row(b)
+    _fleet_comparison_row(b)
+    _fleet_exporter_row(b)
+    return _dashboard(
+        OVERVIEW_UID,
+        "Model exporter / Fleet overview",
+        "Every monitored model: quality, traffic, label delay, drift and firing alerts.",
+        b,
+        True,
+    )
+
+
+def _fleet_quality_row(b: _Board) -> None:
+    """Accuracy and F1 of every model (the alert threshold drawn), fleet-wide, labeled counts."""
     b.row("Quality")
     b.add(
         "timeseries",
@@ -289,6 +305,10 @@ def overview() -> dict[str, Any]:
         [(f"model_window_labeled_predictions{{{WSEL}}}", "{{model}} {{model_version}}")],
         description="Quality values need quality.min_samples of them.",
     )
+
+
+def _fleet_traffic_row(b: _Board) -> None:
+    """Predictions and joined labels per second, and the label delay."""
     b.row("Traffic and labels")
     b.add(
         "timeseries",
@@ -330,6 +350,10 @@ def overview() -> dict[str, Any]:
         unit="s",
         w=8,
     )
+
+
+def _fleet_drift_row(b: _Board) -> None:
+    """Drifted features and predictions, and the alerts firing."""
     b.row("Drift and alerts")
     b.add(
         "timeseries",
@@ -357,6 +381,10 @@ def overview() -> dict[str, Any]:
             }
         ],
     )
+
+
+def _fleet_comparison_row(b: _Board) -> None:
+    """Declared comparisons and holdout baselines: the always-valid verdicts."""
     b.row("Comparisons and holdout baseline (always-valid verdicts)")
     alpha = Thresholds().sequential_alpha
     b.add(
@@ -378,6 +406,10 @@ def overview() -> dict[str, Any]:
         description="Per window; ModelBelowHoldoutBaseline uses the always-valid test "
         "(model_baseline_sequential_pvalue), not this gap.",
     )
+
+
+def _fleet_exporter_row(b: _Board) -> None:
+    """The exporter's own health: rejected events, pending joins, collector durations."""
     b.row("Exporter health")
     b.add(
         "timeseries",
@@ -406,13 +438,6 @@ def overview() -> dict[str, Any]:
         [("model_exporter_collector_duration_seconds", "{{instance}} {{collector}}")],
         unit="s",
         w=8,
-    )
-    return _dashboard(
-        OVERVIEW_UID,
-        "Model exporter / Fleet overview",
-        "Every monitored model: quality, traffic, label delay, drift and firing alerts.",
-        b,
-        True,
     )
 
 
