@@ -18,6 +18,8 @@ class Event(BaseModel):
     prediction: int | float | str | bool
     timestamp: float | str | None = None
     label: int | float | str | bool | None = None
+    score: float | None = None
+    probabilities: dict[str, float] | None = None
 
 
 class Batch(BaseModel):

@@ -290,6 +290,8 @@ class Event:
     prediction: Any
     timestamp: float
     label: Any
+    score: float | None = None
+    probabilities: dict[str, float] | None = None
 
 
 def through_exporter(

@@ -86,6 +86,8 @@ class _Event:
     prediction: int
     timestamp: float | None = None
     label: int | None = None
+    score: float | None = None
+    probabilities: dict[str, float] | None = None
 
 
 def worker_run(ref: np.ndarray, win: np.ndarray, repeats: int) -> float:

@@ -46,6 +46,8 @@ class Event:
     prediction: Any
     timestamp: float | None = None
     label: Any = None
+    score: float | None = None
+    probabilities: dict[str, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

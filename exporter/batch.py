@@ -19,6 +19,7 @@ import numpy as np
 from exporter.config import LimitSettings
 from exporter.encoding import encode_targets, feature_matrix, timestamps
 from exporter.errors import Reason, RejectedInput, describe_value
+from exporter.probabilities import Score, encode_scores
 from exporter.schema import FeatureBatch, ModelSchema, class_kind_of, infer_task
 from exporter.typedefs import ClassKind, ClassValue, FloatArray, Task, WireValue
 
@@ -28,6 +29,8 @@ class PredictionEventLike(Protocol):
     prediction: int | float | str | bool
     timestamp: float | datetime | None
     label: int | float | str | bool | None
+    score: float | None
+    probabilities: dict[str, float] | None
 
     @property
     def id(self) -> str | int:
@@ -55,6 +58,7 @@ class PreparedPredictions:
     times: FloatArray
     targets: FloatArray  # class index or predicted value, per event
     inline: list[float | None] | None  # encoded inline label per event (None: no event has one)
+    scores: list[Score] | None = None  # per event (exporter.probabilities; None: no event has one)
 
 
 @dataclass(frozen=True)
@@ -143,8 +147,9 @@ def prepare_predictions(
     model: str,
     limits: LimitSettings,
     max_categories: int,
+    probability_tolerance: float = 0.01,
 ) -> PreparedPredictions:
-    """Check and encode a batch of prediction events (and their inline labels)."""
+    """Check and encode a batch of prediction events (their inline labels and scores)."""
     n = len(events)
     ids, times = _ids_and_times(events, "events", now, limits)
     predictions: list[WireValue] = [e.prediction for e in events]
@@ -181,6 +186,18 @@ def prepare_predictions(
         encoded_inline = [None] * n
         for i, value in zip(labelled, labels.tolist(), strict=True):
             encoded_inline[i] = value
+    scores = encode_scores(
+        [e.score for e in events],
+        [e.probabilities for e in events],
+        task=task,
+        kind=class_kind,
+        codec=schema.codec,
+        new_classes=new_classes,
+        positive=schema.positive_for(task, class_kind),
+        tolerance=probability_tolerance,
+        model=model,
+        first_at=first_at,
+    )
     task = schema.check_classes(task, new_classes, limits.max_classes, model, first_at)
     features = feature_matrix(
         [e.features for e in events], schema.features, limits.max_features, model, max_categories
@@ -194,6 +211,7 @@ def prepare_predictions(
         times=times,
         targets=np.asarray(targets, dtype=np.float64),
         inline=encoded_inline,
+        scores=scores,
     )
 
 

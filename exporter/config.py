@@ -163,6 +163,36 @@ class QualitySettings(_Section):
         "error the live one may be, as a ratio of it (0.1: 10 % worse), before the baseline's "
         "sequential test counts it as worse",
     )
+    rank_bins: int = Field(
+        1024,
+        ge=16,
+        le=8192,
+        description="bins (equal in log-odds) of the scores behind ROC AUC and average precision "
+        "once a window holds more than max_exact_scores scored outcomes; each costs 16 bytes "
+        "per scored class per bucket",
+    )
+    max_exact_scores: int = Field(
+        10_000,
+        ge=0,
+        le=1_000_000,
+        description="scored outcomes a window keeps for exact ROC AUC and average precision; "
+        "beyond it they come from rank_bins, with model_roc_auc_max_error and "
+        "model_average_precision_max_error",
+    )
+    calibration_bins: int = Field(
+        10,
+        ge=2,
+        le=100,
+        description="equal bins of [0, 1] of the reliability curve and the expected "
+        "calibration error",
+    )
+    probability_tolerance: float = Field(
+        0.01,
+        gt=0,
+        lt=0.5,
+        description="how far an event's probabilities may sum from 1 (they are then divided "
+        "by their sum); further is refused (invalid_score)",
+    )
 
 
 class SequentialComparisonSettings(_Section):

@@ -106,6 +106,10 @@ class VersionCounters:
     delays_excluded: dict[str, int] = field(default_factory=_excluded)
     #: Events older than every window when they arrived (by prediction or label time).
     outside_windows: dict[str, int] = field(default_factory=_kinds)
+    #: Joined outcomes with a score (exporter.score_window), and scores that could not be used:
+    #: a binary model's score joined after the model turned multiclass.
+    scored: int = 0
+    scores_unusable: int = 0
 
     def count_outcomes(self, actual: IntArray, predicted: IntArray, classes: int) -> None:
         """Add (true class, predicted class) pairs to the confusion counts."""
@@ -166,6 +170,8 @@ class VersionCounters:
             "delay_sum": self.delay_sum,
             "delays_excluded": dict(self.delays_excluded),
             "outside_windows": dict(self.outside_windows),
+            "scored": self.scored,
+            "scores_unusable": self.scores_unusable,
         }
 
     @classmethod
@@ -185,4 +191,6 @@ class VersionCounters:
             delay_sum=float(state["delay_sum"]),
             delays_excluded=str_ints(state["delays_excluded"]),
             outside_windows=str_ints(state["outside_windows"]),
+            scored=int(state.get("scored", 0)),
+            scores_unusable=int(state.get("scores_unusable", 0)),
         )

@@ -35,6 +35,7 @@ class Reason(StrEnum):
     INVALID_FIELD = "invalid_field"  # wrong type, missing or unknown field
     NON_FINITE = "non_finite"  # NaN or +-Infinity
     OUT_OF_RANGE = "out_of_range"  # a regression's prediction or label beyond +-1e150
+    INVALID_SCORE = "invalid_score"  # a score or probabilities that do not fit the model
     STRING_TOO_LONG = "string_too_long"
     BODY_TOO_LARGE = "body_too_large"
     BATCH_TOO_LARGE = "batch_too_large"

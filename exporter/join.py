@@ -46,17 +46,20 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from exporter.persist.plain import Rows, State, StateError, rows
+from exporter.probabilities import Score
 from exporter.typedefs import WireValue
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
 #: A prediction waiting for its label: (version uid, class index or predicted value, prediction
-#: time). Plain tuples of numbers, deliberately: they are the cheapest to create, and CPython's
-#: garbage collector stops tracking tuples of atomic values, so a full buffer (100k+ entries)
-#: adds nothing to the cost of a GC pass. Holding a version object instead would keep every
-#: entry tracked: one full collection then took ~70 ms, stalling ingest and scrapes.
-Pending = tuple[int, float, float]
+#: time, score). Plain tuples of atoms, deliberately: they are the cheapest to create, and
+#: CPython's garbage collector stops tracking tuples of atomic values, so a full buffer (100k+
+#: entries) adds nothing to the cost of a GC pass. Holding a version object instead would keep
+#: every entry tracked: one full collection then took ~70 ms, stalling ingest and scrapes. The
+#: score is an atom too (exporter.probabilities.Score: None, a float, or bytes holding a
+#: multiclass model's probabilities), never a list or an array.
+Pending = tuple[int, float, float, Score]
 #: A label waiting for (or remembered after) its prediction: (value, label time). The value is
 #: a class index or true value, or the label as sent while the model's task is not yet known.
 LabelEntry = tuple[WireValue, float]
@@ -254,8 +257,17 @@ def _saved_version_key(value: Any) -> tuple[str, int]:
 
 
 def _saved_pending(value: Any) -> Pending:
-    uid, predicted, at = value
-    return _uid(uid), _time(predicted), _time(at)
+    if len(value) == 3:  # saved before predictions carried scores (state format 1)
+        uid, predicted, at = value
+        return _uid(uid), _time(predicted), _time(at), None
+    uid, predicted, at, score = value
+    return _uid(uid), _time(predicted), _time(at), _saved_score(score)
+
+
+def _saved_score(value: Any) -> Score:
+    if value is None or type(value) is bytes:
+        return value
+    return _time(value)
 
 
 def _saved_label(value: Any) -> LabelEntry:
@@ -285,15 +297,23 @@ class Pairs:
     prediction_times: list[float] = field(default_factory=list)
     actual: list[WireValue] = field(default_factory=list)
     label_times: list[float] = field(default_factory=list)
+    scores: list[Score] = field(default_factory=list)
 
     def add(
-        self, row: int, predicted: float, prediction_time: float, actual: WireValue, at: float
+        self,
+        row: int,
+        predicted: float,
+        prediction_time: float,
+        actual: WireValue,
+        at: float,
+        score: Score = None,
     ) -> None:
         self.rows.append(row)
         self.predicted.append(predicted)
         self.prediction_times.append(prediction_time)
         self.actual.append(actual)
         self.label_times.append(at)
+        self.scores.append(score)
 
 
 @dataclass(slots=True)
@@ -482,11 +502,15 @@ class Join:
         times: Sequence[float],
         inline: Sequence[WireValue | None] | None,
         now: float,
+        scores: Sequence[Score] | None = None,
     ) -> PredictionsJoined:
         """Join a batch of predictions of version ``uid`` (``inline``: a label per event, or
-        None) with the labels that wait for them; the rest waits."""
+        None; ``scores``: a score per event, or None) with the labels that wait for them; the
+        rest waits."""
+        if scores is None:
+            scores = [None] * len(ids)
         if self.per_version:
-            return self._add_predictions_per_version(uid, ids, targets, times, inline, now)
+            return self._add_predictions_per_version(uid, ids, targets, times, inline, now, scores)
         n = len(ids)
         seen = self._pending.known(ids) | self._joined.known(ids)
         kept = [i for i, ident in enumerate(ids) if ident not in seen] if seen else list(range(n))
@@ -499,19 +523,19 @@ class Join:
             for i in kept:
                 label = inline[i] if inline is not None else None
                 if label is not None:
-                    pairs.add(i, targets[i], times[i], label, times[i])
+                    pairs.add(i, targets[i], times[i], label, times[i], scores[i])
                     continue
                 waiting_label = early.pop(ids[i]) if early is not None else None
                 if waiting_label is not None:
-                    pairs.add(i, targets[i], times[i], *waiting_label)
+                    pairs.add(i, targets[i], times[i], *waiting_label, scores[i])
                     continue
                 wait.append(i)
         if len(wait) == n:
             keys: Sequence[str] = ids
-            payloads = [(uid, t, ts) for t, ts in zip(targets, times, strict=True)]
+            payloads = [(uid, t, ts, sc) for t, ts, sc in zip(targets, times, scores, strict=True)]
         else:
             keys = [ids[i] for i in wait]
-            payloads = [(uid, targets[i], times[i]) for i in wait]
+            payloads = [(uid, targets[i], times[i], scores[i]) for i in wait]
         evicted = self._wait(keys, payloads, uid, now)
         if pairs.rows:
             self._joined.add_many([ids[i] for i in pairs.rows], now, [uid] * len(pairs.rows))
@@ -525,6 +549,7 @@ class Join:
         times: Sequence[float],
         inline: Sequence[WireValue | None] | None,
         now: float,
+        scores: Sequence[Score],
     ) -> PredictionsJoined:
         kept: list[int] = []
         pairs = Pairs(uid)
@@ -553,9 +578,9 @@ class Join:
                         self._labelled.add(ident, now, label)
             if label is None:
                 keys.append(key)
-                payloads.append((uid, targets[i], times[i]))
+                payloads.append((uid, targets[i], times[i], scores[i]))
                 continue
-            pairs.add(i, targets[i], times[i], *label)
+            pairs.add(i, targets[i], times[i], *label, scores[i])
             self._joined.add(key, now, uid)
         evicted = self._wait(keys, payloads, uid, now)
         return PredictionsJoined(kept, len(ids) - len(kept), pairs, len(keys), evicted, others)
@@ -575,9 +600,7 @@ class Join:
     def _wait(
         self, keys: Sequence[Hashable], payloads: list[Pending], uid: int, now: float
     ) -> Counter[int]:
-        evicted: Counter[int] = Counter(
-            u for u, _, _ in self._pending.add_many(keys, now, payloads)
-        )
+        evicted: Counter[int] = Counter(e[0] for e in self._pending.add_many(keys, now, payloads))
         self._waiting[uid] += len(keys)
         self._waiting.subtract(evicted)
         return evicted
@@ -598,10 +621,10 @@ class Join:
                 entry = pending.pop(ident)
                 matched = entry is not None
                 if entry is not None:
-                    uid, predicted, predicted_at = entry
+                    uid, predicted, predicted_at, score = entry
                     self._waiting[uid] -= 1
                     out.pairs.setdefault(uid, Pairs(uid)).add(
-                        i, predicted, predicted_at, values[i], times[i]
+                        i, predicted, predicted_at, values[i], times[i], score
                     )
                     self._joined.add(ident, now, uid)
             if matched:
@@ -639,7 +662,7 @@ class Join:
                 continue
             matched = True
             self._waiting[uid] -= 1
-            into.setdefault(uid, Pairs(uid)).add(row, entry[1], entry[2], *label)
+            into.setdefault(uid, Pairs(uid)).add(row, entry[1], entry[2], *label, entry[3])
             self._joined.add((ident, uid), now, uid)
         return matched
 
@@ -647,7 +670,7 @@ class Join:
 
     def expire(self, now: float) -> Expired:
         """Drop what waited too long; returns what left without a join."""
-        predictions: Counter[int] = Counter(uid for uid, _, _ in self._pending.expire(now))
+        predictions: Counter[int] = Counter(e[0] for e in self._pending.expire(now))
         self._waiting.subtract(predictions)
         self._joined.expire(now)
         self._labelled.expire(now)

@@ -243,6 +243,7 @@ class ModelState:
                 model=self.name,
                 limits=self.settings.limits,
                 max_categories=self.settings.drift.max_categories,
+                probability_tolerance=self.settings.quality.probability_tolerance,
             )
             replaces = self.versions.slot(version, now, self.join.pending, self.name)
             return self._commit_predictions(version, replaces, batch, now)
@@ -551,7 +552,7 @@ class ModelState:
         self.last_activity = now
         self.revision += 1
         joined = self.join.add_predictions(
-            version.uid, p.ids, p.targets.tolist(), p.times.tolist(), p.inline, now
+            version.uid, p.ids, p.targets.tolist(), p.times.tolist(), p.inline, now, p.scores
         )
         self.counters.duplicate_predictions += joined.duplicates
         self._count_evicted(joined.evicted)
@@ -629,6 +630,8 @@ class ModelState:
             task=task,
             classes=len(self.schema.codec),
             now=now,
+            scores=None if pairs.scores.count(None) == len(pairs.scores) else pairs.scores,
+            positive=self.schema.positive_index,
         )
         self.comparison_state.record(version.name, pairs, ids, actual, predicted, task, now)
         if version.first_label_reference is None and version.first_labels.complete:

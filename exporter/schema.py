@@ -184,11 +184,16 @@ class ModelSchema:
         self.features = FeatureSchema(declared_categorical=frozenset(categorical))
 
     def _positive(self) -> ClassValue | None:
-        if self.task != "binary":
+        return self.positive_for(self.task, self.codec.kind)
+
+    def positive_for(self, task: Task | None, kind: ClassKind | None) -> ClassValue | None:
+        """The positive class of a model with this task and class kind (the declared one, or
+        ``True`` / ``1``); None unless binary."""
+        if task != "binary":
             return None
         if self.positive_value is not None:
             return self.positive_value
-        return True if self.codec.kind == "bool" else 1
+        return True if kind == "bool" else 1
 
     @property
     def positive_index(self) -> int | None:

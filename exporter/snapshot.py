@@ -18,6 +18,7 @@ from exporter.concept_watch import ConceptDriftInfo
 from exporter.counters import ModelCounters, VersionCounters
 from exporter.persist.plain import State
 from exporter.reference import Reference, RowLayout, TargetReference
+from exporter.score_window import ScoreCounts
 from exporter.typedefs import FeatureKind, IntArray, Task
 from exporter.window import Reservoirs
 
@@ -40,6 +41,8 @@ class WindowCounts:
     labeled: int  # joined labels in the window, by label time
     confusion: IntArray | None  # classification: true x predicted class counts
     errors: ErrorSums | None  # regression
+    #: classification with scored outcomes: their sums, histograms and (while exact) outcomes
+    scores: ScoreCounts | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,12 @@ from exporter.config import Settings
 from exporter.counters import VersionCounters
 from exporter.errors import Reason, RejectedInput
 from exporter.persist.plain import State
+from exporter.probabilities import Score, decode_vector
 from exporter.reference import Reference, ReferenceBuilder, TargetReference
+from exporter.score_window import ScoreWindow
 from exporter.snapshot import ErrorSums, WindowCounts
 from exporter.stats.concept_drift import ConceptDriftSettings
-from exporter.typedefs import BoolArray, FloatArray, Task
+from exporter.typedefs import BoolArray, FloatArray, IntArray, Task
 from exporter.window import QualityWindow, Reservoirs, SampleWindow, TimeBuckets
 
 
@@ -80,6 +82,11 @@ class VersionState:
         #: The concept-drift detector's settings (None: off), and its watch once outcomes come.
         self.concept_settings = concept
         self.concept: ConceptWatch | None = None
+        #: Scored outcomes per window (exporter.score_window), from the first scored outcome.
+        self.scores: dict[str, ScoreWindow] | None = None
+        self._windows = windows
+        self._buckets = buckets
+        self._quality_settings = settings.quality
 
     def to_state(self) -> State:
         """Copies of the windows, counters, builders and the version's own references."""
@@ -100,6 +107,40 @@ class VersionState:
             "counters": self.counters.to_state(),
             "samples_revision": self.samples_revision,
             "concept": None if self.concept is None else self.concept.to_state(),
+            "scores": None if self.scores is None else self._scores_state(self.scores),
+        }
+
+    def _scores_state(self, scores: dict[str, ScoreWindow]) -> State:
+        q = self._quality_settings
+        return {
+            "rank_bins": q.rank_bins,
+            "calibration_bins": q.calibration_bins,
+            "max_exact_scores": q.max_exact_scores,
+            "windows": {label: w.to_state() for label, w in scores.items()},
+        }
+
+    def _load_scores(self, state: State | None) -> None:
+        """Score windows as saved; saved with other bins than configured, they start afresh
+        (like a concept-drift detector with other parameters)."""
+        q = self._quality_settings
+        if state is None or (state["rank_bins"], state["calibration_bins"]) != (
+            q.rank_bins,
+            q.calibration_bins,
+        ):
+            return
+        windows = dict(self._windows)
+        if set(state["windows"]) != set(windows):
+            raise ValueError("saved score windows do not match the configured windows")
+        self.scores = {
+            label: ScoreWindow.from_state(
+                state["windows"][label],
+                seconds,
+                self._buckets,
+                rank_bins=q.rank_bins,
+                calibration_bins=q.calibration_bins,
+                exact_capacity=q.max_exact_scores,
+            )
+            for label, seconds in windows.items()
         }
 
     @classmethod
@@ -149,6 +190,7 @@ class VersionState:
         saved_concept = state.get("concept")
         if saved_concept is not None and concept is not None:
             v.concept = ConceptWatch.from_state(saved_concept, concept)
+        v._load_scores(state.get("scores"))
         return v
 
     def set_task(self, task: Task) -> None:
@@ -181,8 +223,12 @@ class VersionState:
         task: Task,
         classes: int,
         now: float,
+        scores: list[Score] | None = None,
+        positive: int | None = None,
     ) -> None:
-        """Joined (truth, prediction) pairs: quality windows, label samples and counters."""
+        """Joined (truth, prediction) pairs: quality windows, label samples and counters, and
+        the score windows for those with a score (``positive``: a binary model's positive
+        class index)."""
         counters = self.counters
         counters.labels += actual.shape[0]
         truth = actual.reshape(-1, 1)
@@ -205,11 +251,66 @@ class VersionState:
             for window in self.quality.values():
                 window.add_outcomes(label_times, true_idx, pred_idx, now)
             stream = (true_idx != pred_idx).astype(np.float64)
+            if scores is not None:
+                self._record_scores(label_times, true_idx, scores, task, positive, now)
         watch = self._concept_watch(task)
         if watch is not None:
             watch.add(stream, label_times)
         self.last_activity = now
         self.samples_revision += 1
+
+    def _record_scores(
+        self,
+        label_times: FloatArray,
+        truth: IntArray,
+        scores: list[Score],
+        task: Task,
+        positive: int | None,
+        now: float,
+    ) -> None:
+        """Scored outcomes into the score windows. A binary model's scores are floats, a
+        multiclass one's bytes; a float scored while the model was binary that joins after it
+        turned multiclass (a third class came) has no probability for the other classes and
+        is counted in ``counters.scores_unusable``."""
+        binary = task == "binary"
+        kind = float if binary else bytes
+        rows = [i for i, score in enumerate(scores) if type(score) is kind]
+        self.counters.scores_unusable += sum(1 for s in scores if s is not None) - len(rows)
+        if not rows:
+            return
+        windows = self._score_windows(binary)
+        picked = np.asarray(rows)
+        if binary:
+            matrix = np.array([scores[i] for i in rows], dtype=np.float64).reshape(-1, 1)
+            truth = (truth[picked] == positive).astype(np.int64)
+        else:
+            vectors = [decode_vector(scores[i]) for i in rows]  # type: ignore[arg-type]
+            matrix = np.zeros((len(rows), max(v.shape[0] for v in vectors)))
+            for j, vector in enumerate(vectors):
+                matrix[j, : vector.shape[0]] = vector
+            truth = truth[picked]
+        times = label_times[picked]
+        for window in windows.values():
+            window.add(times, matrix, truth, now)
+        self.counters.scored += len(rows)
+
+    def _score_windows(self, binary: bool) -> dict[str, ScoreWindow]:
+        """The score windows, made at the first scored outcome, and made again (empty) if the
+        model turned from binary to multiclass."""
+        if self.scores is None or next(iter(self.scores.values())).binary != binary:
+            q = self._quality_settings
+            self.scores = {
+                label: ScoreWindow(
+                    seconds,
+                    self._buckets,
+                    binary=binary,
+                    rank_bins=q.rank_bins,
+                    calibration_bins=q.calibration_bins,
+                    exact_capacity=q.max_exact_scores,
+                )
+                for label, seconds in self._windows
+            }
+        return self.scores
 
     def _concept_watch(self, task: Task) -> ConceptWatch | None:
         """The version's concept-drift watch, made at its first outcome (the task is known
@@ -237,7 +338,10 @@ class VersionState:
                 )
             else:
                 confusion = quality.confusion(now)
-                out.append(WindowCounts(label, predictions, int(confusion.sum()), confusion, None))
+                scored = None if self.scores is None else self.scores[label].counts(now)
+                out.append(
+                    WindowCounts(label, predictions, int(confusion.sum()), confusion, None, scored)
+                )
         return tuple(out)
 
     def content_key(self, now: float) -> tuple[int, ...]:

@@ -14,6 +14,7 @@ from exporter.stats.performance import (
     classification_scores,
     regression_scores,
 )
+from exporter.stats.scores import ScoreQuality
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,9 @@ class WindowQuality:
     labeled: int
     #: None while the window holds fewer than ``quality.min_samples`` labeled predictions.
     scores: ClassificationScores | RegressionScores | None
+    #: The quality of the predicted probabilities: None while fewer than
+    #: ``quality.min_samples`` labeled predictions in the window had a score.
+    probabilities: ScoreQuality | None = None
 
 
 def window_quality(
@@ -36,4 +40,7 @@ def window_quality(
             scores = regression_scores(e.count, e.abs_sum, e.sq_sum)
         elif counts.confusion is not None:
             scores = classification_scores(counts.confusion, positive_class=positive_index)
-    return WindowQuality(counts.window, counts.predictions, counts.labeled, scores)
+    probabilities = None
+    if counts.scores is not None and counts.scores.count >= min_samples:
+        probabilities = counts.scores.quality()
+    return WindowQuality(counts.window, counts.predictions, counts.labeled, scores, probabilities)

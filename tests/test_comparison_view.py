@@ -45,6 +45,8 @@ class Event:
     prediction: Any
     timestamp: float | None = None
     label: Any = None
+    score: float | None = None
+    probabilities: dict[str, float] | None = None
 
 
 def make_store(task: Task, **overrides: Any) -> tuple[Store, FakeClock]:

@@ -32,6 +32,8 @@ class Event:
     prediction: int | float | str | bool
     timestamp: float | None = None
     label: int | float | str | bool | None = None
+    score: float | None = None
+    probabilities: dict[str, float] | None = None
 
 
 @dataclass

@@ -17,6 +17,7 @@ from tests.helpers import promtool_check_metrics
 
 def populated(make_exporter, **extra: Any) -> Exporter:
     """Every kind of model and series: binary, multiclass, regression, drift, concept drift
+    (scores on fraud v1, probabilities on iris)
     (DDM on "shift", ADWIN on the others), rejections,
     comparisons (fraud v2 against v1, price v2 against default, shadowed v2 in shadow of v1,
     appraisal's regression v2 in shadow of v1),
@@ -99,6 +100,7 @@ def populated(make_exporter, **extra: Any) -> Exporter:
             ],
             model_version="v2",
         )
+    scores = np.random.default_rng(3).random(50)  # its own: the other values stay put
     exp.predictions(
         "fraud",
         [
@@ -107,6 +109,7 @@ def populated(make_exporter, **extra: Any) -> Exporter:
                 "features": {"amount": float(rng.gamma(2)), "country": "DE"},
                 "prediction": int(rng.integers(2)),
                 "label": int(rng.integers(2)),
+                "score": float(scores[i]),
             }
             for i in range(50)
         ],
@@ -141,6 +144,9 @@ def populated(make_exporter, **extra: Any) -> Exporter:
                 "id": f"i{i}",
                 "features": {"petal": float(i), "colour": f"c{i % 5}"},
                 "prediction": ["a", "b", "c"][i % 3],
+                "probabilities": {"a": 0.5, "b": 0.25, "c": 0.25}
+                if i % 3 == 0
+                else {"b": 0.75, "c": 0.25},
             }
             for i in range(30)
         ],

@@ -44,6 +44,8 @@ class Event:
     prediction: Any
     timestamp: float | None = None
     label: Any = None
+    score: float | None = None
+    probabilities: dict[str, float] | None = None
 
 
 @dataclass
@@ -215,9 +217,10 @@ def test_the_joins_buffers_are_saved_as_rows_of_entries() -> None:
         ["x" * 256, 1],
         ["b\x00c", 2],
     ]
-    assert rows(pending["entries"], 5) == [[T0, [1, p, T0 - 9]] for p in (0.0, 1.0, 0.0, 3.5)] + [
-        [T0 + 1, [2, 1.0, T0 - 8]]
-    ]
+    # Payloads: [version uid, predicted, prediction time, score (None: the event had none)].
+    assert rows(pending["entries"], 5) == [
+        [T0, [1, p, T0 - 9, None]] for p in (0.0, 1.0, 0.0, 3.5)
+    ] + [[T0 + 1, [2, 1.0, T0 - 8, None]]]
     assert rows(saved["joined"]["keys"], 4) == [["a", 1], ["a", 2], ["é", 1], ["é", 2]]
     early = rows(saved["early"]["entries"], 3)
     assert [label for _, (label, _) in early] == [True, 7, "cat"]  # as sent: types kept

@@ -39,6 +39,8 @@ class Event:
     prediction: Any = 0
     timestamp: Any = None
     label: Any = None
+    score: float | None = None
+    probabilities: dict[str, float] | None = None
 
 
 @dataclass

@@ -30,6 +30,8 @@ class Event:
     prediction: Any
     timestamp: float | datetime | None = None
     label: Any = None
+    score: float | None = None
+    probabilities: dict[str, float] | None = None
 
 
 @dataclass

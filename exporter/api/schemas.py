@@ -189,6 +189,16 @@ def _structs(limits: LimitSettings) -> dict[str, Any]:
         prediction: label_value
         timestamp: when = None
         label: label_value | None = None
+        #: A binary model's positive-class probability (exporter/probabilities.py checks it).
+        score: Annotated[float, documented(minimum=0, maximum=1)] | None = None
+        #: A probability per class, keyed by the class as a string ("1", "true", "cat").
+        probabilities: (
+            Annotated[
+                dict[value, Annotated[float, documented(minimum=0, maximum=1)]],
+                documented(minProperties=1, maxProperties=limits.max_classes),
+            ]
+            | None
+        ) = None
 
     class PredictionBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
         model: model_name

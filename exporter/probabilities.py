@@ -1,0 +1,210 @@
+"""Predicted probabilities sent with prediction events, checked and encoded against the
+model's classes, changing nothing.
+
+An event may carry ``score`` (the positive class's probability, binary models) or
+``probabilities`` (``{class: probability}``, any classifier; keys are class values as strings:
+``"1"``, ``"true"``, ``"cat"``). What the join keeps per event is a :data:`Score`:
+
+* a binary model: a float, the positive class's probability (from ``score``, or from
+  ``probabilities``, where a class left out has probability 0);
+* a multiclass model: ``bytes`` holding float64 probabilities by class index (a class left out
+  has probability 0), divided by their sum.
+
+Both are atoms to CPython's garbage collector, so the join's waiting tuples stay untracked (see
+``exporter.join``). A class named only in ``probabilities`` is a class of the model like one a
+prediction brings (within ``limits.max_classes``); a key that cannot be one of its classes
+(``"cat"`` for a model with int classes, ``"01"``) is refused, as is a probability outside
+0..1, a sum off 1 by more than ``quality.probability_tolerance``, a score on a regression or
+multiclass model, and both fields on one event. Every refusal is ``invalid_score`` and names
+the field. Pure Python and numpy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import numpy as np
+
+from exporter.encoding import encode_targets
+from exporter.errors import Reason, RejectedInput, describe_value
+from exporter.schema import ClassCodec
+from exporter.typedefs import ClassKind, ClassValue, Task, WireValue
+
+#: What the join keeps of an event's probabilities (None: the event had none).
+Score = float | bytes | None
+
+_INT_KEY: Final = re.compile(r"-?(?:0|[1-9]\d*)")
+
+
+def _refuse(message: str, field: str, value: object) -> RejectedInput:
+    return RejectedInput(Reason.INVALID_SCORE, message, field=field, value=value)
+
+
+def class_of_key(key: str, kind: ClassKind | None, field: str) -> WireValue:
+    """The class a ``probabilities`` key names, as a prediction would send it.
+
+    >>> keys = (("3", "int"), ("true", "bool"), ("a", "string"))
+    >>> [class_of_key(key, kind, "f") for key, kind in keys]
+    [3, True, 'a']
+    """
+    if kind == "int" and _INT_KEY.fullmatch(key):
+        return int(key)
+    if kind == "bool" and key in ("true", "false"):
+        return key == "true"
+    if kind == "string":
+        return key
+    shown = {"int": 'integers such as "1"', "bool": '"true" or "false"'}.get(
+        kind or "", "class values"
+    )
+    raise _refuse(
+        f"{describe_value(key)} cannot be a class of this model: its classes are {kind}s, so "
+        f"the keys of probabilities are {shown}",
+        field,
+        key,
+    )
+
+
+def encode_scores(
+    scores: Sequence[float | None],
+    probabilities: Sequence[Mapping[str, float] | None],
+    *,
+    task: Task,
+    kind: ClassKind | None,
+    codec: ClassCodec,
+    new_classes: dict[ClassValue, int],
+    positive: ClassValue | None,
+    tolerance: float,
+    model: str,
+    first_at: dict[ClassValue, str] | None = None,
+) -> list[Score] | None:
+    """Each event's :data:`Score`, or None when no event has one. ``new_classes`` and
+    ``first_at`` are extended with classes only ``probabilities`` name (the caller checks the
+    class limit after). ``positive``: the positive class of a binary model."""
+    given = [
+        i
+        for i, (s, p) in enumerate(zip(scores, probabilities, strict=True))
+        if s is not None or p is not None
+    ]
+    if not given:
+        return None
+    if task == "regression":
+        i = given[0]
+        name = "score" if scores[i] is not None else "probabilities"
+        raise _refuse(
+            f"model {model!r} is a regression: its predictions have no class probabilities",
+            f"events[{i}].{name}",
+            scores[i] if scores[i] is not None else "{...}",
+        )
+    vectors: dict[int, dict[int, float]] = {}
+    for i in given:
+        score, probs = scores[i], probabilities[i]
+        if score is not None and probs is not None:
+            raise _refuse(
+                "an event carries score or probabilities, not both", f"events[{i}].score", score
+            )
+        if probs is not None:
+            vectors[i] = _vector(
+                probs,
+                i,
+                kind=kind,
+                codec=codec,
+                new_classes=new_classes,
+                model=model,
+                task=task,
+                first_at=first_at,
+                tolerance=tolerance,
+            )
+        else:
+            assert score is not None
+            _check_probability(score, f"events[{i}].score")
+    out: list[Score] = [None] * len(scores)
+    binary = task == "binary" and len(codec) + len(new_classes) <= 2
+    if binary:
+        index = _index_of(positive, codec, new_classes)
+        for i in given:
+            score = scores[i]
+            if score is not None:
+                out[i] = float(score)
+            else:
+                out[i] = vectors[i].get(index, 0.0) if index is not None else 0.0
+        return out
+    for i in given:
+        if scores[i] is not None:
+            raise _refuse(
+                f"model {model!r} has more than two classes: send probabilities, one per "
+                "class, rather than one score",
+                f"events[{i}].score",
+                scores[i],
+            )
+    width = len(codec) + len(new_classes)
+    for i, vector in vectors.items():
+        row = np.zeros(width)
+        for index, p in vector.items():
+            row[index] = p
+        out[i] = row.tobytes()
+    return out
+
+
+def _check_probability(value: float, field: str) -> None:
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise _refuse(f"a probability is within 0..1, got {describe_value(value)}", field, value)
+
+
+def _vector(
+    probs: Mapping[str, float],
+    i: int,
+    *,
+    kind: ClassKind | None,
+    codec: ClassCodec,
+    new_classes: dict[ClassValue, int],
+    model: str,
+    task: Task,
+    first_at: dict[ClassValue, str] | None,
+    tolerance: float,
+) -> dict[int, float]:
+    """One event's probabilities by class index, divided by their sum."""
+    where = f"events[{i}].probabilities"
+    if not probs:
+        raise _refuse("probabilities names no class", where, "{}")
+    keys = list(probs)
+    values = [class_of_key(k, kind, f"{where}.{k}") for k in keys]
+    indices = encode_targets(
+        values,
+        task=task,
+        codec=codec,
+        kind=kind,
+        new_classes=new_classes,
+        field_of=lambda j: f"{where}.{keys[j]}",
+        model=model,
+        first_at=first_at,
+    )
+    total = 0.0
+    for key in keys:
+        p = probs[key]
+        _check_probability(p, f"{where}.{key}")
+        total += p
+    if abs(total - 1.0) > tolerance:
+        raise _refuse(
+            f"probabilities sum to {total:.6g}, not 1 (quality.probability_tolerance is "
+            f"{tolerance:g})",
+            where,
+            round(total, 6),
+        )
+    return {int(j): probs[k] / total for j, k in zip(indices.tolist(), keys, strict=True)}
+
+
+def _index_of(
+    value: ClassValue | None, codec: ClassCodec, new_classes: Mapping[ClassValue, int]
+) -> int | None:
+    if value is None:
+        return None
+    index = codec.index.get(value)
+    return new_classes.get(value) if index is None else index
+
+
+def decode_vector(score: bytes) -> np.ndarray:
+    """A multiclass :data:`Score` back as its probabilities by class index."""
+    return np.frombuffer(score, dtype=np.float64)
