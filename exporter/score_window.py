@@ -109,6 +109,9 @@ class ScoreWindow:
             return
         ranks = np.zeros((self.time.count, classes, 2, self.rank_bins), dtype=np.int32)
         ranks[:, : self.classes] = self._ranks
+        # The outcomes already counted gave the new classes probability 0, and none of them
+        # was of a new class (the width covers every true class): negatives in the first bin.
+        ranks[:, self.classes :, 0, 0] = np.rint(self._sums[:, :1]).astype(np.int32)
         self._ranks = ranks
         self._kept = [
             None if kept is None else (_widen(kept[0], classes), kept[1]) for kept in self._kept

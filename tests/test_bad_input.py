@@ -827,6 +827,148 @@ CASES += [
     ),
 ]
 
+
+def scored(model: str = "m", **kw: Any) -> bytes:
+    """A one-event prediction batch whose event carries ``kw`` (a score, probabilities)."""
+    return body(model, [ev(1, **kw)])
+
+
+# Scores and probabilities (exporter/probabilities.py): each refusal names its field.
+CASES += [
+    (
+        "score_above_one",
+        "POST",
+        "/v1/predictions",
+        scored(score=1.5),
+        J,
+        422,
+        "invalid_score",
+        ["events[0].score", "within 0..1"],
+        1,
+    ),
+    (
+        "score_negative",
+        "POST",
+        "/v1/predictions",
+        scored(score=-0.25),
+        J,
+        422,
+        "invalid_score",
+        ["within 0..1"],
+        1,
+    ),
+    (
+        "score_not_a_number",
+        "POST",
+        "/v1/predictions",
+        scored(score="high"),
+        J,
+        422,
+        "invalid_field",
+        ["events[0].score"],
+        1,
+    ),
+    (
+        "score_on_regression",
+        "POST",
+        "/v1/predictions",
+        scored("reg", prediction=1.5, score=0.5),
+        J,
+        422,
+        "invalid_score",
+        ["regression"],
+        1,
+    ),
+    (
+        "score_and_probabilities",
+        "POST",
+        "/v1/predictions",
+        scored(score=0.5, probabilities={"0": 0.5, "1": 0.5}),
+        J,
+        422,
+        "invalid_score",
+        ["not both"],
+        1,
+    ),
+    (
+        "probabilities_off_one",
+        "POST",
+        "/v1/predictions",
+        scored(probabilities={"0": 0.5, "1": 0.3}),
+        J,
+        422,
+        "invalid_score",
+        ["sum to 0.8", "quality.probability_tolerance"],
+        1,
+    ),
+    (
+        "probability_above_one",
+        "POST",
+        "/v1/predictions",
+        scored(probabilities={"0": -0.5, "1": 1.5}),
+        J,
+        422,
+        "invalid_score",
+        ["within 0..1"],
+        1,
+    ),
+    (
+        "probabilities_unknown_class",
+        "POST",
+        "/v1/predictions",
+        scored(probabilities={"0": 0.5, "cat": 0.5}),
+        J,
+        422,
+        "invalid_score",
+        ["cannot be a class of this model", "ints"],
+        1,
+    ),
+    (
+        "probabilities_non_canonical_class",
+        "POST",
+        "/v1/predictions",
+        scored(probabilities={"01": 1.0}),
+        J,
+        422,
+        "invalid_score",
+        ["cannot be a class"],
+        1,
+    ),
+    (
+        "probabilities_empty",
+        "POST",
+        "/v1/predictions",
+        scored(probabilities={}),
+        J,
+        422,
+        "invalid_score",
+        ["names no class"],
+        1,
+    ),
+    (
+        "probabilities_too_many_classes",
+        "POST",
+        "/v1/predictions",
+        scored(probabilities={"0": 0.25, "1": 0.25, "2": 0.25, "3": 0.25}),
+        J,
+        422,
+        "too_many_classes",
+        ["limits.max_classes is 3"],
+        1,
+    ),
+    (
+        "probability_not_a_number",
+        "POST",
+        "/v1/predictions",
+        scored(probabilities={"0": "half", "1": 0.5}),
+        J,
+        422,
+        "invalid_field",
+        ["events[0].probabilities"],
+        1,
+    ),
+]
+
 DEEP = 1_500  # levels of nesting: past Python's recursion limit, inside max_body_bytes
 
 # Nested too deeply, on every endpoint that takes JSON (the comparison's body is decoded
@@ -941,6 +1083,18 @@ FIELDS: dict[str, str | None] = {
     "reference_version_too_many": "model_version",
     "regression_prediction_out_of_range": "events[0].prediction",
     "regression_label_out_of_range": "labels[0].label",
+    "score_above_one": "events[0].score",
+    "score_negative": "events[0].score",
+    "score_not_a_number": "events[0].score",
+    "score_on_regression": "events[0].score",
+    "score_and_probabilities": "events[0].score",
+    "probabilities_off_one": "events[0].probabilities",
+    "probability_above_one": "events[0].probabilities.0",
+    "probabilities_unknown_class": "events[0].probabilities.cat",
+    "probabilities_non_canonical_class": "events[0].probabilities.01",
+    "probabilities_empty": "events[0].probabilities",
+    "probabilities_too_many_classes": "events[0].probabilities.3",
+    "probability_not_a_number": "events[0].probabilities.0",
 }
 
 #: The offending ``value`` sent back, where the rejection has one.
@@ -974,6 +1128,14 @@ VALUES: dict[str, object] = {
     "reference_column_not_in_csv": "truth",
     "reference_values_near_float_max": 1e308,
     "reference_predictions_near_float_max": 1.7e308,
+    "score_above_one": 1.5,
+    "score_negative": -0.25,
+    "score_on_regression": 0.5,
+    "probabilities_off_one": 0.8,
+    "probability_above_one": -0.5,
+    "probabilities_unknown_class": "cat",
+    "probabilities_non_canonical_class": "01",
+    "probabilities_too_many_classes": 3,
 }
 
 
