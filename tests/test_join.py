@@ -289,3 +289,23 @@ def test_per_version_a_retried_prediction_is_a_duplicate_while_its_label_is_reme
     add(join, 1, ["b", "c", "d"], 2.0, inline=[1.0, 1.0, 1.0])  # 5 joined pairs, 4 labels
     retry = add(join, 1, ["a"], 3.0)
     assert (retry.duplicates, retry.pairs.rows) == (1, [])
+
+
+def test_waiting_predictions_with_scores_are_untracked_by_the_garbage_collector() -> None:
+    """The waiting entries stay atoms' tuples with a score (a float, or a multiclass model's
+    probabilities as bytes), so a full collection never traverses them (exporter.join)."""
+    import gc
+
+    import numpy as np
+
+    join = Join(600.0, 100, 60.0, 10)
+    vector = np.array([0.2, 0.8]).tobytes()
+    join.add_predictions(
+        1, ["a", "b", "c"], [0.0, 1.0, 1.0], [5.0] * 3, None, 5.0, [0.3, vector, None]
+    )
+    # A collection untracks a tuple of atoms; the (arrival, payload) pair around it, at the next.
+    gc.collect()
+    gc.collect()
+    entries = join._pending.copy().entries  # (arrival, payload) pairs, as the buffer holds them
+    assert [payload[3] for _, payload in entries] == [0.3, vector, None]
+    assert not any(gc.is_tracked(entry) or gc.is_tracked(entry[1]) for entry in entries)

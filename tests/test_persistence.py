@@ -368,7 +368,10 @@ def fill(app: Any, clock: FakeClock) -> None:
         store.add_predictions(
             "fraud",
             version,
-            [Event(f"f{i}", {"x": float(i), "c": "ab"[i % 2]}, i % 3 == 0) for i in range(120)],
+            [
+                Event(f"f{i}", {"x": float(i), "c": "ab"[i % 2]}, i % 3 == 0, score=(i % 10) / 9)
+                for i in range(120)
+            ],
         )
     store.add_labels("fraud", [Label(f"f{i}", i % 2 == 0) for i in range(80)])
     store.add_labels("fraud", [Label("later", True)])  # waits for its prediction
@@ -381,7 +384,31 @@ def fill(app: Any, clock: FakeClock) -> None:
     store.add_labels("price", [Label(f"p{i}", i / 4) for i in range(40)])
     store.add_predictions("price", "old", [Event("o1", {"x": 1.0}, 2.0)])
     store.delete_version("price", "old")
+    zoo(store, range(0, 150), labels=range(0, 100))
     app.state.drift_worker.run_once()
+
+
+def zoo(store: Any, events: range, labels: range) -> None:
+    """A multiclass model with probabilities: predictions of ``events``, labels of ``labels``."""
+    rng = np.random.default_rng(events.start)
+    classes = ["cat", "dog", "owl"]
+    if len(events):
+        p = rng.dirichlet([1, 1, 1], len(events))
+        store.add_predictions(
+            "zoo",
+            None,
+            [
+                Event(
+                    f"z{i}",
+                    {"x": 1.0},
+                    classes[int(np.argmax(p[j]))],
+                    probabilities=dict(zip(classes, p[j].tolist(), strict=True)),
+                )
+                for j, i in enumerate(events)
+            ],
+        )
+    if len(labels):
+        store.add_labels("zoo", [Label(f"z{i}", classes[i % 3]) for i in labels])
 
 
 def exposition(app: Any) -> Samples:
@@ -422,6 +449,26 @@ def test_clean_restart_keeps_every_model_sample(tmp_path: Path) -> None:
         after[("model_exporter_events_received_total", frozenset({("kind", "label")}))]
         == (before[("model_exporter_events_received_total", frozenset({("kind", "label")}))])
     )
+
+
+def test_scores_waiting_for_their_label_join_after_a_restart(tmp_path: Path) -> None:
+    clock = FakeClock()
+    app = make_app(tmp_path / "a", clock, quality={"min_samples": 1})
+    fill(app, clock)
+    app.state.state_keeper.stop()
+    restarted = make_app(tmp_path / "a", clock, quality={"min_samples": 1})
+    # The same, without a restart.
+    other = make_app(tmp_path / "b", FakeClock(clock.now - 90), quality={"min_samples": 1})
+    fill(other, other.state.store.clock)
+    for a in (restarted, other):
+        zoo(a.state.store, range(0), labels=range(100, 150))
+    key = (
+        "model_roc_auc",
+        frozenset({("model", "zoo"), ("model_version", "default"), ("window", "1h")}),
+    )
+    assert exposition(restarted)[key] == exposition(other)[key]
+    scored = ("model_window_scored_predictions", key[1])
+    assert exposition(restarted)[scored] == 150
 
 
 def test_unclean_restart_restores_windows_and_counters_start_from_zero(tmp_path: Path) -> None:
