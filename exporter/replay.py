@@ -94,6 +94,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--label-column", help="inline ground truth (default: 'label' if the file has it)"
     )
     parser.add_argument(
+        "--score-column",
+        help="column of a binary model's positive-class probability (default: none; never "
+        "guessed, as 'score' is often a feature)",
+    )
+    parser.add_argument(
+        "--probability-columns",
+        help="a probability per class: 'CLASS=COLUMN,...', or 'PREFIX*' for every column "
+        "named PREFIX<class> (default: a JSON line's 'probabilities' object, if it has one)",
+    )
+    parser.add_argument(
         "--feature-columns", help="comma-separated (default: every column not named above)"
     )
     parser.add_argument(
@@ -240,9 +250,13 @@ def check_columns(
     if columns is None:
         return  # no row: nothing will be sent
     needed = {"--id-column": [args.id_column], "--prediction-column": [args.prediction_column]}
+    probabilities = probability_columns(args.probability_columns, columns)
+    args.probability_map = probabilities
     if kind != "jsonl":
         needed["--timestamp-column"] = [args.timestamp_column] if args.timestamp_column else []
         needed["--label-column"] = [args.label_column] if args.label_column else []
+        needed["--score-column"] = [args.score_column] if args.score_column else []
+        needed["--probability-columns"] = list((probabilities or {}).values())
         needed["--feature-columns"] = features or []
     missing = [
         f"{name!r} ({flag})"
@@ -253,6 +267,38 @@ def check_columns(
     if missing:
         shown = ", ".join(repr(c) for c in columns)
         raise ReplayError(f"{path} has no column {', '.join(missing)}; its columns: {shown}")
+
+
+def probability_columns(spec: str | None, columns: list[str]) -> dict[str, str] | None:
+    """``--probability-columns`` as class -> column: ``"cat=p_cat,dog=p_dog"``, or
+    ``"p_*"``, every column of ``columns`` that starts with ``p_`` (the class is the rest).
+
+    >>> probability_columns("p_*", ["id", "p_cat", "p_dog"])
+    {'cat': 'p_cat', 'dog': 'p_dog'}
+    >>> probability_columns("1=yes, 0=no", [])
+    {'1': 'yes', '0': 'no'}
+    """
+    if not spec:
+        return None
+    spec = spec.strip()
+    if spec.endswith("*") and "=" not in spec:
+        prefix = spec[:-1]
+        found = {c[len(prefix) :]: c for c in columns if c.startswith(prefix) and c != prefix}
+        if not found:
+            shown = ", ".join(repr(c) for c in columns)
+            raise ReplayError(
+                f"no column starts with {prefix!r} (--probability-columns); its columns: {shown}"
+            )
+        return found
+    out: dict[str, str] = {}
+    for part in spec.split(","):
+        label, sep, column = part.partition("=")
+        if not sep or not label.strip() or not column.strip():
+            raise ReplayError(
+                f"--probability-columns takes CLASS=COLUMN pairs or PREFIX*, got {part.strip()!r}"
+            )
+        out[label.strip()] = column.strip()
+    return out
 
 
 def to_event(row: Row, args: argparse.Namespace, features: list[str] | None) -> dict[str, Any]:
@@ -273,7 +319,19 @@ def to_event(row: Row, args: argparse.Namespace, features: list[str] | None) -> 
         event["timestamp"] = values[ts_column]
     if label_column is not None and values.get(label_column) is not None:
         event["label"] = values[label_column]
-    reserved = {args.id_column, args.prediction_column, ts_column, label_column}
+    score_column = getattr(args, "score_column", None)
+    if score_column is not None and values.get(score_column) is not None:
+        event["score"] = values[score_column]
+    mapped: dict[str, str] | None = getattr(args, "probability_map", None)
+    reserved = {args.id_column, args.prediction_column, ts_column, label_column, score_column}
+    if mapped is not None:
+        probabilities = {c: values[col] for c, col in mapped.items() if values.get(col) is not None}
+        if probabilities:
+            event["probabilities"] = probabilities
+        reserved |= set(mapped.values())
+    elif isinstance(values.get("probabilities"), dict):  # a JSON line's object
+        event["probabilities"] = values["probabilities"]
+        reserved.add("probabilities")
     names = features if features is not None else [k for k in values if k not in reserved]
     feats = {}
     for name in names:

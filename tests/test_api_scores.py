@@ -157,3 +157,21 @@ def test_multiclass_probabilities_equal_scikit_learn(make_exporter: Any) -> None
         np.sum(counts[full] / n * np.abs(hits[full] / counts[full] - sums[full] / counts[full]))
     )
     assert sample(m, "model_expected_calibration_error", **key) == pytest.approx(ece, abs=EXACT)
+    # The status API shows the same numbers (rounded to 12 digits), with the reliability bins.
+    window = exp.status("zoo")["versions"]["v1"]["windows"]["1h"]
+    assert window["scored_predictions"] == n
+    shown = window["probabilities"]
+    assert shown["exact"] is True and shown["outcomes"] == n
+    assert shown["roc_auc"]["value"] == pytest.approx(sample(m, "model_roc_auc", **key), rel=1e-11)
+    assert shown["roc_auc"]["max_error"] == 0
+    assert shown["log_loss"] == pytest.approx(sample(m, "model_log_loss", **key), rel=1e-11)
+    assert [b["predictions"] for b in shown["reliability"]] == counts.tolist()
+    assert shown["reliability"][-1]["upper_edge"] == 1.0
+
+
+def test_a_model_without_scores_shows_none(make_exporter: Any) -> None:
+    exp = make_exporter(quality={"min_samples": 1})
+    exp.predictions("plain", [{"id": 1, "features": {}, "prediction": 1, "label": 0}])
+    window = exp.status("plain")["versions"]["default"]["windows"]["1h"]
+    assert window["scored_predictions"] is None and window["probabilities"] is None
+    assert not [k for k in exp.metrics() if k[0] == "model_window_scored_predictions"]

@@ -232,3 +232,49 @@ def test_normalised_values_are_queued_as_the_api_defines_them(client: Any) -> No
     (item,) = client._queue
     assert item.body == {"id": "42", "features": {"x": None, "y": 2}, "prediction": 1}
     assert type(item.body["prediction"]) is int and type(item.body["features"]["y"]) is int
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(0, 0.0), (1, 1.0), (np.float32(0.25), 0.25), (0.5, 0.5)]
+)
+def test_a_score_is_a_probability(value: Any, expected: float) -> None:
+    out = normalise.score(value)
+    assert out == expected and type(out) is float
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, math.nan, math.inf, True, "0.5", None, [0.5]])
+def test_a_score_outside_0_1_or_not_a_number_is_refused(value: Any) -> None:
+    caught = refusal(normalise.score, value)
+    assert caught.reason is Reason.INVALID_SCORE and caught.field == "score"
+
+
+def test_probabilities_are_keyed_by_the_class_as_the_exporter_labels_it() -> None:
+    assert normalise.probabilities({1: 0.25, np.int64(2): 0.75}) == {"1": 0.25, "2": 0.75}
+    assert normalise.probabilities({True: 0.9, False: 0.1}) == {"true": 0.9, "false": 0.1}
+    assert normalise.probabilities({"cat": np.float64(1.0), 0.0: 0}) == {"cat": 1.0, "0": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ([0.5, 0.5], "probabilities"),
+        ({"a": 1.5}, "probabilities.a"),
+        ({"a": math.nan}, "probabilities.a"),
+        ({2.5: 1.0}, "probabilities"),
+        ({None: 1.0}, "probabilities"),
+    ],
+)
+def test_probabilities_that_can_never_be_sent_are_refused(value: Any, field: str) -> None:
+    caught = refusal(normalise.probabilities, value)
+    assert caught.reason is Reason.INVALID_SCORE and caught.field == field
+
+
+def test_scores_are_queued_as_the_api_defines_them_and_refusals_counted(client: Any) -> None:
+    assert client.log_prediction("a", {}, 1, score=np.float64(0.75))
+    assert client.log_prediction("b", {}, "cat", probabilities={"cat": 0.5, "dog": np.float32(0.5)})
+    assert client.log_predictions([{"id": "c", "features": {}, "prediction": 1, "score": 0.1}]) == 1
+    assert client.log_prediction("d", {}, 1, score=2.0) is False
+    assert client.log_prediction("e", {}, 1, probabilities=[0.2, 0.8]) is False  # type: ignore[arg-type]
+    assert [item.body.get("score") for item in client._queue] == [0.75, None, 0.1]
+    assert client._queue[1].body["probabilities"] == {"cat": 0.5, "dog": 0.5}
+    assert client.stats().rejected_by_reason == {"invalid_score": 2}

@@ -11,7 +11,7 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.pipeline import make_pipeline
 
 from exporter.client import MonitorClient
@@ -66,6 +66,35 @@ def test_predict_and_predict_proba_on_150_rows_report_150_predictions_all_labela
     assert got["accuracy"] == pytest.approx(accuracy_score(Y, FITTED.predict(X)), abs=1e-12)
     features = [f["name"] for f in server.client.get(f"/v1/models/{model}").json()["features"]]
     assert features == ["x0", "x1", "x2", "x3"]  # numpy input: columns numbered
+    # Probabilities travel with predict_proba's reports only (predict first: none).
+    scored = sample(
+        parse_metrics(server.client.get("/metrics").text),
+        "model_log_loss",
+        model=model,
+        model_version="default",
+        window="1h",
+    )
+    if first == "predict_proba":
+        assert scored == pytest.approx(log_loss(Y, FITTED.predict_proba(X)), abs=1e-12)
+    else:
+        assert scored is None
+
+
+@pytest.mark.e2e
+def test_with_probabilities_predict_reports_them_too(server: ExporterProcess) -> None:
+    model = "iris-with-probabilities"
+    with MonitorClient(server.url, model=model, flush_interval=0.05) as client:
+        wrapped = MonitoredEstimator(FITTED, client, with_probabilities=True)
+        _, ids = wrapped.predict(X, return_ids=True)
+        wrapped.log_labels(ids, Y)
+        assert client.flush(30)
+    metrics = parse_metrics(server.client.get("/metrics").text)
+    key = {"model": model, "model_version": "default", "window": "1h"}
+    proba = FITTED.predict_proba(X)
+    assert sample(metrics, "model_log_loss", **key) == pytest.approx(log_loss(Y, proba), abs=1e-12)
+    assert sample(metrics, "model_roc_auc", **key) == pytest.approx(
+        roc_auc_score(Y, proba, multi_class="ovr"), abs=1e-12
+    )
 
 
 @pytest.mark.e2e

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx2 as httpx
 import numpy as np
 import pytest
+from sklearn.metrics import log_loss, roc_auc_score
 
 from exporter import demo
 from exporter import replay as replay_module
@@ -197,6 +198,47 @@ def test_replay_parquet(server, tmp_path: Path) -> None:
     assert sample(m, "model_predictions_total", model="churn", model_version="parquet") == 25
     again = replay(server, path, "--model", "churn", "--model-version", "parquet")
     assert "25 duplicates" in again.stdout  # a replayed log is idempotent
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("form", ["score", "pairs", "prefix", "json_object"])
+def test_replay_sends_scores_and_probabilities(server, tmp_path: Path, form: str) -> None:
+    """A log's scores reach the exporter: ROC AUC and log loss equal scikit-learn's."""
+    rng = np.random.default_rng(4)
+    truth = rng.integers(0, 2, 60)
+    score = np.round(np.clip(rng.normal(0.35 + 0.3 * truth, 0.2), 0, 1), 4)
+    rows = []
+    for i in range(60):
+        row: dict[str, object] = {
+            "id": f"{form}-{i}",
+            "prediction": int(score[i] > 0.5),
+            "amount": 1.0,
+        }
+        row["label"] = int(truth[i])
+        if form == "json_object":
+            row["probabilities"] = {"1": float(score[i]), "0": float(1 - score[i])}
+        else:
+            row["p_1"], row["p_0"] = float(score[i]), float(1 - score[i])
+        rows.append(row)
+    path = tmp_path / "scores.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    flags = {
+        "score": ["--score-column", "p_1", "--feature-columns", "amount"],
+        "pairs": ["--probability-columns", "1=p_1,0=p_0"],
+        "prefix": ["--probability-columns", "p_*"],
+        "json_object": [],
+    }[form]
+    version = f"scores-{form}".replace("_", "-")
+    result = replay(server, path, "--model", "churn", "--model-version", version, "--quiet", *flags)
+    assert result.returncode == 0, result.stderr
+    m = parse_metrics(server.client.get("/metrics").text)
+    key = {"model": "churn", "model_version": version, "window": "1h"}
+    assert sample(m, "model_roc_auc", **key) == pytest.approx(
+        roc_auc_score(truth, score), abs=1e-12
+    )
+    assert sample(m, "model_log_loss", **key) == pytest.approx(log_loss(truth, score), abs=1e-9)
+    features = {f["name"] for f in server.client.get("/v1/models/churn").json()["features"]}
+    assert not features & {"p_1", "p_0", "probabilities"}  # not features
 
 
 @pytest.mark.e2e

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,56 @@ def test_quiet_progress_writes_nothing() -> None:
     clock, stream = FakeClock(), Terminal()
     updates(Progress(10, stream=stream, quiet=True, clock=clock), clock, [(1.0, 5)])
     assert stream.getvalue() == ""
+
+
+def test_probability_columns_by_pairs_or_prefix_and_their_errors() -> None:
+    columns = ["id", "p_cat", "p_dog", "prediction"]
+    assert replay.probability_columns("p_*", columns) == {"cat": "p_cat", "dog": "p_dog"}
+    assert replay.probability_columns(" cat=p_cat , dog=p_dog", columns) == {
+        "cat": "p_cat",
+        "dog": "p_dog",
+    }
+    assert replay.probability_columns(None, columns) is None
+    with pytest.raises(ReplayError, match="no column starts with 'q_'"):
+        replay.probability_columns("q_*", columns)
+    with pytest.raises(ReplayError, match="CLASS=COLUMN pairs"):
+        replay.probability_columns("cat", columns)
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_named_score_columns_must_exist_where_a_header_fixes_them(
+    tmp_path: Path, kind: str
+) -> None:
+    path = write_log(tmp_path, kind, ROWS)
+    fmt = replay.file_format(path, None)
+    for flags, named in (
+        (["--score-column", "proba"], "'proba' (--score-column)"),
+        (["--probability-columns", "1=p1"], "'p1' (--probability-columns)"),
+    ):
+        args = arguments("--id-column", "request", "--prediction-column", "score", *flags)
+        with pytest.raises(ReplayError, match=re.escape(f"has no column {named}")):
+            replay.check_columns(path, fmt, args, None)
+
+
+def test_score_and_probability_columns_become_the_events_fields_not_features() -> None:
+    args = arguments("--score-column", "s")
+    args.probability_map = None
+    event = replay.to_event(
+        replay.Row(1, {"id": "a", "prediction": 1, "s": 0.25, "x": 2.0}), args, None
+    )
+    assert event == {"id": "a", "prediction": 1, "score": 0.25, "features": {"x": 2.0}}
+    args = arguments()
+    args.probability_map = {"cat": "p_cat", "dog": "p_dog"}
+    row = {"id": "b", "prediction": "cat", "p_cat": 0.75, "p_dog": None, "x": 1.0}
+    event = replay.to_event(replay.Row(2, row), args, None)
+    assert event["probabilities"] == {"cat": 0.75} and event["features"] == {"x": 1.0}
+    # With no flag, a 'score' column is a feature (never guessed), a JSON object is taken.
+    args = arguments()
+    event = replay.to_event(
+        replay.Row(
+            3, {"id": "c", "prediction": 1, "score": 700, "probabilities": {"1": 0.5, "0": 0.5}}
+        ),
+        args,
+        None,
+    )
+    assert event["features"] == {"score": 700} and event["probabilities"] == {"1": 0.5, "0": 0.5}

@@ -18,6 +18,7 @@ from exporter.detector import TargetDrift
 from exporter.drift_worker import DriftResult, WindowKey
 from exporter.snapshot import ComparisonInfo, ModelSnapshot, VersionSnapshot
 from exporter.stats.performance import ClassificationScores, RegressionScores
+from exporter.stats.scores import Bounded, ScoreQuality
 from exporter.views import window_quality
 
 
@@ -151,6 +152,8 @@ def _version_json(
             "predictions": w.predictions,
             "labeled_predictions": w.labeled,
             "quality": _scores_json(w.scores, m.classes),
+            "scored_predictions": None if counts.scores is None else counts.scores.count,
+            "probabilities": _probabilities_json(w.probabilities),
             "drift": None if result is None else _drift_json(result),
         }
     c = m.comparison
@@ -162,6 +165,35 @@ def _version_json(
         "predictions_expired": v.counters.expired,
         "reference": reference,
         "windows": windows,
+    }
+
+
+def _probabilities_json(q: ScoreQuality | None) -> dict[str, Any] | None:
+    """The quality of the window's predicted probabilities (None: too few scored outcomes)."""
+    if q is None:
+        return None
+    r = q.reliability
+
+    def bounded(b: Bounded | None) -> dict[str, float] | None:
+        return None if b is None else {"value": b.value, "max_error": b.max_error}
+
+    return {
+        "outcomes": q.outcomes,
+        "exact": q.exact,
+        "roc_auc": bounded(q.roc_auc),
+        "average_precision": bounded(q.average_precision),
+        "log_loss": q.log_loss,
+        "brier_score": q.brier_score,
+        "expected_calibration_error": q.expected_calibration_error,
+        "reliability": [
+            {
+                "upper_edge": float(r.upper_edges[j]),
+                "predictions": int(r.counts[j]),
+                "mean_confidence": None if not r.counts[j] else float(r.mean_confidence[j]),
+                "observed_rate": None if not r.counts[j] else float(r.hit_rate[j]),
+            }
+            for j in range(r.counts.shape[0])
+        ],
     }
 
 

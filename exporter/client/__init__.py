@@ -181,9 +181,12 @@ class MonitorClient:
         timestamp: float | str | None = None,
         model: str | None = None,
         model_version: str | None = None,
+        score: float | None = None,
+        probabilities: Mapping[Any, float] | None = None,
     ) -> bool:
-        """Queue one prediction (``label`` optional inline ground truth). False if dropped:
-        refused (see :mod:`exporter.client._normalise`) or the queue is full; counted.
+        """Queue one prediction (``label`` optional inline ground truth; ``score`` a binary
+        model's positive-class probability, or ``probabilities`` one per class). False if
+        dropped: refused (see :mod:`exporter.client._normalise`) or the queue is full; counted.
 
         ``features`` is kept by reference until sent (unless a value had to be converted): do
         not mutate it afterwards.
@@ -198,6 +201,10 @@ class MonitorClient:
                 body["label"] = inline
             if timestamp is not None:
                 body["timestamp"] = normalise.moment(timestamp)
+            if score is not None:
+                body["score"] = normalise.score(score)
+            if probabilities is not None:
+                body["probabilities"] = normalise.probabilities(probabilities)
             name = normalise.name(model or self.model, "model")
             version = normalise.version(model_version or self.model_version)
         except Exception as exc:  # a refusal; never raise into the caller
@@ -206,8 +213,8 @@ class MonitorClient:
         return self._put(_Item("prediction", name, version, body))
 
     def log_predictions(self, events: Iterable[Mapping[str, Any]], **kw: str | None) -> int:
-        """Queue many ``{"id", "features", "prediction", "label"?, "timestamp"?}``; returns how
-        many were queued."""
+        """Queue many ``{"id", "features", "prediction", "label"?, "timestamp"?, "score"?,
+        "probabilities"?}``; returns how many were queued."""
         queued = 0
         for event in events:
             get: Callable[[str], Any] = event.get if isinstance(event, Mapping) else _nothing
@@ -217,6 +224,8 @@ class MonitorClient:
                 get("prediction"),
                 label=get("label"),
                 timestamp=get("timestamp"),
+                score=get("score"),
+                probabilities=get("probabilities"),
                 **kw,
             )
         return queued

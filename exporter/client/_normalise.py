@@ -23,7 +23,14 @@ timestamp              a datetime: ``isoformat()``         NaN, +-inf, a bool, a
                                                            (``invalid_timestamp``)
 model, model_version   as it is                            not a non-empty string
                                                            (``invalid_field``)
+score                  a float                             not a number within 0..1
+                                                           (``invalid_score``)
+probabilities          keys: a class as its label ("1",    not a mapping, a probability not
+                       "true", "cat"); values: floats      within 0..1, a key that is no class
+                                                           (``invalid_score``)
 =====================  ==================================  ======================================
+
+Whether probabilities sum to 1 is the exporter's to say (``quality.probability_tolerance``).
 
 numpy is never imported: its scalars are recognised by their type's module and converted with
 ``.item()``. The common case costs a type check per value (about 1 us for 30 features) and no
@@ -267,3 +274,55 @@ def _python(value: object) -> Any:
             except (TypeError, ValueError):  # an array of more than one value
                 return value
     return value
+
+
+def score(value: object) -> float:
+    """A binary model's positive-class probability: a finite number within 0..1."""
+    plain = _python(value)
+    if isinstance(plain, int | float) and not isinstance(plain, bool):
+        number = float(plain)
+        if 0.0 <= number <= 1.0:
+            return number
+    raise Refused(
+        Reason.INVALID_SCORE,
+        "score",
+        value,
+        f"a score is a probability, a number within 0..1, got {describe_value(value)}",
+    )
+
+
+def probabilities(values: object) -> dict[str, float]:
+    """A probability per class, keyed by the class as the exporter labels it: ``1`` and
+    ``1.0`` become ``"1"``, ``True`` becomes ``"true"``, a string stays as it is."""
+    if not isinstance(values, Mapping):
+        raise Refused(
+            Reason.INVALID_SCORE,
+            "probabilities",
+            values,
+            f"probabilities are a mapping of class to probability, got {describe_value(values)}",
+        )
+    out: dict[str, float] = {}
+    for key, value in values.items():
+        label = _class_label(key)
+        try:
+            out[label] = score(value)
+        except Refused as exc:
+            raise Refused(exc.reason, f"probabilities.{label}", value, exc.message) from None
+    return out
+
+
+def _class_label(key: object) -> str:
+    plain = _python(key)
+    if isinstance(plain, bool):
+        return "true" if plain else "false"
+    if isinstance(plain, float) and plain.is_integer():
+        return str(int(plain))
+    if isinstance(plain, str | int):
+        return str(plain) if isinstance(plain, str) else str(int(plain))
+    raise Refused(
+        Reason.INVALID_SCORE,
+        "probabilities",
+        key,
+        f"a key of probabilities is a class (a string, an int or a bool), got "
+        f"{describe_value(key)}",
+    )

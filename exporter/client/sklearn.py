@@ -22,6 +22,14 @@ is the one reported. With
 ``report="predict"`` or ``report="predict_proba"`` only that method reports (the other one
 returns the ids of the same rows if that method just reported them, else none).
 
+Rows reported by ``predict_proba`` carry their probabilities (``{class: probability}``, the
+classes ``classes_``), so the exporter computes ROC AUC, log loss, Brier score and calibration.
+Rows reported by ``predict`` carry none, unless ``with_probabilities=True``: ``predict`` then
+also calls ``predict_proba`` on the same rows (a second inference, on the caller's thread) for
+the report. Code that calls ``predict`` and then ``predict_proba`` on the same rows gets the
+probabilities reported either by ``with_probabilities=True`` or by calling ``predict_proba``
+first.
+
 Feature names come from ``feature_names=``, else the input frame's columns, else the
 estimator's ``feature_names_in_``, else they are ``x0, x1, ...``: column ``i`` of a numpy array
 is the feature ``x{i}``. Values go through the client's normalisation (a ``NaN`` the pipeline
@@ -83,6 +91,7 @@ class MonitoredEstimator:
         model: str | None = None,
         model_version: str | None = None,
         report: Report = "either",
+        with_probabilities: bool = False,
     ) -> None:
         if report not in ("either", "predict", "predict_proba"):
             raise ValueError(
@@ -94,6 +103,7 @@ class MonitoredEstimator:
         self.model = model
         self.model_version = model_version
         self.report = report
+        self.with_probabilities = with_probabilities
         #: Ids of the rows of the last ``predict``/``predict_proba`` call (not thread-safe; use
         #: ``return_ids=True`` from concurrent callers).
         self.last_ids: list[str] = []
@@ -107,14 +117,22 @@ class MonitoredEstimator:
 
     def predict(self, X: Any, *, return_ids: bool = False) -> Any:
         y = self.estimator.predict(X)
-        ids = self._report("predict", X, lambda: y)
+
+        def probabilities() -> Any:
+            return self.estimator.predict_proba(X) if self.with_probabilities else None
+
+        ids = self._report("predict", X, lambda: y, probabilities)
         return (y, ids) if return_ids else y
 
     def predict_proba(self, X: Any, *, return_ids: bool = False) -> Any:
-        """Probabilities as the estimator's; the reported prediction is the most likely class."""
+        """Probabilities as the estimator's; the reported prediction is the most likely class,
+        reported with its row's probabilities."""
         proba = self.estimator.predict_proba(X)
         ids = self._report(
-            "predict_proba", X, lambda: np.asarray(self.estimator.classes_)[np.argmax(proba, 1)]
+            "predict_proba",
+            X,
+            lambda: np.asarray(self.estimator.classes_)[np.argmax(proba, 1)],
+            lambda: proba,
         )
         return (proba, ids) if return_ids else proba
 
@@ -123,7 +141,13 @@ class MonitoredEstimator:
         values = np.asarray(labels).tolist()
         return self.client.log_labels(zip(ids, values, strict=True), model=self.model)
 
-    def _report(self, method: Method, X: Any, predictions: Callable[[], Any]) -> list[str]:
+    def _report(
+        self,
+        method: Method,
+        X: Any,
+        predictions: Callable[[], Any],
+        probabilities: Callable[[], Any],
+    ) -> list[str]:
         """Report the rows of ``X`` unless the other method just did; their ids."""
         ids: list[str] = []
         try:
@@ -142,26 +166,35 @@ class MonitoredEstimator:
             ):
                 ids = last.ids  # the other half of a call already reported
             elif self.report in ("either", method):
-                ids = self._log(X, rows, predictions())
+                ids = self._log(X, rows, predictions(), probabilities())
                 self._calls.last = _Call(method, key, ids, now)
         except Exception:  # never break the caller's prediction
             log.exception("could not report predictions to the model-exporter")
         self.last_ids = ids
         return ids
 
-    def _log(self, X: Any, rows: np.ndarray[Any, Any], predictions: Any) -> list[str]:
+    def _log(
+        self, X: Any, rows: np.ndarray[Any, Any], predictions: Any, probabilities: Any
+    ) -> list[str]:
         prefix = self._prefix
         ids = [f"{prefix}-{next(self._counter)}" for _ in range(rows.shape[0])]
         names = self._names(X, rows.shape[1])
         values = rows.tolist()  # plain floats/strs: JSON-ready, no numpy on the wire
         preds = np.asarray(predictions).tolist()
-        for ident, row, pred in zip(ids, values, preds, strict=True):
+        per_row: list[dict[Any, float] | None] = [None] * len(ids)
+        if probabilities is not None:
+            classes = np.asarray(self.estimator.classes_).tolist()
+            per_row = [
+                dict(zip(classes, p, strict=True)) for p in np.asarray(probabilities).tolist()
+            ]
+        for ident, row, pred, proba in zip(ids, values, preds, per_row, strict=True):
             self.client.log_prediction(
                 ident,
                 dict(zip(names, row, strict=True)),
                 pred,
                 model=self.model,
                 model_version=self.model_version,
+                probabilities=proba,
             )
         return ids
 
