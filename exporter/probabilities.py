@@ -98,6 +98,21 @@ def encode_scores(
             f"events[{i}].{name}",
             scores[i] if scores[i] is not None else "{...}",
         )
+    fast = _alike(
+        scores,
+        probabilities,
+        given,
+        task=task,
+        kind=kind,
+        codec=codec,
+        new_classes=new_classes,
+        positive=positive,
+        tolerance=tolerance,
+        model=model,
+        first_at=first_at,
+    )
+    if fast is not None:
+        return fast
     vectors: dict[int, dict[int, float]] = {}
     for i in given:
         score, probs = scores[i], probabilities[i]
@@ -144,6 +159,75 @@ def encode_scores(
         row = np.zeros(width)
         for index, p in vector.items():
             row[index] = p
+        out[i] = row.tobytes()
+    return out
+
+
+def _alike(
+    scores: Sequence[float | None],
+    probabilities: Sequence[Mapping[str, float] | None],
+    given: list[int],
+    *,
+    task: Task,
+    kind: ClassKind | None,
+    codec: ClassCodec,
+    new_classes: dict[ClassValue, int],
+    positive: ClassValue | None,
+    tolerance: float,
+    model: str,
+    first_at: dict[ClassValue, str] | None,
+) -> list[Score] | None:
+    """The usual batch at numpy speed: every scored event has probabilities with the same keys
+    in the same order (a classifier's output), or every one a score, all within the rules.
+    None for anything else, which the event-by-event path then checks, naming the field."""
+    first = probabilities[given[0]]
+    if first is None:
+        if any(probabilities[i] is not None for i in given):
+            return None
+        values = np.array([scores[i] for i in given], dtype=np.float64)
+        if not (np.all(values >= 0.0) and np.all(values <= 1.0)):  # NaN fails too
+            return None
+        if task != "binary" or len(codec) + len(new_classes) > 2:
+            return None
+        out: list[Score] = [None] * len(scores)
+        for i, value in zip(given, values.tolist(), strict=True):
+            out[i] = value
+        return out
+    keys = tuple(first)
+    if not keys or any(
+        scores[i] is not None or (p := probabilities[i]) is None or tuple(p) != keys for i in given
+    ):
+        return None
+    where = f"events[{given[0]}].probabilities"
+    indices = encode_targets(
+        [class_of_key(k, kind, f"{where}.{k}") for k in keys],
+        task=task,
+        codec=codec,
+        kind=kind,
+        new_classes=new_classes,
+        field_of=lambda j: f"{where}.{keys[j]}",
+        model=model,
+        first_at=first_at,
+    )
+    matrix = np.array([tuple(probabilities[i].values()) for i in given], dtype=np.float64)  # type: ignore[union-attr]
+    total = matrix.sum(axis=1)
+    if not (
+        np.all(matrix >= 0.0) and np.all(matrix <= 1.0) and np.all(np.abs(total - 1.0) <= tolerance)
+    ):
+        return None
+    matrix /= total[:, None]
+    out = [None] * len(scores)
+    width = len(codec) + len(new_classes)
+    if task == "binary" and width <= 2:
+        column = _index_of(positive, codec, new_classes)
+        named = np.flatnonzero(indices == column) if column is not None else np.empty(0, np.intp)
+        chosen = matrix[:, named[0]] if named.shape[0] else np.zeros(len(given))
+        for i, value in zip(given, chosen.tolist(), strict=True):
+            out[i] = value
+        return out
+    full = np.zeros((len(given), width))
+    full[:, indices] = matrix
+    for i, row in zip(given, full, strict=True):
         out[i] = row.tobytes()
     return out
 

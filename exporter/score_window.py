@@ -28,7 +28,7 @@ from exporter.persist.plain import State, pack, unpack
 from exporter.stats.scores import (
     ScoreQuality,
     brier_scores,
-    calibration_sums,
+    calibration_bin,
     confidence_and_hit,
     log_losses,
     rank_bins,
@@ -69,6 +69,55 @@ class ScoreCounts:
             reliability=reliability(self.calibration),
             exact=self.outcomes is not None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredOutcomes:
+    """A batch of scored outcomes with what every window adds of each, computed once for all
+    of a version's windows (:func:`scored`)."""
+
+    scores: FloatArray  # (n, K): K = 1 (binary) or the classes, covering every true class
+    truth: IntArray  # binary: 1 positive / 0; multiclass: the true class's index
+    losses: FloatArray  # log loss of each
+    briers: FloatArray  # Brier score of each
+    calibration: IntArray  # reliability bin of each
+    confidence: FloatArray
+    hit: FloatArray
+    #: (n, K): per scored class, ``k * 2 * bins + [class is true] * bins + rank bin``, the
+    #: outcome's cell of that class's rank histograms.
+    ranks: IntArray
+
+
+def scored(
+    scores: FloatArray, truth: IntArray, *, binary: bool, rank_bins: int, calibration_bins: int
+) -> ScoredOutcomes:
+    """``scores`` (n, 1) with truth 1/0 (binary), or (n, K) with the true class's index, and
+    what the windows add of each."""
+    if not binary:
+        scores = _widen(scores, int(truth.max()) + 1)
+    confidence, hit = confidence_and_hit(scores, truth)
+    k = scores.shape[1]
+    is_class = truth[:, None] == (np.ones(1, np.int64) if binary else np.arange(k))
+    ranks = (
+        np.arange(k, dtype=np.int64) * (2 * rank_bins)
+        + is_class.astype(np.int64) * rank_bins
+        + rank_bins_of(scores, rank_bins)
+    )
+    return ScoredOutcomes(
+        scores=scores,
+        truth=truth,
+        losses=log_losses(scores, truth),
+        briers=brier_scores(scores, truth),
+        calibration=calibration_bin(confidence, calibration_bins),
+        confidence=confidence,
+        hit=hit,
+        ranks=ranks,
+    )
+
+
+def rank_bins_of(scores: FloatArray, bins: int) -> IntArray:
+    """Every score's rank bin, (n, K)."""
+    return rank_bins(scores.ravel(), bins).reshape(scores.shape)
 
 
 class ScoreWindow:
@@ -123,40 +172,56 @@ class ScoreWindow:
         (n, K) and the true class's index (multiclass)."""
         if times.shape[0] == 0:
             return
-        if self.binary:
-            width = 1
-        else:
-            width = max(scores.shape[1], int(truth.max()) + 1)
-            scores = _widen(scores, width)
-        self._grow(width)
-        scores = _widen(scores, self.classes)
-        losses = log_losses(scores, truth)
-        briers = brier_scores(scores, truth)
-        confidence, hit = confidence_and_hit(scores, truth)
+        self.add_scored(
+            times,
+            scored(
+                scores,
+                truth,
+                binary=self.binary,
+                rank_bins=self.rank_bins,
+                calibration_bins=self.calibration_bins,
+            ),
+            now,
+        )
+
+    def add_scored(self, times: FloatArray, outcomes: ScoredOutcomes, now: float) -> None:
+        """Outcomes :func:`scored` (with this window's bins) at their label times."""
+        if times.shape[0] == 0:
+            return
+        self._grow(outcomes.scores.shape[1])
+        scores, ranks = outcomes.scores, outcomes.ranks
+        if scores.shape[1] < self.classes:  # narrower than the window: probability 0, no hit
+            missing = np.arange(scores.shape[1], self.classes, dtype=np.int64) * (
+                2 * self.rank_bins
+            )
+            ranks = np.concatenate(
+                [ranks, np.broadcast_to(missing, (ranks.shape[0], missing.shape[0]))], axis=1
+            )
+            scores = _widen(scores, self.classes)
+        cells = self.classes * 2 * self.rank_bins
         for bucket, idx in self.time.split(times, now):
             slot, fresh = self.time.claim(bucket)
             if fresh:
                 self._reset(slot)
-            self._sums[slot] += (idx.shape[0], losses[idx].sum(), briers[idx].sum())
-            self._calibration[slot] += calibration_sums(
-                confidence[idx], hit[idx], self.calibration_bins
+            self._sums[slot] += (
+                idx.shape[0],
+                outcomes.losses[idx].sum(),
+                outcomes.briers[idx].sum(),
             )
-            self._count_ranks(slot, scores[idx], truth[idx])
-            self._keep(slot, scores[idx], truth[idx], now)
+            which = outcomes.calibration[idx]
+            bins = self.calibration_bins
+            self._calibration[slot, :, 0] += np.bincount(which, minlength=bins)
+            self._calibration[slot, :, 1] += np.bincount(which, outcomes.confidence[idx], bins)
+            self._calibration[slot, :, 2] += np.bincount(which, outcomes.hit[idx], bins)
+            counts = np.bincount(ranks[idx].ravel(), minlength=cells)
+            self._ranks[slot] += counts.reshape(self.classes, 2, self.rank_bins).astype(np.int32)
+            self._keep(slot, scores[idx], outcomes.truth[idx], now)
 
     def _reset(self, slot: int) -> None:
         self._sums[slot] = 0.0
         self._calibration[slot] = 0.0
         self._ranks[slot] = 0
         self._kept[slot] = (np.empty((0, self.classes)), np.empty(0, dtype=np.int64))
-
-    def _count_ranks(self, slot: int, scores: FloatArray, truth: IntArray) -> None:
-        bins = self.rank_bins
-        for k in range(self.classes):
-            which = rank_bins(scores[:, k], bins)
-            hit = (truth == (1 if self.binary else k)).astype(np.int64)
-            counts = np.bincount(hit * bins + which, minlength=2 * bins)
-            self._ranks[slot, k] += counts.reshape(2, bins)
 
     def _keep(self, slot: int, scores: FloatArray, truth: IntArray, now: float) -> None:
         kept = self._kept[slot]

@@ -23,7 +23,7 @@ from exporter.errors import Reason, RejectedInput
 from exporter.persist.plain import State
 from exporter.probabilities import Score, decode_vector
 from exporter.reference import Reference, ReferenceBuilder, TargetReference
-from exporter.score_window import ScoreWindow
+from exporter.score_window import ScoreWindow, scored
 from exporter.snapshot import ErrorSums, WindowCounts
 from exporter.stats.concept_drift import ConceptDriftSettings
 from exporter.typedefs import BoolArray, FloatArray, IntArray, Task
@@ -284,14 +284,27 @@ class VersionState:
             matrix = np.array([scores[i] for i in rows], dtype=np.float64).reshape(-1, 1)
             truth = (truth[picked] == positive).astype(np.int64)
         else:
-            vectors = [decode_vector(scores[i]) for i in rows]  # type: ignore[arg-type]
-            matrix = np.zeros((len(rows), max(v.shape[0] for v in vectors)))
-            for j, vector in enumerate(vectors):
-                matrix[j, : vector.shape[0]] = vector
+            blobs: list[bytes] = [scores[i] for i in rows]  # type: ignore[misc]
+            size = len(blobs[0])
+            if all(len(b) == size for b in blobs):  # the usual case: as many classes each
+                matrix = np.frombuffer(b"".join(blobs)).reshape(len(rows), -1)
+            else:  # classes appeared in between: narrower vectors get zeros
+                vectors = [decode_vector(b) for b in blobs]
+                matrix = np.zeros((len(rows), max(v.shape[0] for v in vectors)))
+                for j, vector in enumerate(vectors):
+                    matrix[j, : vector.shape[0]] = vector
             truth = truth[picked]
         times = label_times[picked]
+        q = self._quality_settings
+        outcomes = scored(
+            matrix,
+            truth,
+            binary=binary,
+            rank_bins=q.rank_bins,
+            calibration_bins=q.calibration_bins,
+        )
         for window in windows.values():
-            window.add(times, matrix, truth, now)
+            window.add_scored(times, outcomes, now)
         self.counters.scored += len(rows)
 
     def _score_windows(self, binary: bool) -> dict[str, ScoreWindow]:
