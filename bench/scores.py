@@ -16,6 +16,7 @@ close the binned rank metrics come to scikit-learn.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import time
 from collections.abc import Callable
@@ -146,7 +147,7 @@ def reading(repeats: int, seed: int) -> None:
             )
         now = T0 + 60 * 59
         counts = w.counts(now)
-        copy = best_of(lambda: w.counts(now), repeats * 5)
+        copy = best_of(functools.partial(w.counts, now), repeats * 5)
         quality = best_of(counts.quality, repeats * 5)
         kind = "exact" if counts.outcomes is not None else "binned"
         print(
@@ -161,15 +162,18 @@ def reading(repeats: int, seed: int) -> None:
         wide.add(np.full(200, T0 + 60 * b), p, rng.integers(0, 10, 200), T0 + 60 * b)
     now = T0 + 60 * 59
     counts = wide.counts(now)
+    copy = best_of(functools.partial(wide.counts, now), repeats * 5)
+    quality = best_of(counts.quality, repeats * 5)
     print(
-        f"   10 classes, {counts.count:,} outcomes (binned): copy {best_of(lambda: wide.counts(now), repeats * 5) * 1e3:.2f} ms, "
-        f"scores {best_of(counts.quality, repeats * 5) * 1e3:.2f} ms"
+        f"   10 classes, {counts.count:,} outcomes (binned): copy {copy * 1e3:.2f} ms, "
+        f"scores {quality * 1e3:.2f} ms"
     )
 
 
 def accuracy(seeds: int) -> None:
     print(
-        f"\n3. Binned (1,024 log-odds bins) against scikit-learn, {seeds} seeds per row: max |error| (max bound)"
+        f"\n3. Binned (1,024 log-odds bins) against scikit-learn, {seeds} seeds per row: "
+        "max |error| (max bound)"
     )
     print(f"   {'data':<44}{'ROC AUC':>22}{'average precision':>26}")
     cases: list[
@@ -193,9 +197,8 @@ def accuracy(seeds: int) -> None:
             auc_err = max(auc_err, abs(auc.value - roc_auc_score(y, s)))
             ap_err = max(ap_err, abs(ap.value - average_precision_score(y, s)))
             auc_bound, ap_bound = max(auc_bound, auc.max_error), max(ap_bound, ap.max_error)
-        print(
-            f"   {name + f' ({n:,})':<44}{auc_err:>10.1e} ({auc_bound:.1e}){ap_err:>14.1e} ({ap_bound:.1e})"
-        )
+        label = f"{name} ({n:,})"
+        print(f"   {label:<44}{auc_err:>10.1e} ({auc_bound:.1e}){ap_err:>14.1e} ({ap_bound:.1e})")
 
 
 def _balanced(
