@@ -181,6 +181,7 @@ def test_alerts_route_and_dashboards_query_real_prometheus(tmp_path: Path) -> No
 
 def send_traffic(client: httpx.Client, start: int = 0) -> None:
     rng = np.random.default_rng(start)
+    score_rng = np.random.default_rng(start + 1)
 
     def post(model: str, events: list[dict[str, Any]], version: str = "v1") -> None:
         r = client.post(
@@ -237,6 +238,9 @@ def send_traffic(client: httpx.Client, start: int = 0) -> None:
         pred = np.where(rng.random(300) < accuracy, truth, 1 - truth)
         shift = 0.0 if start == 0 else 2.0  # the second round drifts, with a new category
         channels = ["web", "app"] if not start else ["web", "kiosk"]
+        # A positive-class score that agrees with the prediction (its own generator: the
+        # traffic above stays the same), for the scores and calibration panels.
+        scores = np.clip(0.5 + (pred - 0.5) * 0.8 + score_rng.normal(0, 0.08, 300), 0, 1)
         events = [
             {
                 "id": f"{model}-{version}-{start + i}",
@@ -245,6 +249,7 @@ def send_traffic(client: httpx.Client, start: int = 0) -> None:
                     "channel": str(rng.choice(channels)),
                 },
                 "prediction": int(pred[i]),
+                "score": float(scores[i]),
             }
             for i in range(300)
         ]

@@ -444,6 +444,7 @@ def _fleet_exporter_row(b: _Board) -> None:
 def model_detail() -> dict[str, Any]:
     b = _Board()
     _quality_row(b)
+    _scores_row(b)
     _concept_row(b)
     _feature_drift_row(b)
     _data_quality_row(b)
@@ -502,6 +503,98 @@ def _quality_row(b: _Board) -> None:
         [
             (f"model_mean_absolute_error{{{WSEL}}}", "MAE {{model_version}}"),
             (f"model_root_mean_squared_error{{{WSEL}}}", "RMSE {{model_version}}"),
+        ],
+        w=8,
+    )
+
+
+def _scores_row(b: _Board) -> None:
+    """Ranking, proper scoring rules and calibration of the predicted probabilities."""
+    b.row("Scores and calibration")
+    b.add(
+        "timeseries",
+        "ROC AUC and average precision",
+        [
+            (f"model_roc_auc{{{WSEL}}}", "ROC AUC {{model_version}}"),
+            (f"model_average_precision{{{WSEL}}}", "average precision {{model_version}}"),
+        ],
+        description="Of the labeled predictions that carried a score or probabilities. Exact "
+        "up to quality.max_exact_scores outcomes a window, then within "
+        "model_roc_auc_max_error / model_average_precision_max_error.",
+        unit="percentunit",
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        "Log loss and Brier score (lower is better)",
+        [
+            (f"model_log_loss{{{WSEL}}}", "log loss {{model_version}}"),
+            (f"model_brier_score{{{WSEL}}}", "Brier {{model_version}}"),
+        ],
+        w=8,
+    )
+    b.add(
+        "timeseries",
+        "Expected calibration error",
+        [(f"model_expected_calibration_error{{{WSEL}}}", "{{model_version}}")],
+        description="Mean gap between confidence and observed rate over the reliability bins, "
+        "weighted by their predictions (0: calibrated).",
+        unit="percentunit",
+        w=8,
+    )
+    b.add(
+        "barchart",
+        "Reliability now: observed rate and mean confidence per bin",
+        [
+            (f"model_calibration_bin_observed_rate{{{WSEL}}}", "observed {{model_version}}"),
+            (f"model_calibration_bin_mean_confidence{{{WSEL}}}", "confidence {{model_version}}"),
+        ],
+        description="Bins of confidence by their upper edge; a calibrated model's bars are "
+        "equal. Binary: the positive class's score; multiclass: the top class.",
+        instant=True,
+        options={"xField": "bin"},
+        transformations=[
+            {"id": "merge", "options": {}},
+            {
+                "id": "organize",
+                "options": {
+                    "excludeByName": {
+                        "Time": True,
+                        "__name__": True,
+                        "job": True,
+                        "instance": True,
+                        "model": True,
+                        "window": True,
+                        "model_version": True,
+                    },
+                    "renameByName": {"Value #A": "observed rate", "Value #B": "mean confidence"},
+                },
+            },
+        ],
+        unit="percentunit",
+        w=16,
+    )
+    b.add(
+        "barchart",
+        "Predictions per reliability bin",
+        [(f"model_calibration_bin_predictions{{{WSEL}}}", "{{model_version}}")],
+        instant=True,
+        options={"xField": "bin"},
+        transformations=[
+            {
+                "id": "organize",
+                "options": {
+                    "excludeByName": {
+                        "Time": True,
+                        "__name__": True,
+                        "job": True,
+                        "instance": True,
+                        "model": True,
+                        "window": True,
+                        "model_version": True,
+                    },
+                },
+            }
         ],
         w=8,
     )
