@@ -241,12 +241,17 @@ class Simulation:
                 version = "v1" if rng.random() < 0.8 else "v2"
                 answer = model.predict(x.reshape(1, -1))
                 prediction = int((faulty(answer, rng) if version == "v2" else answer)[0])
+                # The positive class's probability, inverted with an inverted answer.
+                score = float(model.predict_proba(x.reshape(1, -1))[0, 1])
+                if prediction != int(answer[0]):
+                    score = 1.0 - score
                 ident = f"{version}-{self.sent}"
                 client.log_prediction(
                     ident,
                     dict(zip(names, x.tolist(), strict=True)),
                     prediction,
                     model_version=version,
+                    score=score,
                 )
                 self.sent += 1
                 if rng.random() >= 0.05:  # 5 % of labels never arrive

@@ -81,6 +81,9 @@ def test_demo_shows_drift_and_an_accuracy_drop(tmp_path: Path) -> None:
         assert seen_healthy and seen_drop and seen_drift
         v2 = sample(m, "model_predictions_total", model="breast-cancer", model_version="v2")
         assert v2 is not None and v2 > 0  # A/B: the second version serves too
+        # The demo model sends its probabilities: ROC AUC and calibration are shown too.
+        auc = sample(m, "model_roc_auc", model="breast-cancer", model_version="v1", window="20s")
+        assert auc is not None and 0.5 < auc <= 1.0
     finally:
         proc.terminate()
         try:

@@ -164,9 +164,10 @@ def test_the_python_client_examples_run_as_written() -> None:
         assert monitor.flush(timeout=10)
         stats = monitor.stats()
         monitor.close()
-        assert (stats.sent_events, stats.dropped_rejected, stats.dropped_failed) == (82, 0, 0)
+        # 1 + 2 scored + 40 predictions, 1 + 40 labels: every one accepted.
+        assert (stats.sent_events, stats.dropped_rejected, stats.dropped_failed) == (84, 0, 0)
         status = exporter.client.get("/v1/models/fraud").json()["versions"]["v2"]
-        assert (status["predictions_total"], status["labels_total"]) == (41, 41)
+        assert (status["predictions_total"], status["labels_total"]) == (43, 41)
         assert isinstance(names["proba"], np.ndarray) and names["proba"].shape == (40, 2)
     finally:
         exporter.stop()

@@ -51,6 +51,7 @@ BEYOND_THE_SCHEMA = frozenset(
         Reason.INVALID_COMPARISON,  # a challenger that is the champion
         Reason.MALFORMED_CSV,  # a CSV body: the schema of text is any string
         Reason.INVALID_TIMESTAMP,  # only in the future (checked below)
+        Reason.INVALID_SCORE,  # probabilities that do not sum to 1, a score on a multiclass model
     }
 )
 
