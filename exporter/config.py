@@ -570,6 +570,16 @@ class ModelSpec(_Section):
     reference_label_column: str | None = Field(
         None, description="column of reference_file (or of an uploaded CSV) holding labels"
     )
+    reference_score_column: str | None = Field(
+        None,
+        description="column of reference_file (or of an uploaded CSV) holding a binary model's "
+        "positive-class probability: with the labels, what the label-free estimate calibrates on",
+    )
+    reference_probability_columns: str | None = Field(
+        None,
+        description="columns of reference_file (or of an uploaded CSV) holding a probability "
+        "per class: 'CLASS=COLUMN,...', or 'PREFIX*' for every column PREFIX<class>",
+    )
     concept_drift: dict[str, Any] | None = Field(
         None,
         description="keys laid over the concept_drift section for this model, e.g. "

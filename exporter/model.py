@@ -62,8 +62,10 @@ from exporter.config import ModelSpec, Settings
 from exporter.counters import ModelCounters, VersionCounters
 from exporter.early_labels import encode_early_labels
 from exporter.errors import Reason, RejectedInput
+from exporter.estimation import Estimators
 from exporter.join import Join, Pairs
 from exporter.persist.plain import State
+from exporter.probabilities import Score
 from exporter.reference import Reference, RowLayout
 from exporter.reference_state import ReferenceState, check_reference
 from exporter.schema import FeatureBatch, ModelSchema
@@ -74,6 +76,7 @@ from exporter.snapshot import (
     ModelSnapshot,
     VersionSnapshot,
 )
+from exporter.typedefs import FloatArray, IntArray
 from exporter.version import Versions, VersionState
 
 log = logging.getLogger("exporter.model")
@@ -156,6 +159,8 @@ class ModelState:
         policy = spec.reference if spec is not None and spec.reference else settings.drift.reference
         self.references = ReferenceState(policy, settings.drift)
         self.comparison_state = ComparisonState(settings)
+        #: The label-free estimate's calibrators, per version (exporter.estimation).
+        self.estimators = Estimators()
         #: Each version's concept-drift detector (None: off).
         self.concept_settings = settings.concept_drift_for(name).detector_settings()
         #: Bumped by every change but the passage of time (readers' caches key on it).
@@ -568,6 +573,9 @@ class ModelState:
             other = self.versions.by_uid(uid)
             if other is not None:  # always: a version is retired only with nothing waiting
                 self._record(other, pairs, p.ids, now)
+        if p.scores is not None:
+            kept = p.scores if not joined.duplicates else [p.scores[i] for i in joined.kept]
+            self._estimate(version, kept, rows[:, 0], times, now)
         collecting = self.references.collects_first(version)
         version.record_predictions(times, rows, now, collect_first=collecting)
         if collecting and version.first_rows.complete:
@@ -633,9 +641,48 @@ class ModelState:
             scores=None if pairs.scores.count(None) == len(pairs.scores) else pairs.scores,
             positive=self.schema.positive_index,
         )
+        if pairs.scores.count(None) != len(pairs.scores):
+            truth = actual.astype(np.int64)
+            self._estimate(
+                version, pairs.scores, predicted, np.array(pairs.label_times), now, truth=truth
+            )
         self.comparison_state.record(version.name, pairs, ids, actual, predicted, task, now)
         if version.first_label_reference is None and version.first_labels.complete:
             self.references.freeze_first_labels(version, self.schema.class_labels())
+
+    def _estimate(
+        self,
+        version: VersionState,
+        scores: Sequence[Score],
+        predicted: FloatArray,
+        times: FloatArray,
+        now: float,
+        truth: IntArray | None = None,
+    ) -> None:
+        """Calibrate scored predictions into the version's estimate windows (with ``truth``:
+        joined outcomes, for realised minus estimated), if its reference has scores."""
+        schema = self.schema
+        estimator = self.estimators.get(
+            version.uid,
+            self.references.scored(version),
+            schema.task,
+            schema.class_labels() or [],
+            schema.positive_label,
+        )
+        if estimator is None:
+            return
+        positive = schema.positive_index
+        calibrated = estimator.calibrated(scores, predicted.astype(np.int64), positive)
+        if calibrated is None:
+            return
+        rows, probabilities, classes = calibrated
+        if truth is not None:
+            truth = truth[rows]
+            if estimator.binary:
+                truth = (truth == positive).astype(np.int64)
+        version.record_estimates(
+            times[rows], probabilities, classes, now, binary=estimator.binary, truth=truth
+        )
 
     def _task_established(self) -> None:
         """The first prediction fixed the task: tell the versions a reference upload created,
@@ -693,6 +740,7 @@ class ModelState:
         uid = self.versions.retire(name).uid
         dropped = self.join.forget(uid)
         self.references.forget(uid)
+        self.estimators.forget(uid)
         self.revision += 1
         if self._on_version_removed is not None:
             self._on_version_removed(name, reason)

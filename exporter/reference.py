@@ -28,6 +28,7 @@ from exporter.config import DriftSettings
 from exporter.errors import InvalidReference
 from exporter.persist.plain import State, pack, unpack
 from exporter.schema import category_label
+from exporter.scored_reference import ScoredHoldout, build_scored
 from exporter.stats.drift import NumericReference
 from exporter.typedefs import (
     FeatureKind,
@@ -131,6 +132,8 @@ class Reference:
     subsampled: bool = False
     #: Predictions and labels of the same rows (equal lengths): the holdout baseline.
     holdout: Holdout | None = None
+    #: Scores (or probabilities) and labels of the same rows: what the estimate calibrates on.
+    scored: ScoredHoldout | None = None
 
     @property
     def features(self) -> set[str]:
@@ -161,6 +164,8 @@ class Reference:
             "subsampled": self.subsampled,
             "features": features,
         }
+        if self.scored is not None:
+            out["scored_rows"] = self.scored.rows
         for key, target in (("predictions", self.predictions), ("labels", self.labels)):
             if target is not None:
                 out[key] = _category_summary(target.categories, top) | (
@@ -190,6 +195,7 @@ class Reference:
                 "confusion": None if holdout.confusion is None else pack(holdout.confusion),
                 "errors": None if holdout.errors is None else list(holdout.errors),
             },
+            "scored": None if self.scored is None else self.scored.to_state(),
         }
 
     @classmethod
@@ -214,6 +220,9 @@ class Reference:
             labels=_target_of(state["labels"]),
             subsampled=bool(state["subsampled"]),
             holdout=holdout,
+            scored=None
+            if state.get("scored") is None
+            else ScoredHoldout.from_state(state["scored"]),
         )
 
 
@@ -273,12 +282,20 @@ def build_reference(
     label_column: str | None = None,
     predictions: Sequence[WireValue] | None = None,
     labels: Sequence[WireValue] | None = None,
+    score_column: str | None = None,
+    probability_columns: Mapping[str, str] | None = None,
+    scores: Sequence[float | None] | None = None,
+    probabilities: Sequence[Mapping[str, float] | None] | None = None,
 ) -> Reference:
     """The reference of uploaded or file columns: the one function uploads and start-up use.
 
     ``prediction_column`` / ``label_column`` name the columns (of a CSV or Parquet file)
     holding the reference predictions and labels; ``predictions`` / ``labels`` give them
-    directly (JSON uploads). A column is numeric when its non-null values are all numbers,
+    directly (JSON uploads). Likewise ``score_column`` / ``probability_columns`` (class ->
+    column) and ``scores`` / ``probabilities``: the rows' scores, with the labels the
+    scored holdout (exporter.scored_reference) the label-free estimate calibrates on.
+
+    A column is numeric when its non-null values are all numbers,
     categorical when they are all strings or bools (or when its name is in ``categorical``).
     Columns longer than ``settings.reference_max_values`` are uniformly subsampled.
 
@@ -299,6 +316,10 @@ def build_reference(
             label_column=label_column,
             predictions=predictions,
             labels=labels,
+            score_column=score_column,
+            probability_columns=probability_columns,
+            scores=scores,
+            probabilities=probabilities,
         )
     except InvalidReference:
         raise
@@ -320,6 +341,10 @@ def _build(
     label_column: str | None,
     predictions: Sequence[WireValue] | None,
     labels: Sequence[WireValue] | None,
+    score_column: str | None = None,
+    probability_columns: Mapping[str, str] | None = None,
+    scores: Sequence[float | None] | None = None,
+    probabilities: Sequence[Mapping[str, float] | None] | None = None,
 ) -> Reference:
     features = dict(columns)
     if prediction_column is not None and prediction_column == label_column:
@@ -341,6 +366,9 @@ def _build(
         predictions = features.pop(prediction_column)
     if label_column is not None:
         labels = features.pop(label_column)
+    scores, probabilities = _score_columns(
+        features, score_column, probability_columns, scores, probabilities
+    )
     if not features and predictions is None and labels is None:
         raise InvalidReference(
             "the reference has no features, no predictions and no labels", field="features"
@@ -373,7 +401,42 @@ def _build(
         labels=targets.get("labels"),
         subsampled=subsampled,
         holdout=_holdout(predictions, labels, settings.max_categories),
+        scored=build_scored(
+            labels,
+            scores=scores,
+            probabilities=probabilities,
+            limit=settings.reference_max_values,
+        ),
     )
+
+
+def _score_columns(
+    features: dict[str, Sequence[WireValue]],
+    score_column: str | None,
+    probability_columns: Mapping[str, str] | None,
+    scores: Sequence[float | None] | None,
+    probabilities: Sequence[Mapping[str, float] | None] | None,
+) -> tuple[Sequence[float | None] | None, Sequence[Mapping[str, float] | None] | None]:
+    """The scores of a file's columns (taken out of ``features``), else those given."""
+    named = ([score_column] if score_column else []) + list((probability_columns or {}).values())
+    for column in named:
+        if column not in features:
+            raise InvalidReference(
+                f"{column!r} is not a column of the reference "
+                f"(columns: {', '.join(sorted(features)) or 'none'})",
+                field="score_column" if column == score_column else "probability_columns",
+                value=column,
+            )
+    if score_column:
+        scores = features.pop(score_column)  # type: ignore[assignment]
+    if probability_columns:
+        taken = {cls: features.pop(column) for cls, column in probability_columns.items()}
+        size = max(len(v) for v in taken.values())
+        probabilities = [
+            {cls: v[i] for cls, v in taken.items() if i < len(v) and v[i] is not None} or None  # type: ignore[misc]
+            for i in range(size)
+        ]
+    return scores, probabilities
 
 
 def _holdout(

@@ -33,6 +33,7 @@ from exporter.reference import (
     target_from_column,
 )
 from exporter.schema import ModelSchema
+from exporter.scored_reference import ScoredHoldout
 from exporter.snapshot import ArmCounts, ReferenceInfo, arm_counts_of, arm_counts_state
 from exporter.typedefs import ReferencePolicy
 from exporter.version import VersionState
@@ -185,6 +186,12 @@ class ReferenceState:
             ref = version.first_events
             return ReferenceInfo("first_events", "version", ref.rows, target, ref)
         return ReferenceInfo("collecting", "version", version.first_rows.rows, target, None)
+
+    def scored(self, version: VersionState) -> ScoredHoldout | None:
+        """The scored holdout a version's label-free estimate calibrates on: its own upload's,
+        else the model's (uploaded or configured), if it has scores."""
+        ref = version.uploaded or self.model
+        return None if ref is None else ref.scored
 
     def labels(self, version: VersionState) -> TargetReference | None:
         """The labels a version's label drift is measured against, if any yet."""

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from exporter import scored_reference
 from exporter.client._transport import Transport, TransportError, dumps
 
 Format = Literal["csv", "jsonl", "parquet"]
@@ -270,35 +271,12 @@ def check_columns(
 
 
 def probability_columns(spec: str | None, columns: list[str]) -> dict[str, str] | None:
-    """``--probability-columns`` as class -> column: ``"cat=p_cat,dog=p_dog"``, or
-    ``"p_*"``, every column of ``columns`` that starts with ``p_`` (the class is the rest).
-
-    >>> probability_columns("p_*", ["id", "p_cat", "p_dog"])
-    {'cat': 'p_cat', 'dog': 'p_dog'}
-    >>> probability_columns("1=yes, 0=no", [])
-    {'1': 'yes', '0': 'no'}
-    """
-    if not spec:
-        return None
-    spec = spec.strip()
-    if spec.endswith("*") and "=" not in spec:
-        prefix = spec[:-1]
-        found = {c[len(prefix) :]: c for c in columns if c.startswith(prefix) and c != prefix}
-        if not found:
-            shown = ", ".join(repr(c) for c in columns)
-            raise ReplayError(
-                f"no column starts with {prefix!r} (--probability-columns); its columns: {shown}"
-            )
-        return found
-    out: dict[str, str] = {}
-    for part in spec.split(","):
-        label, sep, column = part.partition("=")
-        if not sep or not label.strip() or not column.strip():
-            raise ReplayError(
-                f"--probability-columns takes CLASS=COLUMN pairs or PREFIX*, got {part.strip()!r}"
-            )
-        out[label.strip()] = column.strip()
-    return out
+    """``--probability-columns`` as class -> column (:func:`exporter.scored_reference.
+    probability_columns`), refused as a :class:`ReplayError`."""
+    try:
+        return scored_reference.probability_columns(spec, columns)
+    except ValueError as exc:
+        raise ReplayError(f"--probability-columns: {exc}") from None
 
 
 def to_event(row: Row, args: argparse.Namespace, features: list[str] | None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from exporter.concept_watch import ConceptDriftInfo
 from exporter.counters import ModelCounters, VersionCounters
+from exporter.estimate_window import EstimateCounts
 from exporter.persist.plain import State
 from exporter.reference import Reference, RowLayout, TargetReference
 from exporter.score_window import ScoreCounts
@@ -43,6 +44,10 @@ class WindowCounts:
     errors: ErrorSums | None  # regression
     #: classification with scored outcomes: their sums, histograms and (while exact) outcomes
     scores: ScoreCounts | None = None
+    #: with a scored reference: the label-free estimate's expected confusion over every scored
+    #: prediction (by prediction time), and over the labeled ones with their realised one
+    estimate: EstimateCounts | None = None
+    estimate_check: EstimateCounts | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,11 +25,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exporter.api.context import Context
 from exporter.comparison import Declaration, parse_declaration
-from exporter.config import Settings
+from exporter.config import ModelSpec, Settings
 from exporter.errors import NO_VALUE, ConfigError, Reason, RejectedInput
 from exporter.persistence import StateKeeper
 from exporter.reference import Reference, build_reference
 from exporter.reference_io import read_reference_file
+from exporter.scored_reference import probability_columns
 from exporter.store import Store
 from exporter.telemetry import Telemetry
 
@@ -63,6 +64,8 @@ def read_reference_files(settings: Settings, store: Store) -> dict[str, Referenc
                 categorical=spec.categorical,
                 prediction_column=spec.reference_prediction_column,
                 label_column=spec.reference_label_column,
+                score_column=spec.reference_score_column,
+                probability_columns=_probability_columns(spec, list(columns), key),
             )
         except RejectedInput as exc:
             raise ConfigError(
@@ -163,3 +166,13 @@ def on_thread(
         failed(f"starting failed: {type(exc).__name__}: {exc}")
         return
     started()
+
+
+def _probability_columns(spec: ModelSpec, columns: list[str], key: str) -> dict[str, str] | None:
+    """``reference_probability_columns`` against the file's columns."""
+    try:
+        return probability_columns(spec.reference_probability_columns, columns)
+    except ValueError as exc:
+        raise ConfigError(
+            f"config key '{key.removesuffix('reference_file')}reference_probability_columns': {exc}"
+        ) from None

@@ -20,6 +20,7 @@ from exporter.concept_watch import ConceptWatch
 from exporter.config import Settings
 from exporter.counters import VersionCounters
 from exporter.errors import Reason, RejectedInput
+from exporter.estimate_window import EstimateWindow
 from exporter.persist.plain import State
 from exporter.probabilities import Score, decode_vector
 from exporter.reference import Reference, ReferenceBuilder, TargetReference
@@ -84,6 +85,10 @@ class VersionState:
         self.concept: ConceptWatch | None = None
         #: Scored outcomes per window (exporter.score_window), from the first scored outcome.
         self.scores: dict[str, ScoreWindow] | None = None
+        #: The label-free estimate's expected confusion per window, by prediction time, and
+        #: (``estimate_checks``) of the labeled ones by label time, with their realised one.
+        self.estimates: dict[str, EstimateWindow] | None = None
+        self.estimate_checks: dict[str, EstimateWindow] | None = None
         self._windows = windows
         self._buckets = buckets
         self._quality_settings = settings.quality
@@ -108,6 +113,8 @@ class VersionState:
             "samples_revision": self.samples_revision,
             "concept": None if self.concept is None else self.concept.to_state(),
             "scores": None if self.scores is None else self._scores_state(self.scores),
+            "estimates": _windows_state(self.estimates),
+            "estimate_checks": _windows_state(self.estimate_checks),
         }
 
     def _scores_state(self, scores: dict[str, ScoreWindow]) -> State:
@@ -191,6 +198,8 @@ class VersionState:
         if saved_concept is not None and concept is not None:
             v.concept = ConceptWatch.from_state(saved_concept, concept)
         v._load_scores(state.get("scores"))
+        v.estimates = _windows_of(state.get("estimates"), windows, buckets)
+        v.estimate_checks = _windows_of(state.get("estimate_checks"), windows, buckets)
         return v
 
     def set_task(self, task: Task) -> None:
@@ -307,6 +316,32 @@ class VersionState:
             window.add_scored(times, outcomes, now)
         self.counters.scored += len(rows)
 
+    def record_estimates(
+        self,
+        times: FloatArray,
+        probabilities: FloatArray,
+        predicted: IntArray,
+        now: float,
+        *,
+        binary: bool,
+        truth: IntArray | None = None,
+    ) -> None:
+        """Calibrated predictions (exporter.estimation.Estimator.calibrated) into the estimate
+        windows: by prediction time, or with ``truth`` (joined outcomes) by label time."""
+        labeled = truth is not None
+        windows = self.estimate_checks if labeled else self.estimates
+        if windows is None or next(iter(windows.values())).binary != binary:
+            windows = {
+                label: EstimateWindow(seconds, self._buckets, binary=binary, labeled=labeled)
+                for label, seconds in self._windows
+            }
+            if labeled:
+                self.estimate_checks = windows
+            else:
+                self.estimates = windows
+        for window in windows.values():
+            window.add(times, probabilities, predicted, now, truth)
+
     def _score_windows(self, binary: bool) -> dict[str, ScoreWindow]:
         """The score windows, made at the first scored outcome, and made again (empty) if the
         model turned from binary to multiclass."""
@@ -352,8 +387,20 @@ class VersionState:
             else:
                 confusion = quality.confusion(now)
                 scored = None if self.scores is None else self.scores[label].counts(now)
+                estimate = None if self.estimates is None else self.estimates[label].counts(now)
+                checks = self.estimate_checks
+                check = None if checks is None else checks[label].counts(now)
                 out.append(
-                    WindowCounts(label, predictions, int(confusion.sum()), confusion, None, scored)
+                    WindowCounts(
+                        label,
+                        predictions,
+                        int(confusion.sum()),
+                        confusion,
+                        None,
+                        scored,
+                        estimate,
+                        check,
+                    )
                 )
         return tuple(out)
 
@@ -390,6 +437,23 @@ class VersionState:
             self.samples[window].snapshot(now, windows_back),
             self.label_samples[window].snapshot(now, windows_back),
         )
+
+
+def _windows_state(windows: dict[str, EstimateWindow] | None) -> State | None:
+    return None if windows is None else {label: w.to_state() for label, w in windows.items()}
+
+
+def _windows_of(
+    state: State | None, windows: dict[str, float], buckets: int
+) -> dict[str, EstimateWindow] | None:
+    if state is None:
+        return None
+    if set(state) != set(windows):
+        raise ValueError("saved estimate windows do not match the configured windows")
+    return {
+        label: EstimateWindow.from_state(state[label], seconds, buckets)
+        for label, seconds in windows.items()
+    }
 
 
 def _reference(state: State | None) -> Reference | None:

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exporter.estimate_window import EstimateCounts
 from exporter.snapshot import WindowCounts
+from exporter.stats.cbpe import EstimatedScores, estimated_scores
 from exporter.stats.performance import (
+    Average,
     ClassificationScores,
     RegressionScores,
     classification_scores,
@@ -44,3 +47,53 @@ def window_quality(
     if counts.scores is not None and counts.scores.count >= min_samples:
         probabilities = counts.scores.quality()
     return WindowQuality(counts.window, counts.predictions, counts.labeled, scores, probabilities)
+
+
+@dataclass(frozen=True, slots=True)
+class EstimateCheck:
+    """Realised minus estimated quality over the same labeled, scored predictions."""
+
+    predictions: int
+    accuracy: float
+    f1: dict[Average, float]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowEstimate:
+    """The label-free estimate of one window (None while fewer than ``quality.min_samples``
+    scored predictions), and its check against the labels that came (None likewise)."""
+
+    predictions: int
+    scores: EstimatedScores | None
+    checked: int
+    check: EstimateCheck | None
+
+
+def window_estimate(counts: WindowCounts, min_samples: int) -> WindowEstimate | None:
+    """The estimate of a window with a scored reference; None without one."""
+    if counts.estimate is None:
+        return None
+    positive = 1 if counts.estimate.binary else None  # binary windows: (negative, positive)
+    n = counts.estimate.predictions
+    scores = None
+    if n >= min_samples:
+        scores = estimated_scores(counts.estimate.expected, positive_class=positive)
+    check = counts.estimate_check
+    checked = 0 if check is None else check.predictions
+    return WindowEstimate(n, scores, checked, _check(check, positive, min_samples))
+
+
+def _check(
+    check: EstimateCounts | None, positive: int | None, min_samples: int
+) -> EstimateCheck | None:
+    if check is None or check.realised is None or check.predictions < min_samples:
+        return None
+    estimated = estimated_scores(check.expected, positive_class=positive)
+    realised = classification_scores(check.realised, positive_class=positive)
+    return EstimateCheck(
+        predictions=check.predictions,
+        accuracy=realised.accuracy - estimated.accuracy,
+        f1={
+            avg: realised.f1[avg] - estimated.f1[avg] for avg in estimated.f1 if avg in realised.f1
+        },
+    )

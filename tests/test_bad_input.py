@@ -969,6 +969,76 @@ CASES += [
     ),
 ]
 
+# A reference's scores (exporter/scored_reference.py): refused naming the row or the option.
+CASES += [
+    (
+        "reference_score_above_one",
+        "PUT",
+        "/v1/models/m/reference",
+        b'{"features": {"a": [1.0, 2.0]}, "labels": [0, 1], "scores": [0.5, 1.5]}',
+        J,
+        422,
+        "invalid_reference",
+        ["a reference score is a probability within 0..1"],
+        1,
+    ),
+    (
+        "reference_probability_out_of_range",
+        "PUT",
+        "/v1/models/m/reference",
+        b'{"features": {"a": [1.0]}, "labels": [0], "probabilities": [{"0": -0.5, "1": 1.5}]}',
+        J,
+        422,
+        "invalid_reference",
+        ["within 0..1"],
+        1,
+    ),
+    (
+        "reference_scores_without_labels",
+        "PUT",
+        "/v1/models/m/reference",
+        b'{"features": {"a": [1.0, 2.0]}, "scores": [0.5, 0.4]}',
+        J,
+        422,
+        "invalid_reference",
+        ["need the reference's labels"],
+        1,
+    ),
+    (
+        "reference_scores_not_one_per_row",
+        "PUT",
+        "/v1/models/m/reference",
+        b'{"features": {"a": [1.0, 2.0]}, "labels": [0, 1], "scores": [0.5]}',
+        J,
+        422,
+        "invalid_reference",
+        ["must have one value per row"],
+        1,
+    ),
+    (
+        "reference_score_column_not_in_csv",
+        "PUT",
+        "/v1/models/m/reference?label_column=y&score_column=p",
+        b"a,y\n1.0,0\n2.0,1\n",
+        {"Content-Type": "text/csv"},
+        422,
+        "invalid_reference",
+        ["'p' is not a column of the reference"],
+        1,
+    ),
+    (
+        "reference_probability_columns_malformed",
+        "PUT",
+        "/v1/models/m/reference?label_column=y&probability_columns=p",
+        b"a,y,p\n1.0,0,0.3\n",
+        {"Content-Type": "text/csv"},
+        422,
+        "invalid_reference",
+        ["CLASS=COLUMN pairs or PREFIX*"],
+        1,
+    ),
+]
+
 DEEP = 1_500  # levels of nesting: past Python's recursion limit, inside max_body_bytes
 
 # Nested too deeply, on every endpoint that takes JSON (the comparison's body is decoded
@@ -1095,6 +1165,12 @@ FIELDS: dict[str, str | None] = {
     "probabilities_empty": "events[0].probabilities",
     "probabilities_too_many_classes": "events[0].probabilities.3",
     "probability_not_a_number": "events[0].probabilities.0",
+    "reference_score_above_one": "scores[1]",
+    "reference_probability_out_of_range": "probabilities[0].0",
+    "reference_scores_without_labels": "scores",
+    "reference_scores_not_one_per_row": "scores",
+    "reference_score_column_not_in_csv": "score_column",
+    "reference_probability_columns_malformed": "probability_columns",
 }
 
 #: The offending ``value`` sent back, where the rejection has one.

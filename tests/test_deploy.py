@@ -50,7 +50,7 @@ def test_generated_files_are_current() -> None:
 def test_promtool_checks_and_unit_tests_the_rules() -> None:
     promtool = require_binary("promtool")
     check = run(promtool, "check", "rules", str(RULES))
-    assert check.returncode == 0 and "SUCCESS: 22 rules found" in check.stdout, check.stdout
+    assert check.returncode == 0 and "SUCCESS: 23 rules found" in check.stdout, check.stdout
     tests = run(promtool, "test", "rules", "model-exporter.rules.test.yml", cwd=RULES.parent)
     assert tests.returncode == 0 and "SUCCESS" in tests.stdout, tests.stdout + tests.stderr
     config = run(promtool, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
@@ -106,6 +106,15 @@ def test_promtool_checks_and_unit_tests_the_rules() -> None:
             "rules",
             "and model_baseline_sequential_labeled_predictions >= 100",
             "or model_baseline_sequential_labeled_predictions < 0",
+        ),
+        # ModelEstimatedAccuracyDrop: the strict comparison, the for.
+        ("rules", "model_estimated_accuracy < 0.9", "model_estimated_accuracy <= 0.9"),
+        (
+            "rules",
+            "for: 30m\n    labels:\n      severity: warning\n    annotations:\n"
+            "      summary: Model accuracy estimated",
+            "for: 20m\n    labels:\n      severity: warning\n    annotations:\n"
+            "      summary: Model accuracy estimated",
         ),
         # ModelConceptDrift: a shorter lookback, a reset read as a detection, the for.
         ("rules", "_total[30m]) > 0", "_total[20m]) > 0"),
@@ -246,6 +255,7 @@ def test_comparison_thresholds_render_into_expressions_and_annotations(tmp_path:
 THRESHOLD_KINDS = {
     "accuracy_below": "ratio_below",
     "f1_below": "ratio_below",
+    "estimated_accuracy_below": "ratio_below",
     "rejected_ratio_above": "ratio_above",
     "sequential_alpha": "alpha",
     "comparison_min_labels": "count",
@@ -379,7 +389,7 @@ def test_thresholds_at_the_edges_render_rules_promtool_accepts(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     rules = out / "prometheus" / "rules" / "model-exporter.rules.yml"
     check = run(promtool, "check", "rules", str(rules))
-    assert check.returncode == 0 and "SUCCESS: 22 rules found" in check.stdout, check.stdout
+    assert check.returncode == 0 and "SUCCESS: 23 rules found" in check.stdout, check.stdout
     alerts = {
         r.get("alert"): r for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"]
     }

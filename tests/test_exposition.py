@@ -17,7 +17,7 @@ from tests.helpers import promtool_check_metrics
 
 def populated(make_exporter, **extra: Any) -> Exporter:
     """Every kind of model and series: binary, multiclass, regression, drift, concept drift
-    (scores on fraud v1, probabilities on iris)
+    (scores on fraud v1, probabilities on iris, whose reference has them: the estimate)
     (DDM on "shift", ADWIN on the others), rejections,
     comparisons (fraud v2 against v1, price v2 against default, shadowed v2 in shadow of v1,
     appraisal's regression v2 in shadow of v1),
@@ -124,6 +124,11 @@ def populated(make_exporter, **extra: Any) -> Exporter:
             },
             "predictions": [["a", "b", "c"][i % 3] for i in range(40)],
             "labels": [["a", "b", "c"][(i * 7) % 4 % 3] for i in range(40)],
+            # Scored: the label-free estimate calibrates on them.
+            "probabilities": [
+                {"a": 0.6, "b": 0.2, "c": 0.2} if i % 3 == 0 else {"b": 0.5, "c": 0.5}
+                for i in range(40)
+            ],
         },
     )
     assert holdout.status_code == 200, holdout.text

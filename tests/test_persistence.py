@@ -384,6 +384,18 @@ def fill(app: Any, clock: FakeClock) -> None:
     store.add_labels("price", [Label(f"p{i}", i / 4) for i in range(40)])
     store.add_predictions("price", "old", [Event("o1", {"x": 1.0}, 2.0)])
     store.delete_version("price", "old")
+    # The zoo's reference has probabilities and labels: its estimate windows are state too.
+    rng = np.random.default_rng(9)
+    p = rng.dirichlet([1, 1, 1], 200)
+    scored = build_reference(
+        {"x": [1.0] * 200},
+        settings=store.settings.drift,
+        source="upload",
+        created=clock(),
+        labels=[["cat", "dog", "owl"][int(np.argmax(row))] for row in p],
+        probabilities=[dict(zip(["cat", "dog", "owl"], row.tolist(), strict=True)) for row in p],
+    )
+    store.set_reference("zoo", None, scored)
     zoo(store, range(0, 150), labels=range(0, 100))
     app.state.drift_worker.run_once()
 
@@ -469,6 +481,10 @@ def test_scores_waiting_for_their_label_join_after_a_restart(tmp_path: Path) -> 
     assert exposition(restarted)[key] == exposition(other)[key]
     scored = ("model_window_scored_predictions", key[1])
     assert exposition(restarted)[scored] == 150
+    estimated = ("model_estimated_accuracy", key[1])
+    assert exposition(restarted)[estimated] == exposition(other)[estimated]
+    checked = ("model_window_estimate_checked_predictions", key[1])
+    assert exposition(restarted)[checked] == 150
 
 
 def test_unclean_restart_restores_windows_and_counters_start_from_zero(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from exporter.errors import InvalidReference, Reason, RejectedInput
 from exporter.names import check_name
 from exporter.reference import Reference, build_reference
 from exporter.reference_io import parse_csv_columns
+from exporter.scored_reference import probability_columns as probability_columns_of
 
 _EXAMPLE = {"features": {"amount": [10.0, 12.5, 8.1], "country": ["DE", "FR", "DE"]}}
 _CSV = ("text/csv", "application/csv")
@@ -32,11 +33,14 @@ def reference_from_body(
     body: bytes,
     prediction_column: str | None,
     label_column: str | None,
+    score_column: str | None = None,
+    probability_columns: str | None = None,
 ) -> Reference:
     """Parse an uploaded reference (JSON or CSV, by media type) and build it."""
     settings = ctx.settings
     spec = settings.models.get(model)
-    predictions = labels = None
+    predictions = labels = scores = probabilities = None
+    columns_of_probabilities: dict[str, str] | None = None
     if kind in _CSV:
         try:
             text = body.decode("utf-8-sig")
@@ -49,10 +53,19 @@ def reference_from_body(
             spec.reference_prediction_column if spec else None
         )
         label_column = label_column or (spec.reference_label_column if spec else None)
+        score_column = score_column or (spec.reference_score_column if spec else None)
+        spec_columns = probability_columns or (spec.reference_probability_columns if spec else None)
+        try:
+            columns_of_probabilities = probability_columns_of(spec_columns, list(columns))
+        except ValueError as exc:
+            raise InvalidReference(
+                f"probability_columns: {exc}", field="probability_columns", value=spec_columns
+            ) from None
     elif not kind or kind == "application/json" or kind.endswith("+json"):
         parsed = decode(ctx.decoders.reference, body)
         columns, predictions, labels = parsed.features, parsed.predictions, parsed.labels
-        prediction_column = label_column = None
+        scores, probabilities = parsed.scores, parsed.probabilities
+        prediction_column = label_column = score_column = None
     else:
         raise RejectedInput(
             Reason.UNSUPPORTED_MEDIA_TYPE,
@@ -69,6 +82,10 @@ def reference_from_body(
         label_column=label_column,
         predictions=predictions,
         labels=labels,
+        score_column=score_column,
+        probability_columns=columns_of_probabilities,
+        scores=scores,
+        probabilities=probabilities,
     )
 
 
@@ -111,12 +128,17 @@ def router(ctx: Context) -> APIRouter:
         model_version: version = None,
         prediction_column: name = None,
         label_column: name = None,
+        score_column: name = None,
+        probability_columns: Annotated[str | None, Query(min_length=1, max_length=4096)] = None,
     ) -> dict[str, Any]:
         """Columnar JSON ``{"features": {name: [values]}, "predictions"?: [...], "labels"?:
         [...]}`` or CSV (``Content-Type: text/csv``, a header row of column names;
         ``prediction_column`` and ``label_column`` name the CSV columns holding reference
-        predictions and labels). Without ``model_version`` the reference applies to every
-        version of the model, present and future. Without any upload, the first
+        predictions and labels, ``score_column`` a binary model's scores and
+        ``probability_columns`` (``CLASS=COLUMN,...`` or ``PREFIX*``) the probabilities per
+        class; in JSON, ``scores`` and ``probabilities``, a value per row). Without
+        ``model_version`` the reference applies to every version of the model, present and
+        future. Without any upload, the first
         ``drift.reference_size`` predictions of each version become its reference. A reference
         of predictions and labels only (a holdout set) is valid."""
         check_name(model, "model")  # before reading a body of up to max_reference_bytes
@@ -126,7 +148,16 @@ def router(ctx: Context) -> APIRouter:
         body = await read_body(request, limits.max_reference_bytes, "max_reference_bytes")
 
         def work() -> dict[str, Any]:
-            reference = reference_from_body(ctx, model, kind, body, prediction_column, label_column)
+            reference = reference_from_body(
+                ctx,
+                model,
+                kind,
+                body,
+                prediction_column,
+                label_column,
+                score_column,
+                probability_columns,
+            )
             known = ctx.store.set_reference(model, model_version, reference)
             ctx.telemetry.count_received("reference", 1)
             return {

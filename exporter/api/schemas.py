@@ -223,6 +223,12 @@ def _structs(limits: LimitSettings) -> dict[str, Any]:
         features: dict[name, column]
         predictions: target | None = None
         labels: target | None = None
+        #: Per row, a binary model's positive-class probability (exporter/scored_reference.py).
+        scores: list[Annotated[float, documented(minimum=0, maximum=1)] | None] | None = None
+        #: Per row, a probability per class, keyed by the class as a string.
+        probabilities: (
+            list[dict[value, Annotated[float, documented(minimum=0, maximum=1)]] | None] | None
+        ) = None
 
     return {
         "PredictionEvent": PredictionEvent,

@@ -19,7 +19,7 @@ from exporter.drift_worker import DriftResult, WindowKey
 from exporter.snapshot import ComparisonInfo, ModelSnapshot, VersionSnapshot
 from exporter.stats.performance import ClassificationScores, RegressionScores
 from exporter.stats.scores import Bounded, ScoreQuality
-from exporter.views import window_quality
+from exporter.views import WindowEstimate, window_estimate, window_quality
 
 
 def router(ctx: Context) -> APIRouter:
@@ -154,6 +154,7 @@ def _version_json(
             "quality": _scores_json(w.scores, m.classes),
             "scored_predictions": None if counts.scores is None else counts.scores.count,
             "probabilities": _probabilities_json(w.probabilities),
+            "estimate": _estimate_json(window_estimate(counts, min_samples)),
             "drift": None if result is None else _drift_json(result),
         }
     c = m.comparison
@@ -165,6 +166,23 @@ def _version_json(
         "predictions_expired": v.counters.expired,
         "reference": reference,
         "windows": windows,
+    }
+
+
+def _estimate_json(e: WindowEstimate | None) -> dict[str, Any] | None:
+    """The label-free estimate of the window and its check (None: no scored reference)."""
+    if e is None:
+        return None
+    s, c = e.scores, e.check
+    return {
+        "predictions": e.predictions,
+        "accuracy": None if s is None else s.accuracy,
+        "precision": None if s is None else dict(s.precision),
+        "recall": None if s is None else dict(s.recall),
+        "f1_score": None if s is None else dict(s.f1),
+        "checked_predictions": e.checked,
+        "accuracy_error": None if c is None else c.accuracy,
+        "f1_score_error": None if c is None else dict(c.f1),
     }
 
 

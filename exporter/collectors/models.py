@@ -21,6 +21,7 @@ from exporter.collectors.comparison import (
 from exporter.collectors.concept import concept_families
 from exporter.collectors.drift import drift_families
 from exporter.collectors.quality import quality_families
+from exporter.collectors.estimates import estimate_families
 from exporter.collectors.scores import score_families
 from exporter.collectors.traffic import traffic_families
 from exporter.drift_worker import DriftCache, DriftResult, WindowKey
@@ -145,6 +146,7 @@ class ModelCollector(Collector):
             return [
                 *quality_families(snapshots, self.min_samples),
                 *score_families(snapshots, self.min_samples),
+                *estimate_families(snapshots, self.min_samples),
                 *concept_families(snapshots),
             ]
         if name == "traffic":

@@ -25,6 +25,7 @@ MODEL_ALERTS = (
     "ModelFeatureDrift",
     "ModelPredictionDrift",
     "ModelConceptDrift",
+    "ModelEstimatedAccuracyDrop",
     "ModelGroundTruthStale",
     "ModelNoPredictions",
 )
@@ -121,6 +122,9 @@ class Thresholds(BaseModel):
     # a concept-drift detection keeps ModelConceptDrift firing this long
     concept_drift_lookback: _RuleDuration = "30m"
     concept_drift_for: _RuleDuration = "1m"
+    # the label-free estimate (CBPE) below this: fires before the labels come
+    estimated_accuracy_below: _RatioBelow = 0.9
+    estimated_accuracy_for: _RuleDuration = "30m"
     # no label joined for this long while predictions flow
     ground_truth_stale_after: _RuleDuration = "2h"
     ground_truth_stale_for: _RuleDuration = "15m"
@@ -204,7 +208,27 @@ def _alert(
 
 def alerting_rules(t: Thresholds) -> list[dict[str, Any]]:
     """The model alerts, then the exporter's own."""
-    return [*_model_alerts(t), *_exporter_alerts(t)]
+    models = _model_alerts(t)
+    # The estimate's alert after the concept-drift one, as MODEL_ALERTS lists them.
+    at = [rule["alert"] for rule in models].index("ModelConceptDrift") + 1
+    return [*models[:at], _estimate_alert(t), *models[at:], *_exporter_alerts(t)]
+
+
+def _estimate_alert(t: Thresholds) -> dict[str, Any]:
+    """The label-free estimate of accuracy fell: the labels that would confirm it may be days
+    away."""
+    mv = "{{ $labels.model }} {{ $labels.model_version }}"
+    return _alert(
+        "ModelEstimatedAccuracyDrop",
+        f"model_estimated_accuracy < {t.estimated_accuracy_below}",
+        t.estimated_accuracy_for,
+        "warning",
+        f"Model accuracy estimated below {t.estimated_accuracy_below:.0%} (no labels needed)",
+        f"Model {mv} accuracy is estimated at {{{{ $value | humanizePercentage }}}} over the "
+        "last {{ $labels.window }} window, from its calibrated probabilities; "
+        "model_estimated_accuracy_error shows how far the estimate was off where labels came.",
+        t,
+    )
 
 
 def _model_alerts(t: Thresholds) -> list[dict[str, Any]]:
