@@ -225,6 +225,10 @@ def send_traffic(client: httpx.Client, start: int = 0) -> None:
                 "features": {"amount": rng.normal(0, 1, 200).tolist()},
                 "predictions": holdout_pred.tolist(),
                 "labels": holdout_truth.tolist(),
+                # Scores of the same rows: the label-free estimate calibrates on them.
+                "scores": np.clip(
+                    0.5 + (holdout_pred - 0.5) * 0.8 + score_rng.normal(0, 0.08, 200), 0, 1
+                ).tolist(),
             },
         )
         assert r.status_code == 200, r.text

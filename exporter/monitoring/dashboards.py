@@ -445,6 +445,7 @@ def model_detail() -> dict[str, Any]:
     b = _Board()
     _quality_row(b)
     _scores_row(b)
+    _estimate_row(b)
     _concept_row(b)
     _feature_drift_row(b)
     _data_quality_row(b)
@@ -597,6 +598,40 @@ def _scores_row(b: _Board) -> None:
             }
         ],
         w=8,
+    )
+
+
+def _estimate_row(b: _Board) -> None:
+    """The label-free estimate against the realised quality, and how far off it was."""
+    b.row("Label-free estimate")
+    b.add(
+        "timeseries",
+        "Accuracy: estimated over every prediction, realised over the labeled",
+        [
+            (f"model_estimated_accuracy{{{WSEL}}}", "estimated {{model_version}}"),
+            (f"model_accuracy{{{WSEL}}}", "realised {{model_version}}"),
+        ],
+        description="The estimate (CBPE: calibrated probabilities, no labels) covers the "
+        "window's predictions by prediction time; the realised accuracy its labels by label "
+        "time, which may be days behind.",
+        unit="percentunit",
+        field_config=_threshold_line(0.9),
+        w=12,
+    )
+    b.add(
+        "timeseries",
+        "Estimated F1",
+        [(f"model_estimated_f1_score{{{WSEL}}}", "{{average}} {{model_version}}")],
+        unit="percentunit",
+        w=6,
+    )
+    b.add(
+        "timeseries",
+        "Estimate's error where labels came (realised - estimated)",
+        [(f"model_estimated_accuracy_error{{{WSEL}}}", "accuracy {{model_version}}")],
+        description="Over the same labeled predictions: near 0 the estimate can be trusted.",
+        field_config=_zero_line(),
+        w=6,
     )
 
 
