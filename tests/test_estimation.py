@@ -166,7 +166,7 @@ def test_multiclass_estimate_equals_the_direct_implementation(make_exporter: Any
         },
     )
     assert answer.status_code == 200, answer.text
-    truth, probs, pred = world(1200, 0.15)
+    _truth, probs, pred = world(1200, 0.15)
     events = [
         {
             "id": i,
@@ -246,7 +246,7 @@ def test_estimate_error_within_002_on_calibrated_data_at_09_accuracy() -> None:
     for _ in range(200):
         truth, score, _ = calibrated_world(rng, 1000)
         pred = (score > 0.5).astype(np.int64)
-        rows, matrix, classes = estimator.calibrated(score.tolist(), pred, 1)  # type: ignore[misc]
+        _rows, matrix, classes = estimator.calibrated(score.tolist(), pred, 1)  # type: ignore[misc]
         est = estimated_scores(expected_confusion(matrix, classes, 2), positive_class=1)
         errors.append(abs(est.accuracy - accuracy_score(truth, pred)))
     assert 0.87 < accuracy_score(truth, pred) < 0.93

@@ -20,8 +20,8 @@ from exporter.collectors.comparison import (
 )
 from exporter.collectors.concept import concept_families
 from exporter.collectors.drift import drift_families
-from exporter.collectors.quality import quality_families
 from exporter.collectors.estimates import estimate_families
+from exporter.collectors.quality import quality_families
 from exporter.collectors.scores import score_families
 from exporter.collectors.traffic import traffic_families
 from exporter.drift_worker import DriftCache, DriftResult, WindowKey
