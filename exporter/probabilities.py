@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -31,7 +32,7 @@ import numpy as np
 from exporter.encoding import encode_targets
 from exporter.errors import Reason, RejectedInput, describe_value
 from exporter.schema import ClassCodec
-from exporter.typedefs import ClassKind, ClassValue, Task, WireValue
+from exporter.typedefs import ClassKind, ClassValue, FloatArray, IntArray, Task, WireValue
 
 #: What the join keeps of an event's probabilities (None: the event had none).
 Score = float | bytes | None
@@ -98,21 +99,113 @@ def encode_scores(
             f"events[{i}].{name}",
             scores[i] if scores[i] is not None else "{...}",
         )
-    fast = _alike(
-        scores,
-        probabilities,
-        given,
-        task=task,
-        kind=kind,
-        codec=codec,
-        new_classes=new_classes,
-        positive=positive,
-        tolerance=tolerance,
-        model=model,
-        first_at=first_at,
-    )
-    if fast is not None:
-        return fast
+    classes = _Classes(task, kind, codec, new_classes, positive, tolerance, model, first_at)
+    fast = _alike(scores, probabilities, given, classes)
+    return fast if fast is not None else _one_by_one(scores, probabilities, given, classes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Classes:
+    """What the scores of a batch are checked against: the model's classes with the batch's
+    new ones (``new_classes`` and ``first_at`` grow as probabilities name classes)."""
+
+    task: Task
+    kind: ClassKind | None
+    codec: ClassCodec
+    new_classes: dict[ClassValue, int]
+    positive: ClassValue | None
+    tolerance: float
+    model: str
+    first_at: dict[ClassValue, str] | None
+
+    @property
+    def width(self) -> int:
+        return len(self.codec) + len(self.new_classes)
+
+    @property
+    def binary(self) -> bool:
+        """Scores are a float, the positive class's probability (else bytes per class)."""
+        return self.task == "binary" and self.width <= 2
+
+    def indices(self, keys: Sequence[str], where: str) -> IntArray:
+        """The class indices ``probabilities`` keys name (new classes get the next ones)."""
+        values = [class_of_key(k, self.kind, f"{where}.{k}") for k in keys]
+        out = encode_targets(
+            values,
+            task=self.task,
+            codec=self.codec,
+            kind=self.kind,
+            new_classes=self.new_classes,
+            field_of=lambda j: f"{where}.{keys[j]}",
+            model=self.model,
+            first_at=self.first_at,
+        )
+        return out.astype(np.int64)  # class indices: a classifier's task
+
+    def positive_index(self) -> int | None:
+        value = self.positive
+        if value is None:
+            return None
+        index = self.codec.index.get(value)
+        return self.new_classes.get(value) if index is None else index
+
+
+def _alike(
+    scores: Sequence[float | None],
+    probabilities: Sequence[Mapping[str, float] | None],
+    given: list[int],
+    classes: _Classes,
+) -> list[Score] | None:
+    """The usual batch at numpy speed: every scored event has probabilities with the same keys
+    in the same order (a classifier's output), or every one a score, all within the rules.
+    None for anything else, which the event-by-event path then checks, naming the field."""
+    out: list[Score] = [None] * len(scores)
+    first = probabilities[given[0]]
+    if first is None:
+        if any(probabilities[i] is not None for i in given) or not classes.binary:
+            return None
+        values = np.array([scores[i] for i in given], dtype=np.float64)
+        if not (np.all(values >= 0.0) and np.all(values <= 1.0)):  # NaN fails too
+            return None
+        for i, value in zip(given, values.tolist(), strict=True):
+            out[i] = value
+        return out
+    keys = tuple(first)
+    if not keys or any(
+        scores[i] is not None or (p := probabilities[i]) is None or tuple(p) != keys for i in given
+    ):
+        return None
+    indices = classes.indices(keys, f"events[{given[0]}].probabilities")
+    matrix = np.array([tuple(probabilities[i].values()) for i in given], dtype=np.float64)  # type: ignore[union-attr]
+    total = matrix.sum(axis=1)
+    if not (
+        np.all(matrix >= 0.0)
+        and np.all(matrix <= 1.0)
+        and np.all(np.abs(total - 1.0) <= classes.tolerance)
+    ):
+        return None
+    matrix /= total[:, None]
+    if classes.binary:
+        column = classes.positive_index()
+        named = np.flatnonzero(indices == column) if column is not None else np.empty(0, np.intp)
+        chosen = matrix[:, named[0]] if named.shape[0] else np.zeros(len(given))
+        for i, value in zip(given, chosen.tolist(), strict=True):
+            out[i] = value
+        return out
+    full = np.zeros((len(given), classes.width))
+    full[:, indices] = matrix
+    for i, row in zip(given, full, strict=True):
+        out[i] = row.tobytes()
+    return out
+
+
+def _one_by_one(
+    scores: Sequence[float | None],
+    probabilities: Sequence[Mapping[str, float] | None],
+    given: list[int],
+    classes: _Classes,
+) -> list[Score]:
+    """Each event checked on its own: the first that breaks a rule is refused, by field."""
     vectors: dict[int, dict[int, float]] = {}
     for i in given:
         score, probs = scores[i], probabilities[i]
@@ -121,24 +214,13 @@ def encode_scores(
                 "an event carries score or probabilities, not both", f"events[{i}].score", score
             )
         if probs is not None:
-            vectors[i] = _vector(
-                probs,
-                i,
-                kind=kind,
-                codec=codec,
-                new_classes=new_classes,
-                model=model,
-                task=task,
-                first_at=first_at,
-                tolerance=tolerance,
-            )
+            vectors[i] = _vector(probs, f"events[{i}].probabilities", classes)
         else:
             assert score is not None
             _check_probability(score, f"events[{i}].score")
     out: list[Score] = [None] * len(scores)
-    binary = task == "binary" and len(codec) + len(new_classes) <= 2
-    if binary:
-        index = _index_of(positive, codec, new_classes)
+    if classes.binary:
+        index = classes.positive_index()
         for i in given:
             score = scores[i]
             if score is not None:
@@ -149,85 +231,15 @@ def encode_scores(
     for i in given:
         if scores[i] is not None:
             raise _refuse(
-                f"model {model!r} has more than two classes: send probabilities, one per "
-                "class, rather than one score",
+                f"model {classes.model!r} has more than two classes: send probabilities, one "
+                "per class, rather than one score",
                 f"events[{i}].score",
                 scores[i],
             )
-    width = len(codec) + len(new_classes)
     for i, vector in vectors.items():
-        row = np.zeros(width)
+        row = np.zeros(classes.width)
         for index, p in vector.items():
             row[index] = p
-        out[i] = row.tobytes()
-    return out
-
-
-def _alike(
-    scores: Sequence[float | None],
-    probabilities: Sequence[Mapping[str, float] | None],
-    given: list[int],
-    *,
-    task: Task,
-    kind: ClassKind | None,
-    codec: ClassCodec,
-    new_classes: dict[ClassValue, int],
-    positive: ClassValue | None,
-    tolerance: float,
-    model: str,
-    first_at: dict[ClassValue, str] | None,
-) -> list[Score] | None:
-    """The usual batch at numpy speed: every scored event has probabilities with the same keys
-    in the same order (a classifier's output), or every one a score, all within the rules.
-    None for anything else, which the event-by-event path then checks, naming the field."""
-    first = probabilities[given[0]]
-    if first is None:
-        if any(probabilities[i] is not None for i in given):
-            return None
-        values = np.array([scores[i] for i in given], dtype=np.float64)
-        if not (np.all(values >= 0.0) and np.all(values <= 1.0)):  # NaN fails too
-            return None
-        if task != "binary" or len(codec) + len(new_classes) > 2:
-            return None
-        out: list[Score] = [None] * len(scores)
-        for i, value in zip(given, values.tolist(), strict=True):
-            out[i] = value
-        return out
-    keys = tuple(first)
-    if not keys or any(
-        scores[i] is not None or (p := probabilities[i]) is None or tuple(p) != keys for i in given
-    ):
-        return None
-    where = f"events[{given[0]}].probabilities"
-    indices = encode_targets(
-        [class_of_key(k, kind, f"{where}.{k}") for k in keys],
-        task=task,
-        codec=codec,
-        kind=kind,
-        new_classes=new_classes,
-        field_of=lambda j: f"{where}.{keys[j]}",
-        model=model,
-        first_at=first_at,
-    )
-    matrix = np.array([tuple(probabilities[i].values()) for i in given], dtype=np.float64)  # type: ignore[union-attr]
-    total = matrix.sum(axis=1)
-    if not (
-        np.all(matrix >= 0.0) and np.all(matrix <= 1.0) and np.all(np.abs(total - 1.0) <= tolerance)
-    ):
-        return None
-    matrix /= total[:, None]
-    out = [None] * len(scores)
-    width = len(codec) + len(new_classes)
-    if task == "binary" and width <= 2:
-        column = _index_of(positive, codec, new_classes)
-        named = np.flatnonzero(indices == column) if column is not None else np.empty(0, np.intp)
-        chosen = matrix[:, named[0]] if named.shape[0] else np.zeros(len(given))
-        for i, value in zip(given, chosen.tolist(), strict=True):
-            out[i] = value
-        return out
-    full = np.zeros((len(given), width))
-    full[:, indices] = matrix
-    for i, row in zip(given, full, strict=True):
         out[i] = row.tobytes()
     return out
 
@@ -237,58 +249,27 @@ def _check_probability(value: float, field: str) -> None:
         raise _refuse(f"a probability is within 0..1, got {describe_value(value)}", field, value)
 
 
-def _vector(
-    probs: Mapping[str, float],
-    i: int,
-    *,
-    kind: ClassKind | None,
-    codec: ClassCodec,
-    new_classes: dict[ClassValue, int],
-    model: str,
-    task: Task,
-    first_at: dict[ClassValue, str] | None,
-    tolerance: float,
-) -> dict[int, float]:
+def _vector(probs: Mapping[str, float], where: str, classes: _Classes) -> dict[int, float]:
     """One event's probabilities by class index, divided by their sum."""
-    where = f"events[{i}].probabilities"
     if not probs:
         raise _refuse("probabilities names no class", where, "{}")
     keys = list(probs)
-    values = [class_of_key(k, kind, f"{where}.{k}") for k in keys]
-    indices = encode_targets(
-        values,
-        task=task,
-        codec=codec,
-        kind=kind,
-        new_classes=new_classes,
-        field_of=lambda j: f"{where}.{keys[j]}",
-        model=model,
-        first_at=first_at,
-    )
+    indices = classes.indices(keys, where)
     total = 0.0
     for key in keys:
         p = probs[key]
         _check_probability(p, f"{where}.{key}")
         total += p
-    if abs(total - 1.0) > tolerance:
+    if abs(total - 1.0) > classes.tolerance:
         raise _refuse(
             f"probabilities sum to {total:.6g}, not 1 (quality.probability_tolerance is "
-            f"{tolerance:g})",
+            f"{classes.tolerance:g})",
             where,
             round(total, 6),
         )
     return {int(j): probs[k] / total for j, k in zip(indices.tolist(), keys, strict=True)}
 
 
-def _index_of(
-    value: ClassValue | None, codec: ClassCodec, new_classes: Mapping[ClassValue, int]
-) -> int | None:
-    if value is None:
-        return None
-    index = codec.index.get(value)
-    return new_classes.get(value) if index is None else index
-
-
-def decode_vector(score: bytes) -> np.ndarray:
+def decode_vector(score: bytes) -> FloatArray:
     """A multiclass :data:`Score` back as its probabilities by class index."""
     return np.frombuffer(score, dtype=np.float64)

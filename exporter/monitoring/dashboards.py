@@ -136,6 +136,22 @@ class _Board:
         self._y += 1
 
 
+#: The columns a table or bar chart of instant series hides: time and the selected labels.
+_HIDDEN = ("Time", "__name__", "job", "instance", "model", "window")
+
+
+def _organize(
+    rename: dict[str, str] | None = None, *, merge: bool = False, hide: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The transformations of an instant table: merge the queries (one row per series),
+    hide :data:`_HIDDEN` (and ``hide``), rename the value columns."""
+    options: dict[str, Any] = {"excludeByName": dict.fromkeys((*_HIDDEN, *hide), True)}
+    if rename:
+        options["renameByName"] = rename
+    steps: list[dict[str, Any]] = [{"id": "merge", "options": {}}] if merge else []
+    return [*steps, {"id": "organize", "options": options}]
+
+
 def _threshold_line(value: float) -> dict[str, Any]:
     return {
         "min": 0,
@@ -554,24 +570,11 @@ def _scores_row(b: _Board) -> None:
         "equal. Binary: the positive class's score; multiclass: the top class.",
         instant=True,
         options={"xField": "bin"},
-        transformations=[
-            {"id": "merge", "options": {}},
-            {
-                "id": "organize",
-                "options": {
-                    "excludeByName": {
-                        "Time": True,
-                        "__name__": True,
-                        "job": True,
-                        "instance": True,
-                        "model": True,
-                        "window": True,
-                        "model_version": True,
-                    },
-                    "renameByName": {"Value #A": "observed rate", "Value #B": "mean confidence"},
-                },
-            },
-        ],
+        transformations=_organize(
+            {"Value #A": "observed rate", "Value #B": "mean confidence"},
+            merge=True,
+            hide=("model_version",),
+        ),
         unit="percentunit",
         w=16,
     )
@@ -581,22 +584,7 @@ def _scores_row(b: _Board) -> None:
         [(f"model_calibration_bin_predictions{{{WSEL}}}", "{{model_version}}")],
         instant=True,
         options={"xField": "bin"},
-        transformations=[
-            {
-                "id": "organize",
-                "options": {
-                    "excludeByName": {
-                        "Time": True,
-                        "__name__": True,
-                        "job": True,
-                        "instance": True,
-                        "model": True,
-                        "window": True,
-                        "model_version": True,
-                    },
-                },
-            }
-        ],
+        transformations=_organize(hide=("model_version",)),
         w=8,
     )
 
@@ -681,29 +669,16 @@ def _feature_drift_row(b: _Board) -> None:
         w=24,
         h=10,
         instant=True,
-        transformations=[
-            {"id": "merge", "options": {}},
+        transformations=_organize(
             {
-                "id": "organize",
-                "options": {
-                    "excludeByName": {
-                        "Time": True,
-                        "__name__": True,
-                        "job": True,
-                        "instance": True,
-                        "model": True,
-                        "window": True,
-                    },
-                    "renameByName": {
-                        "Value #A": "KS p-value",
-                        "Value #B": "chi2 p-value",
-                        "Value #C": "PSI",
-                        "Value #D": "Jensen-Shannon",
-                        "Value #E": "drifted",
-                    },
-                },
+                "Value #A": "KS p-value",
+                "Value #B": "chi2 p-value",
+                "Value #C": "PSI",
+                "Value #D": "Jensen-Shannon",
+                "Value #E": "drifted",
             },
-        ],
+            merge=True,
+        ),
     )
     b.add(
         "state-timeline",
