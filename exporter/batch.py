@@ -196,6 +196,7 @@ def prepare_predictions(
         positive=schema.positive_for(task, class_kind),
         tolerance=probability_tolerance,
         model=model,
+        max_classes=limits.max_classes,
         first_at=first_at,
     )
     task = schema.check_classes(task, new_classes, limits.max_classes, model, first_at)

@@ -40,17 +40,25 @@ class EstimateWindow:
         self.labeled = labeled
         self.classes = 2 if binary else 0
         self._expected = np.zeros((buckets, self.classes, self.classes))
-        self._realised = np.zeros((buckets, self.classes, self.classes), dtype=np.int64)
+        self._realised = np.zeros(self._realised_shape(), dtype=np.int64)
+
+    def _realised_shape(self) -> tuple[int, int, int]:
+        """The realised counts' shape: kept by labeled windows only."""
+        k = self.classes if self.labeled else 0
+        return (self.time.count, k, k)
 
     def _grow(self, classes: int) -> None:
         if classes <= self.classes:
             return
         b = self.time.count
         expected = np.zeros((b, classes, classes))
-        realised = np.zeros((b, classes, classes), dtype=np.int64)
         expected[:, : self.classes, : self.classes] = self._expected
-        realised[:, : self.classes, : self.classes] = self._realised
-        self._expected, self._realised, self.classes = expected, realised, classes
+        old = self.classes
+        self._expected, self.classes = expected, classes
+        realised = np.zeros(self._realised_shape(), dtype=np.int64)
+        if self.labeled:
+            realised[:, :old, :old] = self._realised
+        self._realised = realised
 
     def add(
         self,
@@ -78,7 +86,7 @@ class EstimateWindow:
                 self._expected[slot] = 0.0
                 self._realised[slot] = 0
             self._expected[slot] += expected_confusion(probabilities[idx], predicted[idx], k)
-            if truth is not None:
+            if truth is not None and self.labeled:
                 flat = truth[idx] * k + predicted[idx]
                 self._realised[slot] += np.bincount(flat, minlength=k * k).reshape(k, k)
 
@@ -110,9 +118,10 @@ class EstimateWindow:
             expected.ndim != 3
             or expected.shape[0] != buckets
             or expected.shape[1] != expected.shape[2]
-            or realised.shape != expected.shape
         ):
             raise ValueError("saved estimate buckets do not fit the configured window")
-        window._expected, window._realised = expected.astype(np.float64), realised.astype(np.int64)
-        window.classes = expected.shape[1]
+        window._expected, window.classes = expected.astype(np.float64), expected.shape[1]
+        if realised.shape != window._realised_shape():
+            raise ValueError("saved realised counts do not fit the saved estimate buckets")
+        window._realised = realised.astype(np.int64)
         return window

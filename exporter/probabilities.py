@@ -37,7 +37,8 @@ from exporter.typedefs import ClassKind, ClassValue, FloatArray, IntArray, Task,
 #: What the join keeps of an event's probabilities (None: the event had none).
 Score = float | bytes | None
 
-_INT_KEY: Final = re.compile(r"-?(?:0|[1-9]\d*)")
+#: An int class's canonical text: no sign on 0 ("-0" would name class 0 a second time).
+_INT_KEY: Final = re.compile(r"0|-?[1-9]\d*")
 
 
 def _refuse(message: str, field: str, value: object) -> RejectedInput:
@@ -79,11 +80,14 @@ def encode_scores(
     positive: ClassValue | None,
     tolerance: float,
     model: str,
+    max_classes: int,
     first_at: dict[ClassValue, str] | None = None,
 ) -> list[Score] | None:
     """Each event's :data:`Score`, or None when no event has one. ``new_classes`` and
-    ``first_at`` are extended with classes only ``probabilities`` name (the caller checks the
-    class limit after). ``positive``: the positive class of a binary model."""
+    ``first_at`` are extended with classes only ``probabilities`` name; more than
+    ``max_classes`` in all are refused (``too_many_classes``) as soon as a key brings one, so
+    that no row is ever wider than the limit. ``positive``: the positive class of a binary
+    model."""
     given = [
         i
         for i, (s, p) in enumerate(zip(scores, probabilities, strict=True))
@@ -99,7 +103,9 @@ def encode_scores(
             f"events[{i}].{name}",
             scores[i] if scores[i] is not None else "{...}",
         )
-    classes = _Classes(task, kind, codec, new_classes, positive, tolerance, model, first_at)
+    classes = _Classes(
+        task, kind, codec, new_classes, positive, tolerance, model, max_classes, first_at
+    )
     fast = _alike(scores, probabilities, given, classes)
     return fast if fast is not None else _one_by_one(scores, probabilities, given, classes)
 
@@ -116,6 +122,7 @@ class _Classes:
     positive: ClassValue | None
     tolerance: float
     model: str
+    max_classes: int
     first_at: dict[ClassValue, str] | None
 
     @property
@@ -140,6 +147,15 @@ class _Classes:
             model=self.model,
             first_at=self.first_at,
         )
+        if self.width > self.max_classes:
+            over = list(self.new_classes)[self.max_classes - len(self.codec)]
+            raise RejectedInput(
+                Reason.TOO_MANY_CLASSES,
+                f"model {self.model!r} would have {self.width} classes with those probabilities "
+                f"name; limits.max_classes is {self.max_classes}",
+                field=(self.first_at or {}).get(over, where),
+                value=over,
+            )
         return out.astype(np.int64)  # class indices: a classifier's task
 
     def positive_index(self) -> int | None:
@@ -231,8 +247,9 @@ def _one_by_one(
     for i in given:
         if scores[i] is not None:
             raise _refuse(
-                f"model {classes.model!r} has more than two classes: send probabilities, one "
-                "per class, rather than one score",
+                f"model {classes.model!r} is a {classes.task} classifier: send probabilities, "
+                "one per class, rather than one score (string classes make a multiclass model "
+                "unless models.<name>.task is binary, with its positive_class)",
                 f"events[{i}].score",
                 scores[i],
             )

@@ -286,6 +286,7 @@ def build_reference(
     probability_columns: Mapping[str, str] | None = None,
     scores: Sequence[float | None] | None = None,
     probabilities: Sequence[Mapping[str, float] | None] | None = None,
+    max_classes: int = 1000,
 ) -> Reference:
     """The reference of uploaded or file columns: the one function uploads and start-up use.
 
@@ -293,7 +294,8 @@ def build_reference(
     holding the reference predictions and labels; ``predictions`` / ``labels`` give them
     directly (JSON uploads). Likewise ``score_column`` / ``probability_columns`` (class ->
     column) and ``scores`` / ``probabilities``: the rows' scores, with the labels the
-    scored holdout (exporter.scored_reference) the label-free estimate calibrates on.
+    scored holdout (exporter.scored_reference) the label-free estimate calibrates on, whose
+    probabilities may name at most ``max_classes`` classes (``limits.max_classes``).
 
     A column is numeric when its non-null values are all numbers,
     categorical when they are all strings or bools (or when its name is in ``categorical``).
@@ -320,6 +322,7 @@ def build_reference(
             probability_columns=probability_columns,
             scores=scores,
             probabilities=probabilities,
+            max_classes=max_classes,
         )
     except InvalidReference:
         raise
@@ -345,6 +348,7 @@ def _build(
     probability_columns: Mapping[str, str] | None = None,
     scores: Sequence[float | None] | None = None,
     probabilities: Sequence[Mapping[str, float] | None] | None = None,
+    max_classes: int = 1000,
 ) -> Reference:
     features = dict(columns)
     if prediction_column is not None and prediction_column == label_column:
@@ -406,6 +410,7 @@ def _build(
             scores=scores,
             probabilities=probabilities,
             limit=settings.reference_max_values,
+            max_classes=max_classes,
         ),
     )
 
@@ -419,6 +424,15 @@ def _score_columns(
 ) -> tuple[Sequence[float | None] | None, Sequence[Mapping[str, float] | None] | None]:
     """The scores of a file's columns (taken out of ``features``), else those given."""
     named = ([score_column] if score_column else []) + list((probability_columns or {}).values())
+    twice = {c for c in named if named.count(c) > 1}
+    if twice:
+        column = sorted(twice)[0]
+        raise InvalidReference(
+            f"{column!r} is named twice among the score and probability columns; each class "
+            "needs a column of its own",
+            field="probability_columns",
+            value=column,
+        )
     for column in named:
         if column not in features:
             raise InvalidReference(

@@ -61,10 +61,19 @@ def build_scored(
     scores: Sequence[float | None] | None = None,
     probabilities: Sequence[Mapping[str, float] | None] | None = None,
     limit: int,
+    max_classes: int = 1000,
     where: str = "",
 ) -> ScoredHoldout | None:
     """The scored holdout of a reference (None without scores); ``where`` prefixes the field
-    of a refusal (``scores[3]``, ``probabilities[3].cat``)."""
+    of a refusal (``scores[3]``, ``probabilities[3].cat``). Probabilities may name at most
+    ``max_classes`` classes in all; each row is divided by its sum, as an event's are (a row
+    of ``{}`` counts as missing, one that sums to 0 is refused)."""
+    if scores is not None and probabilities is not None:
+        raise InvalidReference(
+            "a reference carries scores or probabilities, not both", field=where + "scores"
+        )
+    if probabilities is not None:
+        probabilities = [row or None for row in probabilities]
     given = scores if scores is not None else probabilities
     if given is None:
         return None
@@ -98,13 +107,26 @@ def build_scored(
         seen: dict[str, int] = {}
         for i in rows:
             for key in probabilities[i] or {}:
-                seen.setdefault(key, len(seen))
+                if seen.setdefault(key, len(seen)) >= max_classes:
+                    raise InvalidReference(
+                        f"reference probabilities name more than limits.max_classes "
+                        f"({max_classes}) classes",
+                        field=f"{where}probabilities[{i}].{key}",
+                        value=key,
+                    )
         columns = tuple(seen)
         matrix = np.zeros((len(rows), len(columns)))
         for r, i in enumerate(rows):
             row = probabilities[i] or {}
             for key, value in row.items():
                 matrix[r, seen[key]] = _probability(value, f"{where}probabilities[{i}].{key}")
+        total = matrix.sum(axis=1)
+        if (total == 0).any():
+            i = rows[int(np.flatnonzero(total == 0)[0])]
+            raise InvalidReference(
+                "reference probabilities of a row sum to 0", field=f"{where}probabilities[{i}]"
+            )
+        matrix /= total[:, None]
     truth = tuple(category_label(labels[i]) for i in rows)
     if len(rows) > limit:
         keep = np.sort(np.random.default_rng(2).choice(len(rows), limit, replace=False))

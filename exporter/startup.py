@@ -66,6 +66,7 @@ def read_reference_files(settings: Settings, store: Store) -> dict[str, Referenc
                 label_column=spec.reference_label_column,
                 score_column=spec.reference_score_column,
                 probability_columns=_probability_columns(spec, list(columns), key),
+                max_classes=settings.limits.max_classes,
             )
         except RejectedInput as exc:
             raise ConfigError(

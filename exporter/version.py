@@ -20,7 +20,7 @@ from exporter.concept_watch import ConceptWatch
 from exporter.config import Settings
 from exporter.counters import VersionCounters
 from exporter.errors import Reason, RejectedInput
-from exporter.estimate_window import EstimateWindow
+from exporter.estimate_window import EstimateCounts, EstimateWindow
 from exporter.persist.plain import State
 from exporter.probabilities import Score, decode_vector
 from exporter.reference import Reference, ReferenceBuilder, TargetReference
@@ -386,10 +386,14 @@ class VersionState:
                 )
             else:
                 confusion = quality.confusion(now)
-                scored = None if self.scores is None else self.scores[label].counts(now)
-                estimate = None if self.estimates is None else self.estimates[label].counts(now)
-                checks = self.estimate_checks
-                check = None if checks is None else checks[label].counts(now)
+                # Windows of the other kind (the model turned multiclass since) are stale:
+                # they are made again at the next scored outcome, and not shown meanwhile.
+                binary = task == "binary"
+                scored = None
+                if self.scores is not None and self.scores[label].binary == binary:
+                    scored = self.scores[label].counts(now)
+                estimate = _current(self.estimates, label, binary, now)
+                check = _current(self.estimate_checks, label, binary, now)
                 out.append(
                     WindowCounts(
                         label,
@@ -437,6 +441,15 @@ class VersionState:
             self.samples[window].snapshot(now, windows_back),
             self.label_samples[window].snapshot(now, windows_back),
         )
+
+
+def _current(
+    windows: dict[str, EstimateWindow] | None, label: str, binary: bool, now: float
+) -> EstimateCounts | None:
+    """The counts of one estimate window, if the windows are of the model's present kind."""
+    if windows is None or windows[label].binary != binary:
+        return None
+    return windows[label].counts(now)
 
 
 def _windows_state(windows: dict[str, EstimateWindow] | None) -> State | None:

@@ -175,3 +175,41 @@ def test_a_model_without_scores_shows_none(make_exporter: Any) -> None:
     window = exp.status("plain")["versions"]["default"]["windows"]["1h"]
     assert window["scored_predictions"] is None and window["probabilities"] is None
     assert not [k for k in exp.metrics() if k[0] == "model_window_scored_predictions"]
+
+
+def test_probabilities_naming_classes_beyond_the_limit_are_refused_at_the_first(
+    make_exporter: Any,
+) -> None:
+    """Each event naming a class of its own: refused at the first key over limits.max_classes,
+    before any row as wide as the batch's classes is made (it once took 650 MB for 8,000)."""
+    exp = make_exporter(limits={"max_classes": 5})
+    events = [
+        {"id": i, "features": {}, "prediction": "a", "probabilities": {"a": 0.5, f"c{i}": 0.5}}
+        for i in range(2000)
+    ]
+    answer = exp.client.post("/v1/predictions", json={"model": "wide", "events": events})
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert body["reason"] == "too_many_classes"
+    assert body["field"] == "events[4].probabilities.c4" and body["value"] == "c4"
+
+
+def test_scores_of_a_binary_model_that_turned_multiclass_are_counted_not_used(
+    make_exporter: Any,
+) -> None:
+    exp = make_exporter(quality={"min_samples": 1})
+    exp.predictions(
+        "grows", [{"id": i, "features": {}, "prediction": i % 2, "score": 0.25} for i in range(4)]
+    )
+    exp.labels("grows", [{"id": 0, "label": 0}])
+    key = {"model": "grows", "model_version": "default", "window": "1h"}
+    assert sample(exp.metrics(), "model_roc_auc", **key) is None  # one class only: undefined
+    assert sample(exp.metrics(), "model_window_scored_predictions", **key) == 1
+    # A third class: the model is multiclass now; the waiting binary scores cannot be used.
+    exp.predictions("grows", [{"id": "x", "features": {}, "prediction": 2, "label": 2}])
+    exp.labels("grows", [{"id": i, "label": 1} for i in range(1, 4)])
+    m = exp.metrics()
+    assert sample(m, "model_scores_unusable_total", model="grows", model_version="default") == 3
+    # The binary score windows are stale: not shown until multiclass probabilities come.
+    assert sample(m, "model_window_scored_predictions", **key) is None
+    assert sample(m, "model_labels_total", model="grows", model_version="default") == 5

@@ -215,3 +215,20 @@ def test_string_columns_are_compared_by_value(recorder: Any) -> None:
     assert len(recorder.logged) == 2
     assert recorder.logged[0][1] == {"c": "DE", "x": 1.0}
     assert all(type(k) is str for k in recorder.logged[0][1])
+
+
+def test_with_probabilities_a_failing_predict_proba_still_reports_the_predictions(
+    recorder: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    class NoProba:
+        classes_ = np.array([0, 1, 2])
+
+        def predict(self, X: Any) -> Any:
+            return FITTED.predict(X)
+
+        def predict_proba(self, X: Any) -> Any:
+            raise RuntimeError("no probabilities today")
+
+    MonitoredEstimator(NoProba(), recorder, with_probabilities=True).predict(X[:5])
+    assert len(recorder.logged) == 5
+    assert "predict_proba failed" in caplog.text

@@ -86,6 +86,7 @@ def reference_from_body(
         probability_columns=columns_of_probabilities,
         scores=scores,
         probabilities=probabilities,
+        max_classes=settings.limits.max_classes,
     )
 
 

@@ -119,7 +119,13 @@ class MonitoredEstimator:
         y = self.estimator.predict(X)
 
         def probabilities() -> Any:
-            return self.estimator.predict_proba(X) if self.with_probabilities else None
+            if not self.with_probabilities:
+                return None
+            try:
+                return self.estimator.predict_proba(X)
+            except Exception:  # the predictions are still reported, without probabilities
+                log.exception("predict_proba failed: reporting the predictions without them")
+                return None
 
         ids = self._report("predict", X, lambda: y, probabilities)
         return (y, ids) if return_ids else y

@@ -107,6 +107,13 @@ def traffic_families(snapshots: Sequence[ModelSnapshot]) -> list[Metric]:
         "prediction (by prediction time) or label (a joined label, by label time).",
         labels=[*MV, "kind"],
     )
+    unusable = CounterMetricFamily(
+        "model_scores_unusable",
+        "Scores accepted with a prediction that could not be used when its label joined: a "
+        "binary model's score joined after the model turned multiclass (a third class came), "
+        "which has no probability for the other classes. The outcome itself counts as usual.",
+        labels=MV,
+    )
     mismatches = CounterMetricFamily(
         "model_feature_type_mismatches",
         "Feature values whose type contradicts the feature's kind (e.g. a string for a numeric "
@@ -156,6 +163,7 @@ def traffic_families(snapshots: Sequence[ModelSnapshot]) -> list[Metric]:
                 delays_excluded.add_metric([*key, reason], count)
             for kind, count in vc.outside_windows.items():
                 outside.add_metric([*key, kind], count)
+            unusable.add_metric(key, vc.scores_unusable)
             if m.task == "regression":
                 abs_error.add_metric(key, vc.error_count, vc.abs_error_sum)
                 sq_error.add_metric(key, vc.error_count, vc.sq_error_sum)
@@ -183,6 +191,7 @@ def traffic_families(snapshots: Sequence[ModelSnapshot]) -> list[Metric]:
         labels_expired,
         duplicates,
         outside,
+        unusable,
         mismatches,
         pooled,
         reference_rows,
