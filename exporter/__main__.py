@@ -5,6 +5,7 @@
     model-exporter serve [--config FILE] [--host H] [--port P]   the exporter (the default)
     model-exporter demo [--rate N] [--drift-after S]             exporter + simulated model server
     model-exporter replay FILE --model M [--url U] [...]         send a log of predictions
+    model-exporter backtest FILE --model M --out F.om [...]      a log on its own clock
     model-exporter generate [--thresholds FILE] [--check]        alert rules and dashboards
 
 ``python -m exporter`` is the same program.
@@ -46,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
             "replay",
             help="send a CSV, Parquet or JSONL log of predictions to a running exporter",
             description=(replay.__doc__ or "").split("\n\n")[0].replace("``", ""),
+        )
+    )
+    from exporter import backtest
+
+    backtest.add_arguments(
+        commands.add_parser(
+            "backtest",
+            help="run a log through the windows on its own clock; write the time series",
+            description=(backtest.__doc__ or "").split("\n\n")[0].replace("``", ""),
         )
     )
     from exporter.monitoring import generate
@@ -131,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from exporter import replay
 
         return replay.run(args)
+    if args.command == "backtest":
+        from exporter import backtest
+
+        return backtest.run(args)
     if args.command == "generate":
         from exporter.monitoring import generate
 

@@ -73,6 +73,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-version", help="model version (default: the exporter's default_model_version)"
     )
+    add_column_arguments(parser)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="max rows per second, 0: no cap (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=1000, help="rows per request (default: %(default)s)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def add_column_arguments(parser: argparse.ArgumentParser) -> None:
+    """The file's format and columns: replay's and backtest's."""
     parser.add_argument(
         "--format",
         choices=sorted(set(_SUFFIXES.values())),
@@ -107,16 +122,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--feature-columns", help="comma-separated (default: every column not named above)"
     )
-    parser.add_argument(
-        "--rate",
-        type=float,
-        default=0.0,
-        help="max rows per second, 0: no cap (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=1000, help="rows per request (default: %(default)s)"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
 @dataclass

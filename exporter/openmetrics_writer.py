@@ -1,0 +1,97 @@
+"""Time series as OpenMetrics text, for ``promtool tsdb create-blocks-from openmetrics``.
+
+OpenMetrics wants each metric family's samples together, after its ``# TYPE`` (and ``# HELP``)
+lines, and the file ended by ``# EOF``; a backtest produces the samples of every family at
+every step, interleaved. :class:`OpenMetricsWriter` therefore spools each family's sample lines
+to a file of its own as they come (bounded memory, whatever the length of the run) and writes
+the families one after the other at :meth:`finish`. Samples are the ones
+``prometheus_client`` families hold; their timestamps are the step's, in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+from prometheus_client.metrics_core import Metric
+
+#: OpenMetrics types of prometheus_client's (``untyped`` is ``unknown`` there).
+_TYPES = {"untyped": "unknown"}
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+class OpenMetricsWriter:
+    """Spools samples per family; :meth:`finish` writes the OpenMetrics file."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self._dir = Path(tempfile.mkdtemp(prefix=".openmetrics-", dir=out.parent or None))
+        self._files: dict[str, IO[str]] = {}
+        self._headers: dict[str, str] = {}
+        self.samples = 0
+
+    def add(self, families: Iterable[Metric], timestamp: float) -> None:
+        """Every sample of ``families`` at ``timestamp`` (Unix seconds)."""
+        stamp = _number(round(timestamp, 3))
+        for family in families:
+            if not family.samples:
+                continue
+            spool = self._files.get(family.name)
+            if spool is None:
+                spool = self._open(family)
+            lines = []
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sample.labels.items())
+                series = f"{sample.name}{{{labels}}}" if labels else sample.name
+                lines.append(f"{series} {_number(sample.value)} {stamp}\n")
+            spool.writelines(lines)
+            self.samples += len(lines)
+
+    def _open(self, family: Metric) -> IO[str]:
+        kind = _TYPES.get(family.type, family.type)
+        header = (
+            f"# HELP {family.name} {_escape(family.documentation)}\n# TYPE {family.name} {kind}\n"
+        )
+        if family.unit:
+            header += f"# UNIT {family.name} {family.unit}\n"
+        self._headers[family.name] = header
+        spool = (self._dir / f"{len(self._files)}.txt").open("w", encoding="utf-8")
+        self._files[family.name] = spool
+        return spool
+
+    def finish(self) -> None:
+        """Write the OpenMetrics file (atomically: a temporary file renamed over it)."""
+        partial = self.out.with_name(f".{self.out.name}.partial")
+        with partial.open("w", encoding="utf-8") as out:
+            for name, spool in self._files.items():
+                spool.close()
+                out.write(self._headers[name])
+                with Path(spool.name).open(encoding="utf-8") as lines:
+                    shutil.copyfileobj(lines, out)
+            out.write("# EOF\n")
+        partial.replace(self.out)
+        self.close()
+
+    def close(self) -> None:
+        for spool in self._files.values():
+            spool.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
