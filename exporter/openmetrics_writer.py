@@ -40,11 +40,15 @@ def _number(value: float) -> str:
 class OpenMetricsWriter:
     """Spools samples per family; :meth:`finish` writes the OpenMetrics file."""
 
+    #: Series whose formatted names are kept (the cache is emptied beyond it).
+    MAX_CACHED = 200_000
+
     def __init__(self, out: Path) -> None:
         self.out = out
         self._dir = Path(tempfile.mkdtemp(prefix=".openmetrics-", dir=out.parent or None))
         self._files: dict[str, IO[str]] = {}
         self._headers: dict[str, str] = {}
+        self._series: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         self.samples = 0
 
     def add(self, families: Iterable[Metric], timestamp: float) -> None:
@@ -57,14 +61,25 @@ class OpenMetricsWriter:
             if spool is None:
                 spool = self._open(family)
             lines = []
+            series_of = self._series
             for sample in family.samples:
-                if sample.name.endswith("_created"):
-                    continue
-                labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sample.labels.items())
-                series = f"{sample.name}{{{labels}}}" if labels else sample.name
-                lines.append(f"{series} {_number(sample.value)} {stamp}\n")
+                key = (sample.name, tuple(sample.labels.items()))
+                series = series_of.get(key)
+                if series is None:
+                    series = series_of[key] = self._format(sample.name, sample.labels)
+                if series:
+                    lines.append(f"{series} {_number(sample.value)} {stamp}\n")
             spool.writelines(lines)
             self.samples += len(lines)
+
+    def _format(self, name: str, labels: dict[str, str]) -> str:
+        """A series as its line starts (escaped once, then cached); "" for ``_created``."""
+        if name.endswith("_created"):
+            return ""
+        if len(self._series) > self.MAX_CACHED:
+            self._series.clear()  # bounded: a run's series are usually far fewer
+        text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+        return f"{name}{{{text}}}" if text else name
 
     def _open(self, family: Metric) -> IO[str]:
         kind = _TYPES.get(family.type, family.type)
