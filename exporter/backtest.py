@@ -40,6 +40,7 @@ from exporter.errors import ExporterError, RejectedInput
 from exporter.openmetrics_writer import OpenMetricsWriter
 from exporter.reference import build_reference
 from exporter.reference_io import read_reference_file
+from exporter.scored_reference import probability_columns
 from exporter.store import Store
 
 #: The families a shipped alert reads: the summary's columns.
@@ -168,6 +169,8 @@ class Backtest:
         self._order = 0
         self.steps = 0
         self.refused = 0
+        self.late_labels = 0
+        self.ttl = settings.join.prediction_ttl
         if args.reference is not None:
             columns = read_reference_file(
                 args.reference, max_name_length=settings.limits.max_name_length
@@ -182,6 +185,9 @@ class Backtest:
                 prediction_column=spec.reference_prediction_column if spec else None,
                 label_column=spec.reference_label_column if spec else None,
                 score_column=spec.reference_score_column if spec else None,
+                probability_columns=probability_columns(
+                    spec.reference_probability_columns if spec else None, list(columns)
+                ),
                 max_classes=settings.limits.max_classes,
             )
             self.store.set_reference(self.model, None, reference)
@@ -251,9 +257,14 @@ class Backtest:
     def finish(self) -> None:
         """The last batch and labels, one last step, and the files written."""
         self._flush()
-        while self.labels:
+        # Labels still to come: those a prediction can still wait for (join.prediction_ttl
+        # after the last one); later ones would find none, and are counted instead.
+        until = self.clock.now + self.ttl
+        while self.labels and self.labels[0][0] <= until:
             self._sample()
             self._flush()
+        self.late_labels = len(self.labels)
+        self.labels = []
         self._sample()
         self.writer.finish()
         self._summary_file.close()
@@ -312,6 +323,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         kind = replay.file_format(path, args.format)
         replay.check_columns(path, kind, args, None)
+        columns = replay.read_columns(path, kind)
+        own = args.label_timestamp_column
+        if own and kind != "jsonl" and columns is not None and own not in columns:
+            shown = ", ".join(repr(c) for c in columns)
+            raise replay.ReplayError(
+                f"{path} has no column {own!r} (--label-timestamp-column); its columns: {shown}"
+            )
     except replay.ReplayError as exc:
         print(f"model-exporter backtest: {exc}", file=sys.stderr)
         return 2
@@ -346,6 +364,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"backtested {summary.rows:,} rows in {seconds:.1f} s ({rate:,.0f}/s): "
         f"{run_.steps:,} steps of {args.step}, {run_.writer.samples:,} samples in {args.out}; "
-        f"{summary.skipped:,} rows skipped, {run_.refused:,} refused by the exporter"
+        f"{summary.skipped:,} rows skipped, {run_.refused:,} refused by the exporter, "
+        f"{run_.late_labels:,} labels later than join.prediction_ttl after the last prediction"
     )
-    return 0 if not summary.skipped and not run_.refused else 3
+    return 0 if not (summary.skipped or run_.refused or run_.late_labels) else 3

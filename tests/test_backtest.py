@@ -180,3 +180,22 @@ def test_the_writer_groups_each_family_and_escapes_labels(tmp_path: Path) -> Non
         'model_events_total{model="m"} 20 1120',
     ]
     assert lines[-1] == "# EOF" and not list(tmp_path.glob(".openmetrics-*"))
+
+
+def test_a_missing_label_time_column_stops_before_anything(tmp_path: Path) -> None:
+    log = tmp_path / "log.csv"
+    write_log(log, 0.05, shift_after=9, label_delay=None)
+    result = backtest(log, tmp_path / "m.om", "--label-timestamp-column", "label_at", "--quiet")
+    assert result.returncode == 2
+    assert "no column 'label_at' (--label-timestamp-column)" in result.stderr
+    assert not (tmp_path / "m.om").exists()
+
+
+def test_labels_beyond_the_join_ttl_are_counted_not_waited_for(tmp_path: Path) -> None:
+    log = tmp_path / "log.csv"
+    write_log(log, 0.05, shift_after=9, label_delay=365 * 86400.0)  # a year late
+    out = tmp_path / "m.om"
+    result = backtest(log, out, "--label-timestamp-column", "label_time", "--quiet")
+    assert result.returncode == 3, result.stderr
+    assert "180 labels later than join.prediction_ttl" in result.stdout
+    assert "3 steps of 1m" in result.stdout  # 180 s of events: not a year of steps
