@@ -12,7 +12,9 @@ from scipy.spatial.distance import jensenshannon
 
 from exporter.stats.drift import (
     PSI_FLOOR,
+    NumericDrift,
     NumericReference,
+    adjusted_pvalues,
     bin_counts,
     categorical_drift,
     numeric_drift,
@@ -41,6 +43,26 @@ def check_numeric(ref: np.ndarray, win: np.ndarray) -> None:
         jensenshannon(reference.shares, shares, base=2), abs=1e-12
     )
     assert (d.window_values, d.reference_values) == (win.shape[0], ref.shape[0])
+    check_rank_and_bins(reference, win, d)
+
+
+def check_rank_and_bins(reference: NumericReference, win: np.ndarray, d: NumericDrift) -> None:
+    """Mann-Whitney and the chi-squared test over the PSI bins against SciPy, and the feature's
+    p-value from the three."""
+    mw = stats.mannwhitneyu(reference.values, win, method="asymptotic")
+    assert d.mann_whitney_pvalue == pytest.approx(mw.pvalue, rel=1e-12, abs=1e-300)
+    counts = np.vstack(
+        [np.rint(reference.shares * reference.size), bin_counts(np.sort(win), reference.edges)]
+    )
+    counts = counts[:, counts.sum(axis=0) > 0]
+    if counts.shape[1] < 2:
+        assert (d.chi2_statistic, d.chi2_pvalue) == (0.0, 1.0)
+    else:
+        chi2 = stats.chi2_contingency(counts, correction=False)
+        assert d.chi2_statistic == pytest.approx(chi2.statistic, rel=1e-12, abs=1e-12)
+        assert d.chi2_pvalue == pytest.approx(chi2.pvalue, rel=1e-9, abs=1e-300)
+    smallest = min(d.ks_pvalue, d.mann_whitney_pvalue, d.chi2_pvalue)
+    assert d.pvalue == min(1.0, 3 * smallest)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -194,3 +216,20 @@ def test_benjamini_hochberg_matches_scipy(seed: int) -> None:
     np.testing.assert_array_equal(significant(p, 0.05, "bonferroni"), p <= 0.05 / p.shape[0])
     np.testing.assert_array_equal(significant(p, 0.05, "none"), p <= 0.05)
     assert significant(np.array([]), 0.05, "bh").shape == (0,)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_adjusted_pvalues_match_statsmodels(seed: int) -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(seed)
+    p = rng.random(int(rng.integers(1, 40))) ** 4
+    p[rng.random(p.shape[0]) < 0.2] = p[0]  # ties
+    for ours, theirs in (("bh", "fdr_bh"), ("bonferroni", "bonferroni")):
+        expected = multipletests(p, method=theirs)[1]
+        np.testing.assert_allclose(adjusted_pvalues(p, ours), expected, rtol=1e-14, atol=0)
+        for alpha in (1e-6, 1e-3, 0.05):
+            np.testing.assert_array_equal(
+                significant(p, alpha, ours), multipletests(p, alpha, method=theirs)[0]
+            )
+    np.testing.assert_array_equal(adjusted_pvalues(p, "none"), p)

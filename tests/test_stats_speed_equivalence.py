@@ -24,7 +24,8 @@ from exporter.stats.drift import (
     numeric_drift,
     psi,
 )
-from exporter.stats.ks import ks_wasserstein
+from exporter.stats.ks import ks_wasserstein, mann_whitney_pvalues
+from tests.test_stats_drift import check_rank_and_bins
 
 RTOL_P = 1e-9
 RTOL_W = 1e-12
@@ -98,6 +99,7 @@ def _check_column(ref: NumericReference, column: np.ndarray, drift) -> None:
     outside = np.mean((win < ref.values[0]) | (win > ref.values[-1]))
     assert drift.out_of_range == outside
     assert (drift.window_values, drift.reference_values) == (win.shape[0], ref.size)
+    check_rank_and_bins(ref, win, drift)
 
 
 @pytest.mark.parametrize("seed", range(160))
@@ -132,10 +134,14 @@ def test_sizes_and_both_rank_routes(n: int, m: int) -> None:
     second = [np.sort(rng.normal(shift, 1.0, m)) for shift in (0.0, 0.05, 1.0)]
     second.append(np.sort(np.round(rng.normal(0.0, 1.0, m), 1)))
     first.append(np.sort(np.round(rng.normal(0.0, 1.0, n), 1)))  # ties across the samples
-    statistics, distances = ks_wasserstein(first, second)
-    for x, y, d, w in zip(first, second, statistics, distances, strict=True):
+    statistics, distances, u_first, ties = ks_wasserstein(first, second)
+    for x, y, d, w, u, t in zip(first, second, statistics, distances, u_first, ties, strict=True):
         assert d == stats.ks_2samp(x, y, method="asymp").statistic
         assert w == pytest.approx(stats.wasserstein_distance(x, y), rel=RTOL_W, abs=0)
+        rank = stats.mannwhitneyu(x, y, method="asymptotic")
+        assert u == rank.statistic  # counts and halves: exact
+        pvalue = mann_whitney_pvalues(np.array([u]), np.array([n]), np.array([m]), np.array([t]))
+        assert pvalue[0] == pytest.approx(rank.pvalue, rel=1e-12, abs=1e-300)
 
 
 def test_infinite_and_huge_values_fall_back_like_scipy() -> None:
@@ -147,6 +153,7 @@ def test_infinite_and_huge_values_fall_back_like_scipy() -> None:
     ]
     for x, y in cases:
         xs, ys = np.sort(np.array(x)), np.sort(np.array(y))
-        [d], [w] = ks_wasserstein([xs], [ys])
+        [d], [w], [u], _ = ks_wasserstein([xs], [ys])
         assert d == stats.ks_2samp(xs, ys, method="asymp").statistic
         assert w == stats.wasserstein_distance(xs, ys)
+        assert u == stats.mannwhitneyu(xs, ys, method="asymptotic").statistic
