@@ -239,10 +239,10 @@ class DriftSettings(_Section):
         5_000, ge=10, le=1_000_000, description="max window values per feature used by drift tests"
     )
     reference_size: int = Field(
-        1000,
+        10_000,
         ge=1,
         le=1_000_000,
-        description="first N predictions of a version become its reference",
+        description="first N predictions of a version become its reference (docs/drift-alarms.md)",
     )
     reference_max_values: int = Field(
         10_000,
@@ -267,21 +267,48 @@ class DriftSettings(_Section):
     correction: Correction = Field(
         "bh", description="multiple-testing correction across a window's features"
     )
-    alpha: float = Field(0.05, gt=0, lt=1, description="significance level after correction")
+    alpha: float = Field(
+        1e-6,
+        gt=0,
+        lt=1,
+        description="a feature drifts when its p-value after the correction is at most this: "
+        "about the chance that one look at a stationary window raises a false alarm "
+        "(docs/drift-alarms.md)",
+    )
+    release_alpha: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="a drifted feature stays drifted until its p-value after the correction "
+        "exceeds this (hysteresis; at least alpha; default the larger of 1e-3 and alpha)",
+    )
     min_ks_statistic: float = Field(
-        0.1,
+        0.0,
         ge=0,
         le=1,
         description="a numeric feature (or a regression's predictions or labels) drifts only "
         "if its KS statistic is this large",
     )
     min_psi: float = Field(
-        0.1,
+        0.0,
         ge=0,
         description="a categorical feature (or a classifier's predictions or labels) drifts "
         "only if its PSI is this large",
     )
     threads: int = Field(2, ge=1, le=32, description="threads sharing one drift computation")
+
+    @property
+    def release_level(self) -> float:
+        """``release_alpha``, or its default: the larger of 1e-3 and ``alpha``."""
+        return self.release_alpha if self.release_alpha is not None else max(1e-3, self.alpha)
+
+    @model_validator(mode="after")
+    def _release_not_below_alpha(self) -> DriftSettings:
+        if self.release_alpha is not None and self.release_alpha < self.alpha:
+            raise ValueError(
+                f"release_alpha ({self.release_alpha}) must be at least alpha ({self.alpha})"
+            )
+        return self
 
 
 _ADWIN, _DDM, _PH = AdwinSettings(), DdmSettings(), PageHinkleySettings()

@@ -19,10 +19,15 @@ distances, a multiple-testing correction), with typed results and ``Literal`` op
 A window sample is laid out as the model stores rows (:class:`~exporter.reference.RowLayout`):
 column 0 the prediction, then the features. Per numeric feature: KS test, Wasserstein, PSI,
 Jensen-Shannon and the out-of-range share; per categorical feature: chi-squared test, PSI,
-Jensen-Shannon and the unseen share; every feature's missing share. A feature *drifted* when
-its raw p-value is significant after the correction across the window's tested features and
-its effect reaches the floor (KS statistic, or PSI). Predictions and labels are tested alone
-(raw p-value and the floor). Pure numpy/scipy: no HTTP, no Prometheus, no state.
+Jensen-Shannon and the unseen share; every feature's missing share. A numeric feature's
+p-value is the smallest of its KS, Mann-Whitney and binned chi-squared p-values times 3, a
+categorical one's its chi-squared p-value. A feature *drifted* when its p-value, adjusted by the
+correction across the window's tested features, is at most ``alpha`` (or, if it had drifted at
+the previous look, at most ``release_alpha``: hysteresis) and its effect reaches the floor
+(KS statistic, or PSI; 0 by default). Predictions and labels are tested alone (their own
+p-value, the same two levels and the floor). Why these levels and tests:
+``docs/drift-alarms.md``. Pure numpy/scipy: no HTTP, no Prometheus; the previous verdicts are
+passed in, not kept.
 """
 
 from __future__ import annotations
@@ -39,9 +44,9 @@ from exporter.stats.drift import (
     CategoricalDrift,
     NumericDrift,
     NumericReference,
+    adjusted_pvalues,
     categorical_drift,
     numeric_drift,
-    significant,
 )
 from exporter.typedefs import Correction, FeatureKind, FloatArray, IntArray
 
@@ -51,17 +56,23 @@ class DetectorSettings:
     """How a detector decides (the ``drift`` settings that concern it)."""
 
     min_samples: int = 100  # values needed on both sides before a feature is tested
-    alpha: float = 0.05
+    alpha: float = 1e-6  # adjusted p-value at most this: drifted
+    release_alpha: float = 1e-3  # ... and, once drifted, until it exceeds this
     correction: Correction = "bh"
-    min_ks_statistic: float = 0.1  # floor of a numeric feature, a regression's predictions/labels
-    min_psi: float = 0.1  # floor of a categorical feature, a classifier's predictions/labels
+    min_ks_statistic: float = 0.0  # floor of a numeric feature, a regression's predictions/labels
+    min_psi: float = 0.0  # floor of a categorical feature, a classifier's predictions/labels
     threads: int = 1  # parts the numeric features are split into (with an executor)
+
+    def level(self, drifted_before: bool | None) -> float:
+        """The adjusted p-value at most which a test drifts, given the previous verdict."""
+        return self.release_alpha if drifted_before else self.alpha
 
     @classmethod
     def of(cls, drift: DriftSettings) -> DetectorSettings:
         return cls(
             min_samples=max(drift.min_samples, 2),
             alpha=drift.alpha,
+            release_alpha=drift.release_level,
             correction=drift.correction,
             min_ks_statistic=drift.min_ks_statistic,
             min_psi=drift.min_psi,
@@ -76,8 +87,9 @@ class FeatureDrift:
     ``missing`` is the share of sampled rows without a usable value (absent, null, or of the
     wrong type). ``numeric`` / ``categorical`` hold the tests and distances, ``None`` when the
     window or the reference has fewer than ``min_samples`` values (or no reference).
-    ``drifted`` is the verdict after the multiple-testing correction and the effect-size floor
-    (``None`` when the feature was not tested).
+    ``adjusted_pvalue`` is :attr:`pvalue` after the correction across the window's features;
+    ``drifted`` the verdict on it and the effect-size floor (both ``None`` when the feature was
+    not tested).
     """
 
     kind: FeatureKind
@@ -86,23 +98,25 @@ class FeatureDrift:
     missing: float
     numeric: NumericDrift | None = None
     categorical: CategoricalDrift | None = None
+    adjusted_pvalue: float | None = None
     drifted: bool | None = None
 
     @property
     def pvalue(self) -> float | None:
-        """The raw (uncorrected) p-value of the feature's test."""
+        """The feature's p-value before the correction across features: a numeric feature's
+        smallest test p-value times 3, a categorical feature's chi-squared p-value."""
         if self.numeric is not None:
-            return self.numeric.ks_pvalue
+            return self.numeric.pvalue
         if self.categorical is not None:
-            return self.categorical.chi2_pvalue
+            return self.categorical.pvalue
         return None
 
 
 @dataclass(frozen=True, slots=True)
 class TargetDrift:
     """Drift of the predictions (or of the labels): KS and distances for a regression,
-    chi-squared and distances over classes for a classifier. ``drifted`` uses the raw p-value
-    (one test) and the effect-size floor."""
+    chi-squared and distances over classes for a classifier. ``drifted`` uses its p-value
+    (one family, no correction across features), the two levels and the effect-size floor."""
 
     numeric: NumericDrift | None
     categorical: CategoricalDrift | None
@@ -115,6 +129,7 @@ class DriftScores:
 
     correction: Correction
     alpha: float
+    release_alpha: float
     features: dict[str, FeatureDrift] = field(default_factory=dict)
     predictions: TargetDrift | None = None
     labels: TargetDrift | None = None
@@ -186,9 +201,16 @@ class DriftDetector:
             mapping = None if ref is None else _code_map(layout.categories[j], ref)
             self._categorical.append((j, ref, mapping))
 
-    def score(self, rows: FloatArray, labels: FloatArray | None = None) -> DriftScores:
+    def score(
+        self,
+        rows: FloatArray,
+        labels: FloatArray | None = None,
+        *,
+        previous: DriftScores | None = None,
+    ) -> DriftScores:
         """Drift of a window sample: ``rows`` (n, 1 + features) as laid out, ``labels`` the
-        joined labels of the same window (class indices or values)."""
+        joined labels of the same window (class indices or values). ``previous`` is the
+        verdict of the window's previous look: what drifted then is held to ``release_alpha``."""
         s = self.settings
         features: dict[str, FeatureDrift] = {}
         n = rows.shape[0]
@@ -196,14 +218,19 @@ class DriftDetector:
             missing = np.count_nonzero(np.isnan(rows[:, 1:]), axis=0) / n
             features.update(self._numeric_features(rows, missing))
             features.update(self._categorical_features(rows, missing))
-        features = verdicts(features, s)
+        features = verdicts(features, s, previous)
+        held_predictions = previous is not None and _drifted(previous.predictions)
+        held_labels = previous is not None and _drifted(previous.labels)
         predictions = None
         if self.reference is not None and self.reference.predictions is not None and n:
-            predictions = self._target(rows[:, 0], self.reference.predictions)
+            level = s.level(held_predictions)
+            predictions = self._target(rows[:, 0], self.reference.predictions, level)
         label_drift = None
         if self.label_reference is not None and labels is not None and labels.shape[0]:
-            label_drift = self._target(labels, self.label_reference)
-        return DriftScores(s.correction, s.alpha, features, predictions, label_drift)
+            label_drift = self._target(labels, self.label_reference, s.level(held_labels))
+        return DriftScores(
+            s.correction, s.alpha, s.release_alpha, features, predictions, label_drift
+        )
 
     def _numeric_features(self, rows: FloatArray, missing: FloatArray) -> dict[str, FeatureDrift]:
         if not self._numeric:
@@ -248,7 +275,9 @@ class DriftDetector:
             )
         return out
 
-    def _target(self, column: FloatArray, reference: TargetReference) -> TargetDrift | None:
+    def _target(
+        self, column: FloatArray, reference: TargetReference, level: float
+    ) -> TargetDrift | None:
         s = self.settings
         values = column[~np.isnan(column)]
         if values.shape[0] < s.min_samples:
@@ -262,33 +291,43 @@ class DriftDetector:
             )
             if num is None:
                 return None
-            drifted = num.ks_pvalue <= s.alpha and num.ks_statistic >= s.min_ks_statistic
+            drifted = num.pvalue <= level and num.ks_statistic >= s.min_ks_statistic
             return TargetDrift(num, None, drifted)
         cats = reference.categories
         if cats.size < s.min_samples:
             return None
         counts, other = _bin(values, _code_map(classes, cats), len(cats.categories))
         cat = categorical_drift(cats.counts, cats.pooled, counts, other)
-        drifted = cat.chi2_pvalue <= s.alpha and cat.psi >= s.min_psi
+        drifted = cat.pvalue <= level and cat.psi >= s.min_psi
         return TargetDrift(None, cat, drifted)
 
 
 def verdicts(
-    features: dict[str, FeatureDrift], settings: DetectorSettings
+    features: dict[str, FeatureDrift],
+    settings: DetectorSettings,
+    previous: DriftScores | None = None,
 ) -> dict[str, FeatureDrift]:
-    """Which features drifted: significant after the correction, and material."""
+    """Which features drifted: adjusted p-value at most ``alpha`` (``release_alpha`` for those
+    that drifted at the ``previous`` look), and material."""
     tested = [name for name, f in features.items() if f.pvalue is not None]
     pvalues = np.array([features[name].pvalue for name in tested], dtype=np.float64)
-    rejected = significant(pvalues, settings.alpha, settings.correction)
+    adjusted = adjusted_pvalues(pvalues, settings.correction)
+    before = previous.features if previous is not None else {}
     out = dict(features)
-    for name, reject in zip(tested, rejected.tolist(), strict=True):
+    for name, p in zip(tested, adjusted.tolist(), strict=True):
         f = features[name]
         if f.numeric is not None:
             material = f.numeric.ks_statistic >= settings.min_ks_statistic
         else:
             material = f.categorical is not None and f.categorical.psi >= settings.min_psi
-        out[name] = replace(f, drifted=bool(reject and material))
+        held = name in before and bool(before[name].drifted)
+        drifted = p <= settings.level(held) and material
+        out[name] = replace(f, adjusted_pvalue=p, drifted=drifted)
     return out
+
+
+def _drifted(target: TargetDrift | None) -> bool:
+    return target is not None and target.drifted
 
 
 def _code_map(labels: Sequence[str], reference: CategoricalReference) -> IntArray:

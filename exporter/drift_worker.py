@@ -164,9 +164,19 @@ def refresh(
     for state in models:
         snapshot = state.drift_snapshot(now, {} if force else cache.known(state.name))
         cache.keep(state.name, snapshot.versions)
+        before = cache.results(state.name)
         for window in snapshot.windows:
+            last = before.get((window.version, window.window))
             try:
-                result = compute(snapshot, window, settings, now, cache.next_serial(), executor)
+                result = compute(
+                    snapshot,
+                    window,
+                    settings,
+                    now,
+                    cache.next_serial(),
+                    executor,
+                    previous=last.scores if last is not None else None,
+                )
             except Exception:  # one bad window must not stop the others
                 log.exception(
                     "drift computation failed for model=%s version=%s window=%s",
@@ -190,8 +200,11 @@ def compute(
     now: float,
     serial: int,
     executor: Executor | None = None,
+    *,
+    previous: DriftScores | None = None,
 ) -> DriftResult:
-    """Drift of one window: a uniform sample of it, scored against its reference."""
+    """Drift of one window: a uniform sample of it, scored against its reference. ``previous``
+    is the window's last result's verdict (what drifted then is held to ``release_alpha``)."""
     # A seed from the window's key makes the sample, and so the exported value, reproducible
     # (crc32, not hash(): str hashes change from one process to the next).
     seed = zlib.crc32(repr((window.key, window.window)).encode())
@@ -236,7 +249,7 @@ def compute(
         window_sample=int(rows.rows.shape[0]),
         label_sample=int(labels.rows.shape[0]),
         reference_source=window.reference_source,
-        scores=detector.score(rows.rows, labels.rows[:, 0]),
+        scores=detector.score(rows.rows, labels.rows[:, 0], previous=previous),
     )
 
 

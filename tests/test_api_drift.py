@@ -235,5 +235,8 @@ def test_categorical_and_missing_features_get_no_ks(make_exporter) -> None:
     exp.refresh_drift()
     features = exp.status("m")["versions"]["default"]["windows"]["1h"]["drift"]["features"]
     assert set(features) == {"x", "c"}  # "n" was never seen with a value: no kind yet
-    assert "ks_statistic" in features["x"] and "chi2_statistic" not in features["x"]
+    assert {"ks_statistic", "mann_whitney_pvalue", "chi2_statistic"} <= set(features["x"])
     assert "chi2_statistic" in features["c"] and "ks_statistic" not in features["c"]
+    assert "mann_whitney_pvalue" not in features["c"]
+    for f in features.values():
+        assert 0.0 <= f["pvalue"] <= f["adjusted_pvalue"] <= 1.0

@@ -80,7 +80,10 @@ def test_a_backtest_imports_into_prometheus_and_shows_the_drift_in_time(tmp_path
     log = tmp_path / "log.csv"
     write_log(log, 3, shift_after=2, label_delay=None)
     out = tmp_path / "m.om"
-    result = backtest(log, out, "--step", "1m", "--quiet")
+    # A 3-hour log: its first 1,000 events are the reference (the default 10,000 take 2.8 h).
+    config = tmp_path / "exporter.yml"
+    config.write_text("drift:\n  reference_size: 1000\n")
+    result = backtest(log, out, "--step", "1m", "--quiet", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert "backtested 10,800 rows" in result.stdout and "180 steps of 1m" in result.stdout
     assert out.read_text().endswith("# EOF\n")

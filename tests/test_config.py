@@ -31,7 +31,7 @@ def test_defaults_need_no_file() -> None:
         3,
         20,
     )
-    assert s.drift.reference_size == 1000
+    assert s.drift.reference_size == 10_000
 
 
 def test_yaml_then_environment_then_arguments(tmp_path: Path, monkeypatch) -> None:

@@ -168,7 +168,8 @@ def test_numeric_features_match_scipy(seed: int) -> None:
         assert f.missing == missing / n
         assert (f.window_values, f.reference_values) == (n - missing, ref[name].shape[0])
         check_numeric(f.numeric, ref[name], values)
-        assert f.pvalue == f.numeric.ks_pvalue
+        tests = (f.numeric.ks_pvalue, f.numeric.mann_whitney_pvalue, f.numeric.chi2_pvalue)
+        assert f.pvalue == min(1.0, 3 * min(tests))
     identical = scores.features["identical"].numeric
     assert (identical.ks_statistic, identical.ks_pvalue, identical.wasserstein) == (0.0, 1.0, 0.0)
     assert scores.features["shifted"].drifted is True
@@ -348,9 +349,13 @@ def expected_verdicts(scores: DriftScores, settings: DetectorSettings) -> dict[s
     return out
 
 
+#: The verdict samples' settings: a level and floors that their p-values and effects straddle.
+FLOORED = {"alpha": 0.05, "release_alpha": 0.05, "min_ks_statistic": 0.1, "min_psi": 0.1}
+
+
 def score_verdicts(seed: int, **settings: Any) -> tuple[DriftScores, DetectorSettings]:
     ref, lay, rows = verdict_sample(seed)
-    s = DetectorSettings(min_samples=50, **settings)
+    s = DetectorSettings(min_samples=50, **{**FLOORED, **settings})
     return DriftDetector(ref, lay, s).score(rows), s
 
 
@@ -409,7 +414,7 @@ def test_classifier_prediction_drift_matches_chi2(
     rng = np.random.default_rng(n)
     ref_predictions = [CLASSES[i] for i in class_column(rng, (0.5, 0.3, 0.2), 40_000).astype(int)]
     predicted = class_column(rng, window_p, n)
-    s = DetectorSettings()
+    s = DetectorSettings(**FLOORED)
     ref = reference({"x": [0.0, 1.0]}, predictions=ref_predictions)
     scores = DriftDetector(ref, layout({"x": None}, classes=CLASSES), s).score(
         rows_of(predicted, np.zeros(n))
@@ -430,7 +435,7 @@ def test_regression_prediction_drift_matches_ks(shift: float, drifts: bool) -> N
     rng = np.random.default_rng(3)
     ref_values = rng.normal(10, 2, 20_000)
     predicted = rng.normal(10 + 2 * shift, 2, 20_000)
-    s = DetectorSettings()
+    s = DetectorSettings(**FLOORED)
     ref = reference({"x": [0.0, 1.0]}, predictions=ref_values.tolist())
     scores = DriftDetector(ref, layout({"x": None}), s).score(
         rows_of(predicted, np.zeros(predicted.shape[0]))
@@ -440,7 +445,8 @@ def test_regression_prediction_drift_matches_ks(shift: float, drifts: bool) -> N
     assert target is not None and target.categorical is None
     check_numeric(target.numeric, ref_values, predicted)
     expected = stats.ks_2samp(ref_values, predicted, method="asymp")
-    significant = bool(expected.pvalue <= s.alpha)
+    significant = bool(target.numeric.pvalue <= s.alpha)
+    assert target.numeric.pvalue <= 3 * expected.pvalue
     assert significant is (shift != 0.0)  # even the small shift is significant
     assert target.drifted is (significant and bool(expected.statistic >= 0.1)) is drifts
 
@@ -478,7 +484,8 @@ def test_label_drift_against_label_reference(task: str, shifted: bool) -> None:
     else:
         check_numeric(target.numeric, ref_labels, labels)
         ks = stats.ks_2samp(ref_labels, labels, method="asymp")
-        expected = bool(ks.pvalue <= s.alpha and ks.statistic >= s.min_ks_statistic)
+        expected = bool(target.numeric.pvalue <= s.alpha and ks.statistic >= s.min_ks_statistic)
+        assert target.numeric.pvalue <= 3 * ks.pvalue
     assert target.drifted is expected is shifted
 
 
@@ -630,8 +637,49 @@ def test_detector_settings_of_drift_settings() -> None:
     assert DetectorSettings.of(drift) == DetectorSettings(
         min_samples=7,
         alpha=0.01,
+        release_alpha=0.01,  # the default: the larger of 1e-3 and alpha
         correction="bonferroni",
         min_ks_statistic=0.2,
         min_psi=0.3,
         threads=3,
     )
+
+
+# -- hysteresis -----------------------------------------------------------------------------------
+
+
+def test_a_drifted_feature_is_held_until_its_adjusted_pvalue_exceeds_release_alpha() -> None:
+    """Between alpha and release_alpha the verdict is the previous one: entered only below
+    alpha, left only above release_alpha; predictions likewise."""
+    rng = np.random.default_rng(5)
+    ref_values = rng.normal(0, 1, 2000)
+    ref = reference({"x": ref_values.tolist()}, predictions=ref_values.tolist())
+    lay = layout({"x": None})
+    n = 1500
+    column = rng.normal(0.12, 1, n)
+    rows = rows_of(column, column)
+    loose = DetectorSettings(alpha=0.5, release_alpha=0.5)
+    first = DriftDetector(ref, lay, loose).score(rows)
+    p = first.features["x"].adjusted_pvalue
+    assert p is not None and 1e-8 < p < 1e-2  # a p-value to put the two levels around
+    assert first.predictions is not None
+    settings = DetectorSettings(alpha=p / 10, release_alpha=p * 10)
+    detector = DriftDetector(ref, lay, settings)
+    fresh = detector.score(rows)
+    assert fresh.features["x"].drifted is False and fresh.predictions is not None
+    assert fresh.predictions.drifted is False
+    held = detector.score(rows, previous=first)
+    assert held.features["x"].drifted is True and held.predictions is not None
+    assert held.predictions.drifted is True
+    assert held.features["x"].adjusted_pvalue == p  # the level changes, not the p-value
+    released = DriftDetector(ref, lay, DetectorSettings(alpha=p / 100, release_alpha=p / 10))
+    assert released.score(rows, previous=first).features["x"].drifted is False
+    assert DriftDetector(ref, lay, DetectorSettings(alpha=p * 10)).score(rows).drifted == 1
+
+
+def test_release_alpha_default_and_bounds() -> None:
+    assert DriftSettings().release_level == 1e-3
+    assert DriftSettings(alpha=0.01).release_level == 0.01
+    assert DriftSettings(alpha=1e-6, release_alpha=1e-2).release_level == 1e-2
+    with pytest.raises(ValueError, match="release_alpha"):
+        DriftSettings(alpha=1e-3, release_alpha=1e-4)

@@ -33,6 +33,25 @@ def test_raw_ks_pvalues_are_uniform_under_the_null() -> None:
     assert low * 0.7 <= hits <= high, (hits, low, high)
 
 
+def test_numeric_features_other_tests_are_valid_under_the_null() -> None:
+    """Mann-Whitney and the binned chi-squared test reject at most alpha of identical samples
+    (within bounds), and the feature's p-value (smallest of three, times 3) at most alpha."""
+    alpha, features, seeds = 0.05, 20, 200
+    hits = {"mann_whitney": 0, "chi2": 0, "feature": 0}
+    for seed in range(seeds):
+        rng = np.random.default_rng(50_000 + seed)
+        refs = [NumericReference.from_values(rng.normal(size=2000)) for _ in range(features)]
+        for r in numeric_drift(refs, rng.normal(size=(1500, features))):
+            assert r is not None
+            hits["mann_whitney"] += r.mann_whitney_pvalue <= alpha
+            hits["chi2"] += r.chi2_pvalue <= alpha
+            hits["feature"] += r.pvalue <= alpha
+    low, high = binomial_bounds(seeds * features, alpha)
+    assert low <= hits["mann_whitney"] <= high, hits
+    assert low <= hits["chi2"] <= high, hits
+    assert hits["feature"] <= high, hits  # Bonferroni within the feature: at most alpha
+
+
 def test_raw_chi2_pvalues_are_uniform_under_the_null() -> None:
     alpha, trials = 0.05, 2000
     rng = np.random.default_rng(11)
@@ -56,8 +75,8 @@ def verdicts(settings: DriftSettings, results) -> list[bool | None]:
 
 def test_no_false_alarm_on_identical_distributions_across_seeds() -> None:
     """Under the global null, Benjamini-Hochberg at 0.05 flags a window (any feature) in at most
-    5 % of windows; with the default effect floor (KS >= 0.1) essentially never."""
-    settings_raw = DriftSettings(min_ks_statistic=0.0)
+    5 % of windows; at the default level (1e-6) essentially never."""
+    settings_raw = DriftSettings(alpha=0.05)
     settings_default = DriftSettings()
     windows = 300
     alarms_raw = alarms_default = 0
@@ -73,13 +92,15 @@ def test_no_false_alarm_on_identical_distributions_across_seeds() -> None:
 
 
 def test_large_samples_make_tiny_shifts_significant_but_not_material() -> None:
-    """The README's worked example: 100,000 values, a shift of 0.02 sd is 'significant' yet
-    immaterial; the effect-size floor keeps it from counting as drift."""
+    """The README's worked example: 100,000 values, a shift of 0.02 sd is 'significant' at
+    0.05 yet immaterial; an effect-size floor keeps it from counting as drift, and so does the
+    default level (1e-6)."""
     rng = np.random.default_rng(5)
     ref = NumericReference.from_values(rng.normal(size=100_000))
     [r] = numeric_drift([ref], rng.normal(0.02, 1, size=(100_000, 1)))
-    assert r.ks_pvalue < 0.05 and r.ks_statistic < 0.02
-    assert verdicts(DriftSettings(min_ks_statistic=0.0, correction="none"), [r]) == [True]
+    assert r.ks_pvalue < 0.05 and r.ks_statistic < 0.02 and r.pvalue > 1e-6
+    assert verdicts(DriftSettings(alpha=0.05, correction="none"), [r]) == [True]
+    assert verdicts(DriftSettings(alpha=0.05, min_ks_statistic=0.1), [r]) == [False]
     assert verdicts(DriftSettings(), [r]) == [False]
 
 
@@ -89,7 +110,7 @@ def test_bonferroni_is_stricter_than_bh() -> None:
     window = rng.normal(size=(2000, 10))
     window[:, :4] += np.array([0.12, 0.12, 0.13, 0.14])  # four moderate shifts
     results = numeric_drift(refs, window)
-    kw = {"min_ks_statistic": 0.0}
+    kw = {"alpha": 0.05}
     bh = sum(bool(v) for v in verdicts(DriftSettings(correction="bh", **kw), results))
     bonf = sum(bool(v) for v in verdicts(DriftSettings(correction="bonferroni", **kw), results))
     raw = sum(bool(v) for v in verdicts(DriftSettings(correction="none", **kw), results))
@@ -134,4 +155,5 @@ def test_planted_shift_is_flagged_within_one_window(make_exporter, shifted: str)
     m = exp.metrics()
     assert sample(m, "model_feature_drift_detected", **key, feature=shifted) == 1
     assert sample(m, "model_drift_features_drifted", **key) == 1
-    assert sample(m, "model_drift_alpha", **key, correction="bh") == 0.05
+    assert sample(m, "model_drift_alpha", **key, correction="bh") == 1e-6
+    assert sample(m, "model_drift_release_alpha", **key) == 1e-3

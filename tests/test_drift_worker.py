@@ -347,7 +347,7 @@ def test_cache_keep_keep_models_and_serials() -> None:
     assert serial == sorted(set(serial))
 
     def result(s: int) -> DriftResult:
-        return DriftResult(0.0, s, 1, 1, 0, None, DriftScores("bh", 0.05))
+        return DriftResult(0.0, s, 1, 1, 0, None, DriftScores("bh", 0.05, 0.05))
 
     for model in ("a", "b"):
         for version in ("v1", "v2"):
@@ -409,11 +409,17 @@ def test_failing_detector_is_counted(
     real = drift_worker.DriftDetector
 
     class Flaky(real):  # the first window scored fails
-        def score(self, rows: np.ndarray, labels: np.ndarray | None = None) -> DriftScores:
+        def score(
+            self,
+            rows: np.ndarray,
+            labels: np.ndarray | None = None,
+            *,
+            previous: DriftScores | None = None,
+        ) -> DriftScores:
             if flaky["on"]:
                 flaky["on"] = False
                 raise ValueError("detector failed")
-            return super().score(rows, labels)
+            return super().score(rows, labels, previous=previous)
 
     flaky = {"on": True}
     monkeypatch.setattr(drift_worker, "DriftDetector", Flaky)
@@ -527,3 +533,38 @@ def test_worker_without_pool_when_single_threaded(clock: FakeClock, feed: Feed) 
         assert all(worker.cache.results("m")[k].scores == r.scores for k, r in fresh.items())
     finally:
         worker.stop()
+
+
+def test_each_computation_gets_its_windows_previous_verdict(
+    clock: FakeClock, feed: Feed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hysteresis needs the window's last verdict: the worker passes its cached result's
+    scores for the same (version, window), and nothing on a window's first computation."""
+    store = make_store(clock)
+    store.add_predictions("m", "v1", feed.events(20))
+    real = drift_worker.DriftDetector
+    seen: list[DriftScores | None] = []
+
+    class Recording(real):
+        def score(
+            self,
+            rows: np.ndarray,
+            labels: np.ndarray | None = None,
+            *,
+            previous: DriftScores | None = None,
+        ) -> DriftScores:
+            seen.append(previous)
+            return super().score(rows, labels, previous=previous)
+
+    monkeypatch.setattr(drift_worker, "DriftDetector", Recording)
+    cache = DriftCache()
+    refresh(store, cache)
+    assert seen == [None] * len(WINDOWS)
+    first = {key: r.scores for key, r in cache.results("m").items()}
+    seen.clear()
+    clock.advance(1)
+    store.add_predictions("m", "v1", feed.events(5))
+    refresh(store, cache)
+    assert len(seen) == len(WINDOWS)
+    assert all(any(p is s for s in first.values()) for p in seen)
+    assert {id(p) for p in seen} == {id(s) for s in first.values()}

@@ -248,7 +248,10 @@ def _target_json(t: TargetDrift | None) -> Any:
     tests = asdict(t.numeric) if t.numeric is not None else {}
     if t.categorical is not None:
         tests = asdict(t.categorical)
-    return {**tests, "drifted": t.drifted}
+    pvalue = t.numeric.pvalue if t.numeric is not None else None
+    if t.categorical is not None:
+        pvalue = t.categorical.pvalue
+    return {**tests, "pvalue": pvalue, "drifted": t.drifted}
 
 
 def _drift_json(result: DriftResult) -> dict[str, Any]:
@@ -260,6 +263,7 @@ def _drift_json(result: DriftResult) -> dict[str, Any]:
         "reference_source": result.reference_source,
         "correction": s.correction,
         "alpha": s.alpha,
+        "release_alpha": s.release_alpha,
         "features_tested": s.tested,
         "features_drifted": s.drifted,
         "features": {
@@ -268,6 +272,8 @@ def _drift_json(result: DriftResult) -> dict[str, Any]:
                 "window_values": f.window_values,
                 "reference_values": f.reference_values,
                 "missing_ratio": f.missing,
+                "pvalue": f.pvalue,
+                "adjusted_pvalue": f.adjusted_pvalue,
                 "drifted": f.drifted,
                 **(asdict(f.numeric) if f.numeric is not None else {}),
                 **(asdict(f.categorical) if f.categorical is not None else {}),

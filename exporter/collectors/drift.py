@@ -41,17 +41,38 @@ class _Families:
             "method='asymp') of a numeric feature; uncorrected." + _GUARD + _CACHED,
             WF,
         )
+        self.mw_p = g(
+            f + "mann_whitney_pvalue",
+            "Two-sided Mann-Whitney p-value (scipy.stats.mannwhitneyu method='asymptotic') "
+            "of a numeric feature; uncorrected." + _GUARD + _CACHED,
+            WF,
+        )
         self.chi2_stat = g(
             f + "chi2_statistic",
-            "Pearson chi-squared statistic of a "
-            "categorical feature's category counts, window vs reference (unseen "
-            "categories pooled in one bin)." + _GUARD + _CACHED,
+            "Pearson chi-squared statistic of a feature's counts, window vs reference: a "
+            "categorical feature's categories (unseen ones pooled in one bin), a numeric "
+            "feature's PSI bins." + _GUARD + _CACHED,
             WF,
         )
         self.chi2_p = g(
             f + "chi2_pvalue",
-            "Chi-squared test of homogeneity p-value of a "
-            "categorical feature; uncorrected." + _GUARD + _CACHED,
+            "Chi-squared test of homogeneity p-value of a feature, over the same "
+            "counts; uncorrected." + _GUARD + _CACHED,
+            WF,
+        )
+        self.pvalue = g(
+            f + "pvalue",
+            "The feature's p-value before the correction across features: a numeric "
+            "feature's smallest of its KS, Mann-Whitney and chi-squared p-values times 3, a "
+            "categorical feature's chi-squared p-value." + _GUARD + _CACHED,
+            WF,
+        )
+        self.adjusted_p = g(
+            f + "adjusted_pvalue",
+            "The feature's p-value after drift.correction across the window's features: "
+            "it drifts at most drift.alpha, and stays drifted up to drift.release_alpha."
+            + _GUARD
+            + _CACHED,
             WF,
         )
         self.psi = g(
@@ -74,9 +95,9 @@ class _Families:
         )
         self.detected = g(
             f + "detected",
-            "1 if the feature drifted: significant after the "
-            "drift.correction at drift.alpha and at least the effect-size floor "
-            "(KS statistic or PSI); 0 if tested and not." + _CACHED,
+            "1 if the feature drifted: adjusted p-value at most drift.alpha (at most "
+            "drift.release_alpha if it had drifted at the previous look) and at least the "
+            "effect-size floor (KS statistic or PSI); 0 if tested and not." + _CACHED,
             WF,
         )
         self.window_values = g(
@@ -116,8 +137,8 @@ class _Families:
         )
         self.drifted = g(
             "model_drift_features_drifted",
-            "Features that drifted: significant "
-            "after the multiple-testing correction and material (effect-size "
+            "Features that drifted: adjusted p-value at most drift.alpha, or "
+            "drift.release_alpha while drifted (hysteresis), and material (effect-size "
             "floor)." + _CACHED,
             W,
         )
@@ -126,6 +147,12 @@ class _Families:
             "Significance level used for the drift verdicts; "
             "correction is bh (Benjamini-Hochberg), bonferroni or none.",
             [*W, "correction"],
+        )
+        self.release_alpha = g(
+            "model_drift_release_alpha",
+            "Adjusted p-value above which a drifted feature (or the predictions, or the "
+            "labels) stops being drifted (drift.release_alpha).",
+            W,
         )
         self.sample_rows = g(
             "model_drift_window_sample_predictions",
@@ -153,6 +180,13 @@ class _Families:
             "ks_pvalue": _gauge(
                 p + "ks_pvalue", f"KS p-value of the {what} of a regression model." + _GUARD, W
             ),
+            "pvalue": _gauge(
+                p + "pvalue",
+                f"The p-value of the {what} that decides detected: a regression's smallest "
+                "of its KS, Mann-Whitney and binned chi-squared p-values times 3, a "
+                "classifier's chi-squared p-value." + _GUARD,
+                W,
+            ),
             "chi2_statistic": _gauge(
                 p + "chi2_statistic",
                 f"Chi-squared statistic of the "
@@ -177,8 +211,9 @@ class _Families:
             ),
             "detected": _gauge(
                 p + "detected",
-                f"1 if the {what} drifted (p-value <= "
-                "drift.alpha and the effect-size floor met), else 0." + _GUARD,
+                f"1 if the {what} drifted (p-value at most drift.alpha, or "
+                "drift.release_alpha while drifted, and the effect-size floor met), else 0."
+                + _GUARD,
                 W,
             ),
             "window_values": _gauge(
@@ -193,6 +228,7 @@ class _Families:
         self.tested.add_metric(wk, scores.tested)
         self.drifted.add_metric(wk, scores.drifted)
         self.alpha.add_metric([*wk, scores.correction], scores.alpha)
+        self.release_alpha.add_metric(wk, scores.release_alpha)
         for feature, d in scores.features.items():
             key = [*wk, feature]
             self.window_values.add_metric(key, d.window_values)
@@ -200,10 +236,17 @@ class _Families:
             self.missing.add_metric(key, d.missing)
             if d.drifted is not None:
                 self.detected.add_metric(key, 1.0 if d.drifted else 0.0)
+            pvalue = d.pvalue
+            if pvalue is not None and d.adjusted_pvalue is not None:
+                self.pvalue.add_metric(key, pvalue)
+                self.adjusted_p.add_metric(key, d.adjusted_pvalue)
             if d.numeric is not None:
                 n = d.numeric
                 self.ks_stat.add_metric(key, n.ks_statistic)
                 self.ks_p.add_metric(key, n.ks_pvalue)
+                self.mw_p.add_metric(key, n.mann_whitney_pvalue)
+                self.chi2_stat.add_metric(key, n.chi2_statistic)
+                self.chi2_p.add_metric(key, n.chi2_pvalue)
                 self.psi.add_metric(key, n.psi)
                 self.js.add_metric(key, n.jensen_shannon)
                 self.wasserstein.add_metric(key, n.wasserstein)
@@ -227,6 +270,7 @@ class _Families:
             fam["window_values"].add_metric(wk, n.window_values)
             fam["ks_statistic"].add_metric(wk, n.ks_statistic)
             fam["ks_pvalue"].add_metric(wk, n.ks_pvalue)
+            fam["pvalue"].add_metric(wk, n.pvalue)
             fam["psi"].add_metric(wk, n.psi)
             fam["jensen_shannon_distance"].add_metric(wk, n.jensen_shannon)
             fam["wasserstein_distance"].add_metric(wk, n.wasserstein)
@@ -235,6 +279,7 @@ class _Families:
             fam["window_values"].add_metric(wk, c.window_values)
             fam["chi2_statistic"].add_metric(wk, c.chi2_statistic)
             fam["chi2_pvalue"].add_metric(wk, c.chi2_pvalue)
+            fam["pvalue"].add_metric(wk, c.pvalue)
             fam["psi"].add_metric(wk, c.psi)
             fam["jensen_shannon_distance"].add_metric(wk, c.jensen_shannon)
 
@@ -242,8 +287,11 @@ class _Families:
         out = [
             self.ks_stat,
             self.ks_p,
+            self.mw_p,
             self.chi2_stat,
             self.chi2_p,
+            self.pvalue,
+            self.adjusted_p,
             self.psi,
             self.js,
             self.wasserstein,
@@ -256,6 +304,7 @@ class _Families:
             self.tested,
             self.drifted,
             self.alpha,
+            self.release_alpha,
             self.sample_rows,
             self.computed,
         ]
