@@ -373,7 +373,7 @@ def _fleet_drift_row(b: _Board) -> None:
     b.row("Drift and alerts")
     b.add(
         "timeseries",
-        "Drifted features (after correction and effect-size floor)",
+        "Drifted features (adjusted p-value at most drift.alpha, with hysteresis)",
         [(f"model_drift_features_drifted{{{WSEL}}}", "{{model}} {{model_version}}")],
         w=8,
         field_config={"min": 0, "decimals": 0},
@@ -658,10 +658,12 @@ def _feature_drift_row(b: _Board) -> None:
     b.row("Feature drift")
     b.add(
         "table",
-        "Feature drift now (raw p-values; detected = after correction and floor)",
+        "Feature drift now (raw p-values; drifted = adjusted p-value at most drift.alpha)",
         [
             (f"model_feature_drift_ks_pvalue{{{WSEL}}}", ""),
+            (f"model_feature_drift_mann_whitney_pvalue{{{WSEL}}}", ""),
             (f"model_feature_drift_chi2_pvalue{{{WSEL}}}", ""),
+            (f"model_feature_drift_adjusted_pvalue{{{WSEL}}}", ""),
             (f"model_feature_drift_psi{{{WSEL}}}", ""),
             (f"model_feature_drift_jensen_shannon_distance{{{WSEL}}}", ""),
             (f"model_feature_drift_detected{{{WSEL}}}", ""),
@@ -672,10 +674,12 @@ def _feature_drift_row(b: _Board) -> None:
         transformations=_organize(
             {
                 "Value #A": "KS p-value",
-                "Value #B": "chi2 p-value",
-                "Value #C": "PSI",
-                "Value #D": "Jensen-Shannon",
-                "Value #E": "drifted",
+                "Value #B": "Mann-Whitney p-value",
+                "Value #C": "chi2 p-value",
+                "Value #D": "adjusted p-value",
+                "Value #E": "PSI",
+                "Value #F": "Jensen-Shannon",
+                "Value #G": "drifted",
             },
             merge=True,
         ),

@@ -265,8 +265,8 @@ def _model_alerts(t: Thresholds) -> list[dict[str, Any]]:
             "warning",
             "Model input features drifted",
             f"{{{{ $value }}}} features of model {mv} drifted over the last "
-            "{{ $labels.window }} window (significant after the multiple-testing correction, "
-            "and material); see model_feature_drift_detected for which.",
+            "{{ $labels.window }} window (adjusted p-value at most drift.alpha, held until "
+            "drift.release_alpha); see model_feature_drift_detected for which.",
             t,
         ),
         _alert(
