@@ -49,9 +49,9 @@ class _Families:
         )
         self.chi2_stat = g(
             f + "chi2_statistic",
-            "Pearson chi-squared statistic of a feature's counts, window vs reference: a "
-            "categorical feature's categories (unseen ones pooled in one bin), a numeric "
-            "feature's PSI bins." + _GUARD + _CACHED,
+            "Likelihood-ratio (G) chi-squared statistic of a feature's counts, window vs "
+            "reference: a categorical feature's categories (unseen ones pooled in one bin), "
+            "a numeric feature's PSI bins." + _GUARD + _CACHED,
             WF,
         )
         self.chi2_p = g(
