@@ -12,7 +12,8 @@ in one run, on the same data (seeded; 10 of the 50 features shifted):
 
 Targets: all drift statistics recomputed in <= 30 ms (issue 3), p-values identical to SciPy's;
 <= 15 ms on two threads (issue 8). Also timed: a whole run of the drift worker for one model
-holding the same window and reference (snapshot of the reservoirs, uniform sample, detector).
+holding the same window and reference (snapshot of the reservoirs, uniform sample, detector),
+and the part of it that draws the status page's histograms (issue 13).
 
     .venv/bin/python -m bench.drift [--repeats 15] [--no-peers]
 """
@@ -38,6 +39,7 @@ from exporter.detector import DetectorSettings, FeatureDrift, verdicts
 from exporter.drift_worker import DriftWorker
 from exporter.reference import build_reference
 from exporter.runtime import tune_malloc
+from exporter.stats.distribution import shared_histogram
 from exporter.stats.drift import NumericReference, numeric_drift
 from exporter.store import Store
 
@@ -159,6 +161,11 @@ def main() -> None:
         results, verdicts = threaded()
     t_one = median_time(serial, args.repeats)
     t_worker = worker_run(ref, win, args.repeats)
+    sorted_refs = [np.sort(ref[:, j]) for j in range(FEATURES)]
+    t_hist = median_time(
+        lambda: [shared_histogram(sorted_refs[j], win[:, j]) for j in range(FEATURES)],
+        args.repeats,
+    )
 
     def scipy_ks():
         return [stats.ks_2samp(ref[:, j], win[:, j], method="asymp") for j in range(FEATURES)]
@@ -182,6 +189,7 @@ def main() -> None:
         ("ours, all statistics, 2 threads", t_two, drifted),
         ("ours, all statistics, 1 thread", t_one, drifted),
         ("ours, whole worker run (sample + detector)", t_worker, None),
+        ("  of it: the status page's histograms", t_hist, None),
         ("scipy ks_2samp loop (KS only)", t_scipy, None),
         ("scipy ks_2samp + wasserstein loop", t_scipy_w, None),
     ]

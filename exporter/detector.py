@@ -40,6 +40,7 @@ import numpy as np
 
 from exporter.config import DriftSettings
 from exporter.reference import CategoricalReference, Reference, RowLayout, TargetReference
+from exporter.stats.distribution import CategoryCounts, Histogram, shared_histogram
 from exporter.stats.drift import (
     CategoricalDrift,
     NumericDrift,
@@ -100,6 +101,8 @@ class FeatureDrift:
     categorical: CategoricalDrift | None = None
     adjusted_pvalue: float | None = None
     drifted: bool | None = None
+    #: How the tested window looks next to the reference (for the status page's charts).
+    distribution: Histogram | CategoryCounts | None = field(default=None, compare=False)
 
     @property
     def pvalue(self) -> float | None:
@@ -245,12 +248,16 @@ class DriftDetector:
         )
         out = {}
         for j, ref, result in zip(self._numeric, self._numeric_refs, results, strict=True):
+            histogram = None
+            if ref is not None and result is not None:
+                histogram = shared_histogram(ref.values, rows[:, j + 1])
             out[self.layout.names[j]] = FeatureDrift(
                 kind="numeric",
                 window_values=int(n - round(missing[j] * n)),
                 reference_values=ref.size if ref is not None else 0,
                 missing=float(missing[j]),
                 numeric=result,
+                distribution=histogram,
             )
         return out
 
@@ -262,16 +269,18 @@ class DriftDetector:
         for j, ref, mapping in self._categorical:
             codes = rows[:, j + 1]
             codes = codes[~np.isnan(codes)]
-            result = None
+            result = shares = None
             if ref is not None and mapping is not None and min(codes.shape[0], ref.size) >= need:
                 counts, other = _bin(codes, mapping, len(ref.categories))
                 result = categorical_drift(ref.counts, ref.pooled, counts, other)
+                shares = CategoryCounts(ref.categories, counts, ref.counts, other, ref.pooled)
             out[self.layout.names[j]] = FeatureDrift(
                 kind="categorical",
                 window_values=int(codes.shape[0]),
                 reference_values=ref.size if ref is not None else 0,
                 missing=float(missing[j]),
                 categorical=result,
+                distribution=shares,
             )
         return out
 

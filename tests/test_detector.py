@@ -24,6 +24,7 @@ from exporter.reference import (
     reference_from_rows,
     target_from_column,
 )
+from exporter.stats.distribution import CategoryCounts, Histogram
 from exporter.stats.drift import PSI_FLOOR
 
 RTOL_P = 1e-9  # p-values: KS via exporter.stats.ks, chi-squared via scipy.special
@@ -170,6 +171,12 @@ def test_numeric_features_match_scipy(seed: int) -> None:
         check_numeric(f.numeric, ref[name], values)
         tests = (f.numeric.ks_pvalue, f.numeric.mann_whitney_pvalue, f.numeric.chi2_pvalue)
         assert f.pvalue == min(1.0, 3 * min(tests))
+        # The chart's counts: the same values the tests used, over shared bins.
+        h = f.distribution
+        assert isinstance(h, Histogram)
+        for counts, side in ((h.window, values[~np.isnan(values)]), (h.reference, ref[name])):
+            expected, _ = np.histogram(np.clip(side, h.edges[0], h.edges[-1]), bins=h.edges)
+            np.testing.assert_array_equal(counts, expected)
     identical = scores.features["identical"].numeric
     assert (identical.ks_statistic, identical.ks_pvalue, identical.wasserstein) == (0.0, 1.0, 0.0)
     assert scores.features["shifted"].drifted is True
@@ -259,6 +266,14 @@ def test_categorical_features_match_chi2_contingency(seed: int) -> None:
         assert (f.window_values, f.reference_values) == (n - missing, len(ref[name]))
         check_categorical(f.categorical, categorical_oracle(ref[name], tracked, window_labels))
         assert f.pvalue == f.categorical.chi2_pvalue
+        shares = f.distribution
+        assert isinstance(shares, CategoryCounts) and shares.categories == tracked
+        window_counts = Counter(window_labels)
+        assert shares.window.tolist() == [window_counts[c] for c in tracked]
+        assert shares.window_other == sum(n for c, n in window_counts.items() if c not in tracked)
+        ref_counts = Counter(ref[name])
+        assert shares.reference.tolist() == [ref_counts[c] for c in tracked]
+        assert shares.reference_other == len(ref[name]) - sum(shares.reference.tolist())
     # The sample exercises both kinds of "other": the reference pools cities e, f.
     assert detector.reference.categorical["city"].pooled > 0
     assert scores.features["color"].categorical.unseen > 0
