@@ -497,6 +497,57 @@ class StateSettings(_Section):
     )
 
 
+class UiSettings(_Section):
+    """The status pages (``GET /``, ``GET /ui/models/{model}``: exporter.ui)."""
+
+    thresholds_file: Path | None = Field(
+        None,
+        description="YAML of alert thresholds in the format of `model-exporter generate "
+        "--thresholds`: the pages colour values by the same rules; none: the shipped ones",
+    )
+
+
+#: The most points a history series may hold (exporter.history): 7 days at 1 minute.
+MAX_HISTORY_POINTS = 10_080
+
+
+class HistorySettings(_Section):
+    """The in-memory history of the summary values (exporter.history): the pages and
+    ``GET /v1/models/{model}/history`` read it."""
+
+    resolution: PositiveDuration = Field(
+        60.0,
+        description="one point per series per this many whole seconds: the last value recorded "
+        "in it (recorded after each drift worker run, so at most every drift.refresh_interval)",
+    )
+    retention: PositiveDuration = Field(
+        86_400.0,
+        description="how far back points are kept: retention / resolution points per series "
+        f"(8 bytes each), at most {MAX_HISTORY_POINTS:,}",
+    )
+
+    @model_validator(mode="after")
+    def _whole_slots(self) -> HistorySettings:
+        if self.resolution < 1 or self.resolution != int(self.resolution):
+            raise ValueError(
+                f"resolution must be a whole number of seconds, at least 1s (got "
+                f"{format_duration(self.resolution)})"
+            )
+        points = self.retention / self.resolution
+        if points != int(points) or not 2 <= points <= MAX_HISTORY_POINTS:
+            raise ValueError(
+                f"retention ({format_duration(self.retention)}) must be a whole multiple of "
+                f"resolution ({format_duration(self.resolution)}), from 2 to "
+                f"{MAX_HISTORY_POINTS:,} of them (got {points:g})"
+            )
+        return self
+
+    @property
+    def points(self) -> int:
+        """Points each series keeps: retention / resolution."""
+        return int(self.retention // self.resolution)
+
+
 _ADDRESS = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^\s:\[\]]+)):(?P<port>\d{1,5})")
 
 
@@ -812,6 +863,8 @@ class Settings(BaseSettings):
     join: JoinSettings = JoinSettings()
     limits: LimitSettings = LimitSettings()
     state: StateSettings = StateSettings()
+    history: HistorySettings = HistorySettings()
+    ui: UiSettings = UiSettings()
     auth: AuthSettings = AuthSettings()
     server: ServerSettings = ServerSettings()
     shutdown: ShutdownSettings = ShutdownSettings()

@@ -271,6 +271,8 @@ class DriftWorker:
         )
         self._store = store
         self._on_run = on_run
+        #: Called after every run, in order, each on its own (the history recorder).
+        self.after_run: list[Callable[[], None]] = []
         self._interval = max(settings.refresh_interval, MIN_REFRESH_SECONDS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="drift-worker", daemon=True)
@@ -297,6 +299,11 @@ class DriftWorker:
         self._store.expire_all()
         stats = refresh(self._store, self.cache, force=force, executor=self._pool)
         look_at_models(self._store, self.sequential)
+        for task in self.after_run:
+            try:
+                task()
+            except Exception:  # the drift results stand; the failure is logged
+                log.exception("%r after the drift run failed", task)
         if self._on_run is not None:
             self._on_run(stats.computed, stats.failed, stats.seconds)
         return stats
