@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from exporter import __version__, auth
-from exporter.api import build_router, handlers
+from exporter.api import build_router, docs, handlers
 from exporter.api.context import Context
 from exporter.api.schemas import build_decoders
 from exporter.api.security import AccessGuard
@@ -21,7 +21,8 @@ from exporter.collectors import build_registry
 from exporter.config import Settings
 from exporter.drift_worker import DriftWorker
 from exporter.exposition import BudgetCollector, Exposition
-from exporter.monitoring.rules import alert_series
+from exporter.history_recorder import HistoryRecorder, build_history
+from exporter.monitoring.rules import Thresholds, alert_series
 from exporter.persistence import StateKeeper
 from exporter.startup import StartingGate, Startup, on_thread
 from exporter.store import Store
@@ -51,7 +52,8 @@ def create_app(
     clock : callable
         Wall-clock time in seconds; tests pass a fake one.
     drift_worker : bool
-        Run the background drift worker (tests may drive ``app.state.drift_worker.run_once()``).
+        Run the background drift worker (tests may drive ``app.state.drift_worker.run_once()``,
+        which records the history too, or ``app.state.history_recorder.record(now)`` alone).
     start_in_background : bool
         Restore the state snapshot and apply the configured references and comparisons in a
         thread once the app serves, answering 503 ``starting`` meanwhile (``model-exporter
@@ -67,6 +69,10 @@ def create_app(
     telemetry = Telemetry()
     worker = DriftWorker(store, on_run=telemetry.count_drift_run)
     store.on_removed(worker.cache.forget)
+    history = build_history(settings)
+    store.on_removed(history.forget)
+    recorder = HistoryRecorder(store, worker.cache, history)
+    worker.after_run.append(recorder.record)  # after each run: never on the ingest path
     registry, models = build_registry(store, telemetry, worker.cache, registry, worker.sequential)
     ctx = Context(
         settings=settings,
@@ -79,7 +85,10 @@ def create_app(
             protected=alert_series(),
         ),
         drift=worker.cache,
+        history=history,
         decoders=build_decoders(settings.limits),
+        thresholds=Thresholds.load(settings.ui.thresholds_file),
+        sequential=worker.sequential,
     )
     registry.register(BudgetCollector(ctx.exposition))
     web_config = load_web_config(settings.web_config)
@@ -110,14 +119,18 @@ def create_app(
         description="Prometheus exporter sidecar for machine-learning model quality and drift.",
         lifespan=lifespan,
         redirect_slashes=False,  # a trailing slash is ignored instead (api/handlers.py)
+        docs_url=None,  # served by api/docs.py, its assets too: works offline
+        redoc_url=None,  # it loads its bundle from a CDN, which no package ships with ours
     )
     app.state.ctx = ctx
     app.state.store = store
     app.state.telemetry = telemetry
     app.state.registry = registry
     app.state.drift_worker = worker
+    app.state.history_recorder = recorder
     app.state.state_keeper = keeper
     app.include_router(build_router(ctx))
+    docs.mount(app)  # Swagger UI's files, for /docs
     app.state.web_config = web_config  # its TLS is the server's (uvicorn_tls_options)
     app.add_middleware(StartingGate, ctx=ctx, telemetry=telemetry)
     app.add_middleware(AccessGuard, writes=writes, reads=reads, telemetry=telemetry)

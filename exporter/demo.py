@@ -370,12 +370,16 @@ def _status_line(url: str, sim: Simulation, started: float) -> str:
         parts.append(f"drift in {sim.drift_after - elapsed:.0f}s")
     else:
         parts.append("DRIFTING")
+    parts.append(f"page {url}/")
     return " | ".join(parts)
 
 
 def _look_at(url: str, drift_after: float) -> str:
     return (
-        f"\nLook at:\n  {url}/metrics                     (model_accuracy, "
+        f"\nLook at:\n  {url}/                            (the status page: quality, drift, "
+        f"join health, charts;\n    {url}/ui/models/{MODEL} draws each feature over its "
+        "reference)\n"
+        f"  {url}/metrics                     (model_accuracy, "
         "model_drift_features_drifted, model_feature_drift_psi, ...,\n"
         "    model_comparison_sequential_pvalue: v2, the challenger, against v1)\n"
         f"  {url}/v1/models/{MODEL}     (status JSON)\n"

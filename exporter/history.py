@@ -6,9 +6,10 @@ A series is a (model, name, labels) triple, ``labels`` the pairs ``/metrics`` sh
 (``retention / resolution``): one ``float64`` per slot in a ring, allocated when the series gets
 its first value. A point's time is its slot's start, implied by the slot, so it costs nothing:
 **8 x points bytes a series** (11,520 at the defaults, 1 minute for 24 hours), plus about
-200 bytes of bookkeeping (the array's header, its key and labels). A slot holds the last value
-recorded in it; NaN marks a slot with no value (none recorded, or none defined then, such as
-accuracy before ``quality.min_samples`` labels) and is never read back as a point.
+330 bytes of bookkeeping (the array header, its key and labels; bench/history_memory.py).
+A slot holds the last value recorded in it; NaN marks a slot with no value (none recorded,
+or none defined then, such as accuracy before ``quality.min_samples`` labels) and is never
+read back as a point.
 
 :meth:`History.record` takes a model's whole picture at one time: a series of the model that it
 does not list has no value at that time. The store bounds what it holds: at most ``max_models``

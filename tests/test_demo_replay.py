@@ -94,6 +94,9 @@ def test_demo_shows_drift_and_an_accuracy_drop(tmp_path: Path) -> None:
         proc.stdout.close()
     text = "".join(output)
     assert "DRIFTING" in text and "Look at:" in text
+    # The status line and the list name the status page first.
+    assert re.search(r"\| page http://127\.0\.0\.1:\d+/\n", text), text
+    assert re.search(r"Look at:\n  http://127\.0\.0\.1:\d+/ .*status page", text), text
 
 
 @pytest.fixture(scope="module")

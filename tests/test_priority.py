@@ -72,3 +72,43 @@ def test_without_a_scrape_ingest_does_not_wait() -> None:
         return time.monotonic() - t0
 
     assert asyncio.run(main()) < MAX_WAIT / 2
+
+
+def test_a_page_thread_sleeps_while_a_scrape_renders_and_not_longer_than_max_wait() -> None:
+    async def main() -> tuple[list[str], float, float]:
+        priority = ScrapePriority()
+        order: list[str] = []
+        started, release = threading.Event(), threading.Event()
+
+        def render() -> str:
+            started.set()
+            release.wait(5)
+            order.append("rendered")
+            return "body"
+
+        idle_started = time.monotonic()
+        priority.yield_to_scrapes()  # no scrape: at once
+        idle = time.monotonic() - idle_started
+        scrape = asyncio.create_task(priority.scrape(render))
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        assert priority.rendering
+
+        def page() -> None:
+            priority.yield_to_scrapes()
+            order.append("page")
+
+        waited = time.monotonic()
+        thread = threading.Thread(target=page)
+        thread.start()
+        await asyncio.sleep(MAX_WAIT / 5)
+        assert order == []  # the page gives way to the render
+        thread.join(5)  # the render never ends in time: the page goes on after MAX_WAIT
+        waited = time.monotonic() - waited
+        release.set()
+        await scrape
+        return order, idle, waited
+
+    order, idle, waited = asyncio.run(main())
+    assert order == ["page", "rendered"]
+    assert idle < MAX_WAIT / 5 and MAX_WAIT <= waited < MAX_WAIT + 1.0

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from exporter.api import comparisons, ingest, lifecycle, references, service, status
+from exporter.api import (
+    comparisons,
+    docs,
+    history,
+    ingest,
+    lifecycle,
+    references,
+    service,
+    status,
+    ui,
+)
 from exporter.api.context import Context
 
 
 def build_router(ctx: Context) -> APIRouter:
     """Every route of the exporter."""
     router = APIRouter()
-    for module in (ingest, references, comparisons, status, lifecycle, service):
+    for module in (ingest, references, comparisons, status, history, lifecycle, service, ui, docs):
         router.include_router(module.router(ctx))
     return router

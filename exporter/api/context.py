@@ -10,6 +10,9 @@ from exporter.api.schemas import Decoders
 from exporter.config import Settings
 from exporter.drift_worker import DriftCache
 from exporter.exposition import Exposition
+from exporter.history import History
+from exporter.monitoring.rules import Thresholds
+from exporter.sequential_tracker import SequentialTracker
 from exporter.store import Store
 from exporter.telemetry import Telemetry
 
@@ -21,8 +24,15 @@ class Context:
     telemetry: Telemetry
     exposition: Exposition
     drift: DriftCache
+    #: The summary values' history (exporter.history): ``history.read(model, version=,
+    #: window=, names=, since=)`` gives immutable Series.
+    history: History
     decoders: Decoders
     priority: ScrapePriority = field(default_factory=ScrapePriority)
+    #: The alert thresholds the status pages colour by (``ui.thresholds_file``).
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    #: The comparisons' sequential states (the drift worker's), for the status pages.
+    sequential: SequentialTracker | None = None
     ready: bool = False
     starting: bool = False  # restoring in the background (exporter.startup): requests get 503
     stopping: bool = False  # set on SIGTERM (exporter.server): /-/ready answers 503 from then

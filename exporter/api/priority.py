@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -48,6 +49,20 @@ class ScrapePriority:
             self._scrapes -= 1
             if not self._scrapes:
                 self._idle.set()
+
+    @property
+    def rendering(self) -> bool:
+        """A scrape is rendering now. Threads may read it (one attribute; a stale answer
+        only makes a page wait a millisecond more or less)."""
+        return not self._idle.is_set()
+
+    def yield_to_scrapes(self) -> None:
+        """For work in threads (the status pages): sleep, giving up the interpreter, while a
+        scrape renders (at most MAX_WAIT), so that a page's long computation is not what a
+        scrape waits behind."""
+        deadline = time.monotonic() + MAX_WAIT
+        while self.rendering and time.monotonic() < deadline:
+            time.sleep(0.0005)
 
     async def ingest(self) -> None:
         """Wait until no scrape is rendering (at once when none is; at most MAX_WAIT)."""

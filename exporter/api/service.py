@@ -1,4 +1,4 @@
-"""``/metrics``, the health endpoints and the landing page.
+"""``/metrics`` and the health endpoints (the landing page is the status page: api/ui.py).
 
 (No ``from __future__ import annotations``: FastAPI must evaluate the route signatures.)
 """
@@ -7,9 +7,8 @@ import gzip
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 
-from exporter import __version__
 from exporter.api.context import Context
 from exporter.api.responses import refusals
 
@@ -71,10 +70,6 @@ def router(ctx: Context) -> APIRouter:
             return JSONResponse({"status": status}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @r.get("/", include_in_schema=False)
-    def landing() -> HTMLResponse:
-        return HTMLResponse(_LANDING.format(version=__version__))
-
     return r
 
 
@@ -92,18 +87,3 @@ def _status(*values: str) -> dict[str, Any]:
         "required": ["status"],
         "properties": {"status": {"type": "string", "enum": list(values)}},
     }
-
-
-_LANDING = """<!doctype html>
-<html><head><meta charset="utf-8"><title>model-exporter</title></head>
-<body>
-<h1>model-exporter {version}</h1>
-<p>Prometheus exporter for machine-learning model quality and drift.</p>
-<ul>
-<li><a href="/metrics">/metrics</a>: Prometheus metrics</li>
-<li><a href="/v1/models">/v1/models</a>: monitored models (JSON)</li>
-<li><a href="/docs">/docs</a>: API reference (OpenAPI)</li>
-<li><a href="/-/healthy">/-/healthy</a> and <a href="/-/ready">/-/ready</a>: health</li>
-</ul>
-</body></html>
-"""
