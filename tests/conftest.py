@@ -94,3 +94,8 @@ def make_exporter() -> Iterator[Callable[..., Exporter]]:
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+
+
+# Headless Chromium (tests/browser.py): ``browser`` (session), ``browser_context_factory``,
+# ``page`` and ``page_log``.
+from tests.browser import browser, browser_context_factory, page, page_log  # noqa: E402, F401
