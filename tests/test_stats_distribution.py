@@ -78,3 +78,19 @@ def test_the_span_is_the_order_statistics_of_both_sides() -> None:
     ordered = np.sort(win)
     assert h.edges[0] == min(ref[5], ordered[10])  # ranks floor(0.005 (n - 1))
     assert h.edges[-1] == max(ref[995], ordered[1990])  # and ceil(0.995 (n - 1))
+
+
+@pytest.mark.parametrize(
+    ("reference", "window"),
+    [
+        ([2.22507386e-311], [0.0]),  # a subnormal span: bins / span overflows
+        ([-1.5e308, 1.7e308], [1e308, -1e308, 0.0]),  # a span beyond float range
+    ],
+)
+def test_extreme_spans_still_count_every_value(reference: list[float], window: list[float]) -> None:
+    h = shared_histogram(np.sort(np.array(reference)), np.array(window), bins=4)
+    assert np.all(np.isfinite(h.edges)) and np.all(np.diff(h.edges) > 0)
+    win = np.array(window)
+    expected, _ = np.histogram(np.clip(win, h.edges[0], h.edges[-1]), bins=h.edges)
+    np.testing.assert_array_equal(h.window, expected)
+    assert h.reference.sum() == len(reference) and h.window.sum() == len(window)

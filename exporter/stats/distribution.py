@@ -12,6 +12,7 @@ category plus one bin for the rest. Pure numpy.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,17 +72,23 @@ def shared_histogram(
     ranks = [int(np.floor(TAIL * (m - 1))), int(np.ceil((1 - TAIL) * (m - 1)))]
     lo_win, hi_win = np.partition(values, ranks)[ranks]
     lo, hi = float(min(lo_ref, lo_win)), float(max(hi_ref, hi_win))
-    if not hi > lo:  # one value on both sides
+    # As a weighted mean of the ends: no overflow where hi - lo would be beyond float range.
+    share = np.linspace(0.0, 1.0, bins + 1)
+    edges = lo * (1.0 - share) + hi * share
+    if not np.all(np.diff(edges) > 0):  # one value on both sides, or a span too fine to cut
         lo, hi = lo - 0.5, hi + 0.5
-    edges = np.linspace(lo, hi, bins + 1)
+        edges = lo * (1.0 - share) + hi * share
     # Equal widths: a value's bin is arithmetic, O(n) with no sort (np.histogram sorts the
     # values for explicit edges); an edge's own value goes to the bin it opens, as there.
     # The arithmetic can land one bin off next to an edge: corrected against the edges.
     clipped = np.clip(values, lo, hi)
-    position = np.floor((clipped - lo) * (bins / (hi - lo)))
-    index = np.clip(position, 0, bins - 1).astype(np.intp)
-    index -= (clipped < edges[index]) & (index > 0)
-    index += (index < bins - 1) & (clipped >= edges[np.minimum(index + 1, bins)])
+    scale = bins / (hi - lo)
+    if math.isfinite(scale) and scale > 0:
+        index = np.clip(np.floor((clipped - lo) * scale), 0, bins - 1).astype(np.intp)
+        index -= (clipped < edges[index]) & (index > 0)
+        index += (index < bins - 1) & (clipped >= edges[np.minimum(index + 1, bins)])
+    else:  # a span too small (subnormal) or too large (overflow) for the arithmetic
+        index = np.searchsorted(edges[1:-1], clipped, side="right")
     window_counts = np.bincount(index, minlength=bins)
     # The sorted reference: values below an interior edge, by binary search; the end bins
     # take everything beyond the span, as the window's clipping does.
