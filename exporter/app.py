@@ -73,7 +73,9 @@ def create_app(
     store.on_removed(history.forget)
     recorder = HistoryRecorder(store, worker.cache, history)
     worker.after_run.append(recorder.record)  # after each run: never on the ingest path
-    registry, models = build_registry(store, telemetry, worker.cache, registry, worker.sequential)
+    registry, models = build_registry(
+        store, telemetry, worker.cache, registry, worker.sequential, history
+    )
     ctx = Context(
         settings=settings,
         store=store,

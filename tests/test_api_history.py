@@ -4,6 +4,7 @@ against ``/metrics`` at the same moment, its refusals, and its OpenAPI document.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -12,7 +13,7 @@ import pytest
 from exporter.api.status import DIGITS
 from exporter.errors import json_value
 from exporter.history_recorder import COUNT_SERIES, SERIES_NAMES
-from tests.conftest import T0, Exporter
+from tests.conftest import T0, Exporter, sample
 from tests.test_exposition import populated
 
 RES = 60
@@ -341,3 +342,33 @@ def test_the_drift_worker_run_records_the_history(make_exporter: Any) -> None:
         {"name": "accuracy", "labels": version("default", "1h"), "points": [[int(T0), 1.0]]},
         {"name": "features_drifted", "labels": version("default", "1h"), "points": [[int(T0), 0]]},
     ]
+
+
+def test_metrics_say_how_many_series_the_history_holds_and_what_it_refused(
+    make_exporter: Callable[..., Exporter],
+) -> None:
+    from exporter.collectors.exporter import history_families
+    from exporter.history import History
+
+    exp = make_exporter(quality={"min_samples": 1})
+    exp.predictions("fraud", [{"id": "a", "prediction": 1, "features": {"x": 1.0}}])
+    exp.labels("fraud", [{"id": "a", "label": 1}])
+    exp.refresh_drift()
+    history = exp.client.app.state.history_recorder.history
+    m = exp.metrics()
+    assert history.series_count() > 0
+    assert sample(m, "model_exporter_history_series") == history.series_count()
+    for reason in ("models", "series", "removed"):
+        assert sample(m, "model_exporter_history_refused_total", reason=reason) == 0
+    # Refusals are counted by reason.
+    small = History(resolution=60, points=2, max_models=1, max_series=1)
+    small.record("a", 0.0, [("accuracy", (), 0.5), ("f1_score", (), 0.5)])  # 1 series over
+    small.record("b", 0.0, [("accuracy", (), 0.5)])  # 1 model over
+    families = {f.name: f for f in history_families(small)}
+    refused = {
+        s.labels["reason"]: s.value
+        for s in families["model_exporter_history_refused"].samples
+        if s.name.endswith("_total")
+    }
+    assert refused == {"models": 1.0, "series": 1.0, "removed": 0.0}
+    assert families["model_exporter_history_series"].samples[0].value == 1.0

@@ -13,6 +13,7 @@ from exporter.collectors.base import ServiceCollector, Timings
 from exporter.collectors.exporter import exporter_families
 from exporter.collectors.models import PARTS, ModelCollector
 from exporter.drift_worker import DriftCache
+from exporter.history import History
 from exporter.sequential_tracker import SequentialTracker
 from exporter.store import Store
 from exporter.telemetry import Telemetry
@@ -24,6 +25,7 @@ def build_registry(
     drift: DriftCache,
     registry: CollectorRegistry | None = None,
     sequential: SequentialTracker | None = None,
+    history: History | None = None,
 ) -> tuple[CollectorRegistry, ModelCollector]:
     """Register the exporter's collectors in ``registry`` (by default a new one: never the
     global registry); returns it and the model collector (which the exposition caches)."""
@@ -32,7 +34,9 @@ def build_registry(
     timings = Timings([*PARTS, "exporter"])
     models = ModelCollector(store, drift, timings, sequential)
     registry.register(models)
-    registry.register(ServiceCollector(lambda: exporter_families(store, telemetry), timings))
+    registry.register(
+        ServiceCollector(lambda: exporter_families(store, telemetry, history), timings)
+    )
     ProcessCollector(registry=registry)
     GCCollector(registry=registry)
     return registry, models

@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter import __version__
+from exporter.history import History
 from exporter.store import RemovalCounts, Store
 from exporter.telemetry import StateStats, Telemetry
 
 
-def exporter_families(store: Store, telemetry: Telemetry) -> Iterator[Metric]:
+def exporter_families(
+    store: Store, telemetry: Telemetry, history: History | None = None
+) -> Iterator[Metric]:
     received, rejected, drift = telemetry.snapshot()
     build = GaugeMetricFamily(
         "model_exporter_build_info",
@@ -32,6 +35,8 @@ def exporter_families(store: Store, telemetry: Telemetry) -> Iterator[Metric]:
     )
     models.add_metric([], len(store.models()))
     yield models
+    if history is not None:
+        yield from history_families(history)
     yield from removal_families(store.removals())
     got = CounterMetricFamily(
         "model_exporter_events_received",
@@ -149,3 +154,28 @@ def state_families(stats: StateStats) -> Iterator[Metric]:
     for outcome, count in stats.restores.items():
         restores.add_metric([outcome], count)
     yield restores
+
+
+def history_families(history: History) -> Iterator[Metric]:
+    """The status pages' history (exporter.history): its size, and what it refused."""
+    held = GaugeMetricFamily(
+        "model_exporter_history_series",
+        "Series the in-memory history holds (8 bytes a point, history.retention / "
+        "history.resolution points each).",
+    )
+    held.add_metric([], history.series_count())
+    yield held
+    refused = history.refused
+    counted = CounterMetricFamily(
+        "model_exporter_history_refused",
+        "History rows not recorded: reason models (beyond limits.max_models), series (beyond "
+        "the bound a model), removed (a model or version removed while it was being recorded).",
+        labels=["reason"],
+    )
+    for reason, count in (
+        ("models", refused.models),
+        ("series", refused.series),
+        ("removed", refused.removed),
+    ):
+        counted.add_metric([reason], count)
+    yield counted
