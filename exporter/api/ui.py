@@ -25,7 +25,14 @@ from exporter.api.responses import refusals
 from exporter.api.schemas import name_param
 from exporter.monitoring.rules import Thresholds
 from exporter.sequential_tracker import NOTHING, SequentialStates
-from exporter.ui.pages import SORT_KEYS, HistorySeries, SortKey, model_card, model_page
+from exporter.ui.pages import (
+    SORT_KEYS,
+    HistoryReader,
+    HistorySeries,
+    SortKey,
+    model_card,
+    model_page,
+)
 from exporter.ui.render import render
 
 #: The pages' media type, stated in the OpenAPI document.
@@ -44,34 +51,43 @@ def _refusals(statuses: tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
     return out
 
 
-def router(ctx: Context) -> APIRouter:
-    r = APIRouter(tags=["status pages"])
-    model_name = Annotated[str, name_param(ctx.settings.limits, "A model name.")]
-    limits = ctx.settings.limits
+def _history_reader(ctx: Context) -> HistoryReader:
+    """The history as the pages read it; each read first gives way to a rendering scrape
+    (before each chart: between them, a scrape rendering meanwhile goes first)."""
 
-    def history(
+    def read(
         model: str,
         version: str | None,
         window: str | None,
         names: Collection[str] | None,
         since: float | None,
     ) -> Sequence[HistorySeries]:
-        # Called before each chart: between them, a scrape rendering meanwhile goes first.
         ctx.priority.yield_to_scrapes()
         found = ctx.history.read(model, version=version, window=window, names=names, since=since)
         return [HistorySeries(s.name, s.labels, s.times.tolist(), s.values.tolist()) for s in found]
 
-    def common(now: float) -> dict[str, object]:
-        t = ctx.thresholds
-        file = ctx.settings.ui.thresholds_file
-        return {
-            "now_text": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "thresholds_file": None if file is None else str(file),
-            "rules": rule_list(t),
-        }
+    return read
 
-    def sequential(model: str) -> SequentialStates:
-        return NOTHING if ctx.sequential is None else ctx.sequential.states(model)
+
+def _common(ctx: Context, now: float) -> dict[str, object]:
+    """What every page shows: the time, and the rules with the thresholds they use."""
+    file = ctx.settings.ui.thresholds_file
+    return {
+        "now_text": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "thresholds_file": None if file is None else str(file),
+        "rules": rule_list(ctx.thresholds),
+    }
+
+
+def _sequential(ctx: Context, model: str) -> SequentialStates:
+    return NOTHING if ctx.sequential is None else ctx.sequential.states(model)
+
+
+def router(ctx: Context) -> APIRouter:
+    r = APIRouter(tags=["status pages"])
+    model_name = Annotated[str, name_param(ctx.settings.limits, "A model name.")]
+    limits = ctx.settings.limits
+    history = _history_reader(ctx)
 
     @r.get(
         "/",
@@ -90,7 +106,7 @@ def router(ctx: Context) -> APIRouter:
                 model_card(
                     snapshot,
                     ctx.drift.results(snapshot.name),
-                    sequential(snapshot.name),
+                    _sequential(ctx, snapshot.name),
                     ctx.settings,
                     ctx.thresholds,
                     history,
@@ -98,7 +114,7 @@ def router(ctx: Context) -> APIRouter:
                 )
             )
         return HTMLResponse(
-            render("index.html", ctx.priority.yield_to_scrapes, cards=cards, **common(now))
+            render("index.html", ctx.priority.yield_to_scrapes, cards=cards, **_common(ctx, now))
         )
 
     @r.get(
@@ -131,7 +147,7 @@ def router(ctx: Context) -> APIRouter:
         page = model_page(
             snapshot,
             ctx.drift.results(model),
-            sequential(model),
+            _sequential(ctx, model),
             ctx.settings,
             ctx.thresholds,
             history,
@@ -145,7 +161,7 @@ def router(ctx: Context) -> APIRouter:
                 ctx.priority.yield_to_scrapes,
                 page=page,
                 sort_keys=SORT_KEYS,
-                **common(now),
+                **_common(ctx, now),
             )
         )
 

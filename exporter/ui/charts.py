@@ -112,6 +112,83 @@ def _decimate(
     return xs[keep], ys[keep]
 
 
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """A line chart's plot area and the times and values it spans: where a point goes."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+    t0: float
+    t1: float
+    lo: float
+    hi: float
+
+    def x(self, t: npt.NDArray[np.float64] | float) -> npt.NDArray[np.float64] | float:
+        return self.left + (t - self.t0) / (self.t1 - self.t0) * self.width
+
+    def y(self, v: npt.NDArray[np.float64] | float) -> npt.NDArray[np.float64] | float:
+        return self.top + (self.hi - v) / (self.hi - self.lo) * self.height
+
+
+def _axes(f: _Frame, bottom_y: float, threshold: float | None, label: str) -> list[str]:
+    """The plot's box, five value ticks, the first and last time, the dashed threshold."""
+    body = [
+        f'<rect class="plot" x="{f.left:g}" y="{f.top:g}" width="{f.width:g}" '
+        f'height="{f.height:g}" fill="none" stroke="#ccc"/>'
+    ]
+    for k in range(5):
+        v = f.lo + (f.hi - f.lo) * k / 4
+        body.append(
+            f'<text class="tick" x="{f.left - 4:g}" y="{_number(float(f.y(v)) + 4)}" '
+            f'text-anchor="end" font-size="10">{escape(_tick(v))}</text>'
+        )
+    for t, anchor in ((f.t0, "start"), (f.t1, "end")):
+        body.append(
+            f'<text class="tick" x="{_number(float(f.x(t)))}" y="{bottom_y:g}" '
+            f'text-anchor="{anchor}" font-size="10">{escape(_clock(t))} UTC</text>'
+        )
+    if threshold is not None:
+        ty = float(f.y(threshold))
+        body.append(
+            f'<line class="threshold" x1="{f.left:g}" x2="{f.left + f.width:g}" '
+            f'y1="{_number(ty)}" y2="{_number(ty)}" stroke="#d00" stroke-dasharray="5,4"/>'
+            f'<text x="{f.left + f.width - 2:g}" y="{_number(ty - 3)}" text-anchor="end" '
+            f'font-size="10" fill="#d00">{escape(label)}</text>'
+        )
+    return body
+
+
+def _series(
+    f: _Frame,
+    times: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+    colour: str,
+    name: str,
+) -> list[str]:
+    """One series: a polyline per run of finite values (a gap in the history, no value or
+    the exporter down, is left open, not bridged), a dot for a run of one."""
+    xs = np.asarray(f.x(times))
+    ys = np.asarray(f.y(values))
+    body = []
+    for run in _runs(np.isfinite(values)):
+        if run.stop - run.start == 1:
+            body.append(
+                f'<circle class="series" cx="{_number(xs[run.start])}" '
+                f'cy="{_number(ys[run.start])}" r="3" fill="{colour}"><title>{name}</title>'
+                "</circle>"
+            )
+            continue
+        rx, ry = _decimate(xs[run], ys[run], f.width)
+        path = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(rx.tolist(), ry.tolist(), strict=True))
+        body.append(
+            f'<polyline class="series" points="{path}" fill="none" stroke="{colour}" '
+            f'stroke-width="1.6"><title>{name}</title></polyline>'
+        )
+    return body
+
+
 def line_chart(
     lines: Sequence[Line],
     *,
@@ -127,7 +204,6 @@ def line_chart(
     ``unit_range`` keeps 0..1 in view for ratios. A series with one value is a dot.
     """
     left, right, top, bottom = 46, 8, 8, 36
-    plot_w, plot_h = width - left - right, height - top - bottom
     arrays = [
         (np.asarray(line.times, dtype=np.float64), np.asarray(line.values, dtype=np.float64))
         for line in lines
@@ -135,9 +211,8 @@ def line_chart(
     for ts, vs in arrays:
         if ts.shape != vs.shape:
             raise ValueError(f"{ts.shape[0]} times for {vs.shape[0]} values")
-    shown = [(ts[np.isfinite(vs)], vs[np.isfinite(vs)]) for ts, vs in arrays]
-    times = np.concatenate([ts for ts, _ in shown]) if shown else np.empty(0)
-    values = np.concatenate([vs for _, vs in shown]).tolist() if shown else []
+    times = np.concatenate([ts[np.isfinite(vs)] for ts, vs in arrays] or [np.empty(0)])
+    values = np.concatenate([vs[np.isfinite(vs)] for _, vs in arrays] or [np.empty(0)]).tolist()
     t0 = float(times.min()) if times.size else 0.0
     t1 = float(times.max()) if times.size else 1.0
     if t1 <= t0:
@@ -146,61 +221,12 @@ def line_chart(
     lo, hi = _span(values + extra, 0.0 if unit_range else None, 1.0 if unit_range else None)
     if unit_range:
         lo, hi = max(lo, -0.02), min(hi, 1.02)
-
-    def x(t: float) -> float:
-        return left + (t - t0) / (t1 - t0) * plot_w
-
-    def y(v: float) -> float:
-        return top + (hi - v) / (hi - lo) * plot_h
-
-    body = [
-        f'<rect class="plot" x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" '
-        'fill="none" stroke="#ccc"/>'
-    ]
-    for k in range(5):
-        v = lo + (hi - lo) * k / 4
-        body.append(
-            f'<text class="tick" x="{left - 4}" y="{_number(y(v) + 4)}" text-anchor="end" '
-            f'font-size="10">{escape(_tick(v))}</text>'
-        )
-    for t, anchor in ((t0, "start"), (t1, "end")):
-        body.append(
-            f'<text class="tick" x="{_number(x(t))}" y="{height - bottom + 14}" '
-            f'text-anchor="{anchor}" font-size="10">{escape(_clock(t))} UTC</text>'
-        )
-    if threshold is not None:
-        ty = _number(y(threshold))
-        body.append(
-            f'<line class="threshold" x1="{left}" x2="{left + plot_w}" y1="{ty}" y2="{ty}" '
-            'stroke="#d00" stroke-dasharray="5,4"/>'
-            f'<text x="{left + plot_w - 2}" y="{_number(y(threshold) - 3)}" text-anchor="end" '
-            f'font-size="10" fill="#d00">{escape(threshold_label)}</text>'
-        )
+    frame = _Frame(left, top, width - left - right, height - top - bottom, t0, t1, lo, hi)
+    body = _axes(frame, height - bottom + 14, threshold, threshold_label)
     legend_x = left
-    for i, line in enumerate(lines):
-        colour = COLOURS[i % len(COLOURS)]
-        name = escape(line.name)
-        ts, vs = arrays[i]
-        xs = left + (ts - t0) / (t1 - t0) * plot_w
-        ys = top + (hi - vs) / (hi - lo) * plot_h
-        # A run of finite values is one line: a gap in the history (no value, the exporter
-        # down) is left open, not bridged.
-        for run in _runs(np.isfinite(vs)):
-            if run.stop - run.start == 1:
-                body.append(
-                    f'<circle class="series" cx="{_number(xs[run.start])}" '
-                    f'cy="{_number(ys[run.start])}" r="3" fill="{colour}"><title>{name}</title>'
-                    "</circle>"
-                )
-                continue
-            rx, ry = _decimate(xs[run], ys[run], plot_w)
-            path = " ".join(
-                f"{a:.1f},{b:.1f}" for a, b in zip(rx.tolist(), ry.tolist(), strict=True)
-            )
-            body.append(
-                f'<polyline class="series" points="{path}" fill="none" stroke="{colour}" '
-                f'stroke-width="1.6"><title>{name}</title></polyline>'
-            )
+    for i, (line, (ts, vs)) in enumerate(zip(lines, arrays, strict=True)):
+        colour, name = COLOURS[i % len(COLOURS)], escape(line.name)
+        body += _series(frame, ts, vs, colour, name)
         body.append(
             f'<rect x="{legend_x}" y="{height - 12}" width="10" height="10" fill="{colour}"/>'
             f'<text x="{legend_x + 13}" y="{height - 3}" font-size="10">{name}</text>'

@@ -83,6 +83,8 @@ class WindowRow:
     tested: int
     lights: list[Light]
     spark: Markup | None
+    #: The window's scores, computed once for the row (the model page reuses them).
+    scores: ClassificationScores | RegressionScores | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +229,7 @@ def _quality_row(
                 tested=tested,
                 lights=row_lights,
                 spark=spark,
+                scores=w.scores,
             )
         )
     return rows
@@ -570,7 +573,6 @@ def model_page(
         windows = []
         for j, counts in enumerate(v.windows):
             row = rows[(v.name, counts.window)]
-            w = window_quality(counts, m.positive_index, settings.quality.min_samples)
             section = WindowSection(
                 version=v.name,
                 window=counts.window,
@@ -581,8 +583,8 @@ def model_page(
                 quality_chart=_quality_chart(history, m, v.name, counts.window, t, since),
                 lights=row.lights,
             )
-            if isinstance(w.scores, ClassificationScores):
-                _fill_classes(section, w.scores, m.classes, counts.confusion)
+            if isinstance(row.scores, ClassificationScores):
+                _fill_classes(section, row.scores, m.classes, counts.confusion)
             result = drift.get((v.name, counts.window))
             if result is None:
                 section.drift_note = "not computed yet (the drift worker's next run)"
