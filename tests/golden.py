@@ -8,6 +8,7 @@ after changing the metrics with:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -41,6 +42,37 @@ def normalise(text: str) -> str:
             value = 0.0 if volatile else s.value
             lines.append(f"{s.name}{{{labels}}} {value!r}")
     return "\n".join(lines) + "\n"
+
+
+#: Values may differ this much (relative) from the golden file: SciPy's special functions and
+#: libm round differently across releases and CPUs (a KS p-value moved by 2e-13 between two
+#: machines); anything larger is a change of the exposition.
+VALUE_TOLERANCE = 1e-9
+
+
+def differences(current: str, golden: str) -> list[str]:
+    """The lines of two :func:`normalise` outputs that differ: in their series, or in their
+    values by more than :data:`VALUE_TOLERANCE` (relative; NaN equals NaN)."""
+    now, then = current.splitlines(), golden.splitlines()
+    if len(now) != len(then):
+        return [f"{len(now)} lines where the golden file has {len(then)}"]
+    out = []
+    for new, old in zip(now, then, strict=True):
+        if new == old:
+            continue
+        series, _, value = new.rpartition(" ")
+        old_series, _, old_value = old.rpartition(" ")
+        if new.startswith("#") or series != old_series or not _close(value, old_value):
+            out.append(f"{old!r} is now {new!r}")
+    return out
+
+
+def _close(a: str, b: str) -> bool:
+    try:
+        x, y = float(a), float(b)
+    except ValueError:
+        return False
+    return math.isclose(x, y, rel_tol=VALUE_TOLERANCE) or (math.isnan(x) and math.isnan(y))
 
 
 def _escape(value: str) -> str:

@@ -26,7 +26,7 @@ from exporter.monitoring.rules import (
     Thresholds,
     rule_groups,
 )
-from tests.golden import GOLDEN, metric_names, normalise
+from tests.golden import GOLDEN, differences, metric_names, normalise
 from tests.helpers import ROOT, promtool_check_metrics, require_binary
 from tests.test_exposition import populated
 
@@ -674,6 +674,17 @@ def test_golden_exposition_is_current_and_lint_clean(make_exporter) -> None:
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.write_text(current)
     assert GOLDEN.exists(), "run with UPDATE_GOLDEN=1 to create tests/golden/metrics.txt"
-    assert current == GOLDEN.read_text(), (
-        "the exposition changed; if intended, regenerate: UPDATE_GOLDEN=1 pytest -k golden"
+    changed = differences(current, GOLDEN.read_text())
+    assert not changed, (
+        "the exposition changed; if intended, regenerate: UPDATE_GOLDEN=1 pytest -k golden\n"
+        + "\n".join(changed[:20])
     )
+
+
+def test_the_golden_comparison_tolerates_rounding_only() -> None:
+    golden = '# TYPE a gauge\na{x="1"} 0.0034898584348306283\na{x="2"} NaN\n'
+    assert differences(golden.replace("8306283", "8312944"), golden) == []  # 2e-13 relative
+    assert differences(golden.replace("0.00348", "0.00349"), golden)  # a changed value
+    assert differences(golden.replace('x="2"', 'x="3"'), golden)  # a changed series
+    assert differences(golden.replace("gauge", "counter"), golden)
+    assert differences(golden + 'a{x="4"} 1.0\n', golden)
