@@ -154,7 +154,7 @@ class Backtest:
             raise ExporterError(f"--step must be > 0, got {args.step!r}")
         self.clock = VirtualClock(start)
         self.store = Store(settings, clock=self.clock)
-        self.worker = DriftWorker(self.store)
+        self.worker = DriftWorker(self.store, distributions=False)  # no status page here
         self.collector = ModelCollector(
             self.store, self.worker.cache, Timings([*PARTS, "exporter"]), self.worker.sequential
         )

@@ -63,13 +63,16 @@ class DetectorSettings:
     min_ks_statistic: float = 0.0  # floor of a numeric feature, a regression's predictions/labels
     min_psi: float = 0.0  # floor of a categorical feature, a classifier's predictions/labels
     threads: int = 1  # parts the numeric features are split into (with an executor)
+    #: Draw each tested feature's window next to its reference (FeatureDrift.distribution, for
+    #: the status page); a backtest, which has no page, skips them.
+    distributions: bool = True
 
     def level(self, drifted_before: bool | None) -> float:
         """The adjusted p-value at most which a test drifts, given the previous verdict."""
         return self.release_alpha if drifted_before else self.alpha
 
     @classmethod
-    def of(cls, drift: DriftSettings) -> DetectorSettings:
+    def of(cls, drift: DriftSettings, *, distributions: bool = True) -> DetectorSettings:
         return cls(
             min_samples=max(drift.min_samples, 2),
             alpha=drift.alpha,
@@ -78,6 +81,7 @@ class DetectorSettings:
             min_ks_statistic=drift.min_ks_statistic,
             min_psi=drift.min_psi,
             threads=drift.threads,
+            distributions=distributions,
         )
 
 
@@ -249,7 +253,7 @@ class DriftDetector:
         out = {}
         for j, ref, result in zip(self._numeric, self._numeric_refs, results, strict=True):
             histogram = None
-            if ref is not None and result is not None:
+            if ref is not None and result is not None and self.settings.distributions:
                 histogram = shared_histogram(ref.values, rows[:, j + 1])
             out[self.layout.names[j]] = FeatureDrift(
                 kind="numeric",
@@ -273,7 +277,8 @@ class DriftDetector:
             if ref is not None and mapping is not None and min(codes.shape[0], ref.size) >= need:
                 counts, other = _bin(codes, mapping, len(ref.categories))
                 result = categorical_drift(ref.counts, ref.pooled, counts, other)
-                shares = CategoryCounts(ref.categories, counts, ref.counts, other, ref.pooled)
+                if self.settings.distributions:
+                    shares = CategoryCounts(ref.categories, counts, ref.counts, other, ref.pooled)
             out[self.layout.names[j]] = FeatureDrift(
                 kind="categorical",
                 window_values=int(codes.shape[0]),

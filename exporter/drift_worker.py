@@ -152,6 +152,7 @@ def refresh(
     *,
     force: bool = False,
     executor: Executor | None = None,
+    distributions: bool = True,
 ) -> RefreshStats:
     """Recompute drift of every window whose sample or reference changed since the cache's
     result (every window with ``force``)."""
@@ -176,6 +177,7 @@ def refresh(
                     cache.next_serial(),
                     executor,
                     previous=last.scores if last is not None else None,
+                    distributions=distributions,
                 )
             except Exception:  # one bad window must not stop the others
                 log.exception(
@@ -202,9 +204,11 @@ def compute(
     executor: Executor | None = None,
     *,
     previous: DriftScores | None = None,
+    distributions: bool = True,
 ) -> DriftResult:
     """Drift of one window: a uniform sample of it, scored against its reference. ``previous``
-    is the window's last result's verdict (what drifted then is held to ``release_alpha``)."""
+    is the window's last result's verdict (what drifted then is held to ``release_alpha``);
+    ``distributions`` False skips the status page's histograms."""
     # A seed from the window's key makes the sample, and so the exported value, reproducible
     # (crc32, not hash(): str hashes change from one process to the next).
     seed = zlib.crc32(repr((window.key, window.window)).encode())
@@ -238,7 +242,7 @@ def compute(
     detector = DriftDetector(
         reference,
         layout,
-        DetectorSettings.of(settings),
+        DetectorSettings.of(settings, distributions=distributions),
         label_reference=label_reference,
         executor=executor,
     )
@@ -260,9 +264,12 @@ class DriftWorker:
 
     With ``drift.threads`` above 1 a small pool shares each computation (numpy's sorts release
     the GIL). The worker owns the :attr:`cache` of results and the :attr:`sequential` tracker.
+    ``distributions`` False leaves out the status page's histograms (a backtest has no page).
     """
 
-    def __init__(self, store: Store, on_run: RunObserver | None = None) -> None:
+    def __init__(
+        self, store: Store, on_run: RunObserver | None = None, *, distributions: bool = True
+    ) -> None:
         settings = store.settings.drift
         self.cache = DriftCache()
         self.sequential = SequentialTracker(
@@ -271,6 +278,7 @@ class DriftWorker:
         )
         self._store = store
         self._on_run = on_run
+        self._distributions = distributions
         #: Called after every run, in order, each on its own (the history recorder).
         self.after_run: list[Callable[[], None]] = []
         self._interval = max(settings.refresh_interval, MIN_REFRESH_SECONDS)
@@ -297,7 +305,13 @@ class DriftWorker:
 
     def run_once(self, *, force: bool = False) -> RefreshStats:
         self._store.expire_all()
-        stats = refresh(self._store, self.cache, force=force, executor=self._pool)
+        stats = refresh(
+            self._store,
+            self.cache,
+            force=force,
+            executor=self._pool,
+            distributions=self._distributions,
+        )
         look_at_models(self._store, self.sequential)
         for task in self.after_run:
             try:

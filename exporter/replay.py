@@ -31,7 +31,6 @@ import csv
 import json
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -160,19 +159,31 @@ def file_format(path: Path, fmt: str | None) -> Format:
     return kind
 
 
+_MISSING = frozenset(("", "nan", "null", "none", "na"))
+
+
 def _cell(text: str) -> Any:
+    """A CSV cell as a value: missing (empty, nan, null, none, na: None), a bool (true, false), an
+    int (digits only), a finite float, or the text. Numbers are tried first: most cells are."""
     value = text.strip()
-    if value == "" or value.lower() in ("nan", "null", "none", "na"):
-        return None
-    if value.lower() in ("true", "false"):
-        return value.lower() == "true"
     try:
         number = float(value)
     except ValueError:
-        return value
-    if number.is_integer() and re.fullmatch(r"[+-]?\d+", value):
+        low = value.lower()
+        if low in _MISSING:
+            return None
+        return low == "true" if low in ("true", "false") else value
+    if not math.isfinite(number):
+        return None if value.lower() == "nan" else value
+    if number.is_integer() and _is_integer(value):
         return int(value)
-    return number if math.isfinite(number) else value
+    return number
+
+
+def _is_integer(value: str) -> bool:
+    """Digits only, with an optional sign (as ``re.fullmatch(r"[+-]?\\d+", value)``)."""
+    digits = value[1:] if value[:1] in ("+", "-") else value
+    return digits.isdecimal()
 
 
 def _parquet() -> Any:

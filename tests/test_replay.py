@@ -188,3 +188,34 @@ def test_score_and_probability_columns_become_the_events_fields_not_features() -
         None,
     )
     assert event["features"] == {"score": 700} and event["probabilities"] == {"1": 0.5, "0": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("cell", "value"),
+    [
+        ("", None),
+        ("  ", None),
+        ("nan", None),
+        (" NaN ", None),
+        ("null", None),
+        ("None", None),
+        ("NA", None),
+        ("true", True),
+        (" FALSE", False),
+        ("12", 12),
+        ("+12", 12),
+        ("-0", 0),
+        ("1.5", 1.5),
+        ("2.0", 2.0),  # a float, as written
+        ("1e3", 1000.0),
+        ("inf", "inf"),  # not finite: kept as text, refused as a feature value
+        ("-nan", "-nan"),
+        ("1e400", "1e400"),
+        ("0x10", "0x10"),
+        ("cat", "cat"),
+    ],
+)
+def test_csv_cells_become_the_values_they_spell(cell: str, value: object) -> None:
+    parsed = replay._cell(cell)
+    assert type(parsed) is type(value)
+    assert parsed == value
