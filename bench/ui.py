@@ -13,7 +13,9 @@ Two parts, one run:
 2. **Never blocks ingest or /metrics**: a real one-worker exporter (uvicorn) with the same
    model; paced ``/metrics`` scrapes (50 ms apart) and 1000-event ingest batches with fresh
    ids, each timed alone, while a thread loads the model page back to back (a reload storm),
-   and while it loads one a second (a person watching). Ratios.
+   and while it loads one a second (a person watching). Ratios. Twice: with the pages
+   rendered in the server's threads (``ui.render_process: false``, the baseline), then in
+   the child process (the default).
 
     .venv/bin/python -m bench.ui [--repeats 30] [--windows 5m,1h,1d] [--no-server]
 """
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -195,33 +199,51 @@ def render_times(repeats: int, windows: list[str]) -> bool:
 
 
 class Hammer:
-    """A thread loading a URL until stopped, back to back or ``interval`` seconds apart;
-    counts the loads."""
+    """Another process loading a URL until stopped, back to back or ``interval`` seconds apart
+    (its own process: parsing 30 pages a second here would take this process's interpreter
+    from the scrapes it times); counts the loads."""
+
+    SCRIPT = (
+        "import sys, time, httpx2 as httpx\n"
+        "url, interval, loads = sys.argv[1], float(sys.argv[2]), 0\n"
+        "with httpx.Client(timeout=30) as c:\n"
+        "    while not sys.stdin.closed:\n"
+        "        r = c.get(url)\n"
+        "        if r.status_code != 200:\n"
+        "            print('failed', r.status_code, r.text[:200], flush=True); break\n"
+        "        loads += 1\n"
+        "        print(loads, flush=True)\n"
+        "        if interval: time.sleep(interval)\n"
+    )
 
     def __init__(self, url: str, interval: float = 0.0) -> None:
         self.url, self.loads, self.interval = url, 0, interval
         self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._proc: subprocess.Popen[str] | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
 
-    def _run(self) -> None:
-        with httpx.Client(timeout=30) as c:
-            while not self._stop.is_set():
-                r = c.get(self.url)
-                if r.status_code != 200:
-                    self.failures.append(f"{r.status_code} {r.text[:200]}")
-                    return
-                self.loads += 1
-                if self.interval:
-                    self._stop.wait(self.interval)
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            if line.startswith("failed"):
+                self.failures.append(line.strip())
+            else:
+                self.loads = int(line)
 
     def __enter__(self) -> Hammer:
-        self._thread.start()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", self.SCRIPT, self.url, str(self.interval)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._reader.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        assert self._proc is not None
+        self._proc.terminate()
+        self._proc.wait(10)
+        self._reader.join(10)
 
 
 def paced(c: httpx.Client, n: int, interval: float, do: Callable[[int], None]) -> list[float]:
@@ -240,8 +262,17 @@ def p(seconds: list[float], q: float) -> float:
     return float(np.percentile(np.array(seconds) * 1e3, q))
 
 
-def server_part(scrapes: int, windows: list[str]) -> None:
-    config = json.dumps({**CONFIG, "windows": windows, "drift": {"refresh_interval": "1s"}})
+def server_part(scrapes: int, windows: list[str], render_process: bool) -> None:
+    config = json.dumps(
+        {
+            **CONFIG,
+            "windows": windows,
+            "drift": {"refresh_interval": "1s"},
+            "ui": {"render_process": render_process},
+        }
+    )
+    where = "a child process" if render_process else "the server's threads"
+    print(f"\n== pages rendered in {where} (ui.render_process: {str(render_process).lower()})")
     server = Server.exporter(config)
     try:
         with httpx.Client(base_url=server.url, timeout=60) as c:
@@ -311,11 +342,13 @@ def main() -> None:
     parser.add_argument("--scrapes", type=int, default=200)
     parser.add_argument("--windows", default="1h", help="comma-separated (default: the default)")
     parser.add_argument("--no-server", action="store_true", help="skip part 2")
+    parser.add_argument("--server-only", action="store_true", help="skip part 1")
     args = parser.parse_args()
     windows = args.windows.split(",")
-    ok = render_times(args.repeats, windows)
+    ok = args.server_only or render_times(args.repeats, windows)
     if not args.no_server:
-        server_part(args.scrapes, windows)
+        for render_process in (False, True):  # the old way first: the baseline
+            server_part(args.scrapes, windows, render_process)
     raise SystemExit(0 if ok else 1)
 
 

@@ -27,6 +27,7 @@ from exporter.persistence import StateKeeper
 from exporter.startup import StartingGate, Startup, on_thread
 from exporter.store import Store
 from exporter.telemetry import Telemetry
+from exporter.ui.process import InlineRenderer, ProcessRenderer
 from exporter.web_config import load_web_config
 
 log = logging.getLogger("exporter")
@@ -91,6 +92,11 @@ def create_app(
         decoders=build_decoders(settings.limits),
         thresholds=Thresholds.load(settings.ui.thresholds_file),
         sequential=worker.sequential,
+    )
+    ctx.pages = (
+        ProcessRenderer(settings.ui.render_timeout)
+        if settings.ui.render_process
+        else InlineRenderer(ctx.priority.yield_to_scrapes)
     )
     registry.register(BudgetCollector(ctx.exposition))
     web_config = load_web_config(settings.web_config)
@@ -185,6 +191,7 @@ def _lifespan(
             yield
         finally:
             ctx.ready = False
+            await asyncio.to_thread(ctx.pages.close)  # the page renderer's process, if any
             if starting is not None:  # a restore cannot be cut short: wait for it
                 await asyncio.to_thread(starting.join)
             if ctx.failure is None:

@@ -505,6 +505,16 @@ class UiSettings(_Section):
         description="YAML of alert thresholds in the format of `model-exporter generate "
         "--thresholds`: the pages colour values by the same rules; none: the shipped ones",
     )
+    render_process: bool = Field(
+        True,
+        description="render the pages in a child process (one, started by the first page), so "
+        "that rendering never holds the server's interpreter while it serves /metrics and "
+        "ingest; false: in the server's threads",
+    )
+    render_timeout: PositiveDuration = Field(
+        10.0,
+        description="a page that takes longer fails (500), and its rendering process is replaced",
+    )
 
 
 #: The most points a history series may hold (exporter.history): 7 days at 1 minute.

@@ -124,6 +124,8 @@ class RejectedInput(ExporterError):
     events : int
         Events the request carried, when only the decoder could tell (a request that did not
         parse counts as one); the HTTP layer otherwise counts the decoded batch.
+    retry_after : int, optional
+        Seconds the client should wait before it tries again (the ``Retry-After`` header).
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class RejectedInput(ExporterError):
         field: str | None = None,
         value: object = NO_VALUE,
         events: int = 1,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(reason, message, field, value)
         self.reason = reason
@@ -141,6 +144,7 @@ class RejectedInput(ExporterError):
         self.field = field
         self.value = value
         self.events = max(1, events)
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         return self.detail

@@ -322,6 +322,25 @@ class History:
         found = (self._series(key, ring, last, since) for key, ring in sorted(selected))
         return [series for series in found if series.times.size]
 
+    def excerpt(self, models: Iterable[str]) -> Excerpt:
+        """Every series of ``models`` as of one instant (one lock), to be read like
+        :meth:`read` without this store: what a status page renders from, in this process or
+        another (an :class:`Excerpt` pickles)."""
+        with self._lock:
+            taken = []
+            for model in dict.fromkeys(models):
+                entry = self._models.get(model)
+                if entry is not None and entry.last is not None:
+                    rings = [(key, ring.copy()) for key, ring in entry.rings.items()]
+                    taken.append((model, entry.last, rings))
+        out: dict[str, tuple[Series, ...]] = {}
+        for model, last, rings in taken:
+            found = (self._series(key, ring, last, None) for key, ring in sorted(rings))
+            out[model] = tuple(
+                Series(s.name, dict(s.labels), s.times, s.values) for s in found if s.times.size
+            )
+        return Excerpt(out)
+
     def _series(self, key: SeriesKey, ring: FloatArray, last: int, since: float | None) -> Series:
         slots = np.arange(last - self.points + 1, last + 1, dtype=np.int64)
         values = ring[slots % self.points]
@@ -334,6 +353,45 @@ class History:
         values.flags.writeable = False
         name, labels = key
         return Series(name, MappingProxyType(dict(labels)), times, values)
+
+
+@dataclass(frozen=True, slots=True)
+class Excerpt:
+    """Copies of every series of some models (:meth:`History.excerpt`), read as
+    :meth:`History.read` reads the store; plain data (labels as dicts), so it pickles.
+
+    >>> h = History(resolution=60, points=3, max_models=2, max_series=4)
+    >>> h.record("fraud", 120.0, [("accuracy", (("model_version", "v1"),), 0.5)])
+    >>> h.record("fraud", 180.0, [("accuracy", (("model_version", "v1"),), 0.75)])
+    >>> e = h.excerpt(["fraud", "unknown"])
+    >>> [(s.name, s.times.tolist()) for s in e.read("fraud", version="v1", since=150)]
+    [('accuracy', [180.0])]
+    >>> e.read("fraud", version="v2"), e.read("unknown")
+    ([], [])
+    """
+
+    series: Mapping[str, tuple[Series, ...]]
+
+    def read(
+        self,
+        model: str,
+        *,
+        version: str | None = None,
+        window: str | None = None,
+        names: Collection[str] | None = None,
+        since: float | None = None,
+    ) -> list[Series]:
+        out = []
+        for s in self.series.get(model, ()):
+            if not _selected((s.name, tuple(s.labels.items())), version, window, names):
+                continue
+            if since is not None:
+                keep = s.times >= since
+                if not keep.any():
+                    continue
+                s = Series(s.name, s.labels, s.times[keep], s.values[keep])
+            out.append(s)
+        return out
 
 
 def _version(labels: Labels) -> str | None:

@@ -15,6 +15,7 @@ from exporter.monitoring.rules import Thresholds
 from exporter.sequential_tracker import SequentialTracker
 from exporter.store import Store
 from exporter.telemetry import Telemetry
+from exporter.ui.process import InlineRenderer, PageRenderer
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Context:
     thresholds: Thresholds = field(default_factory=Thresholds)
     #: The comparisons' sequential states (the drift worker's), for the status pages.
     sequential: SequentialTracker | None = None
+    #: Who renders the status pages (exporter.ui.process): a child process by default.
+    pages: PageRenderer = field(default_factory=InlineRenderer)
     ready: bool = False
     starting: bool = False  # restoring in the background (exporter.startup): requests get 503
     stopping: bool = False  # set on SIGTERM (exporter.server): /-/ready answers 503 from then

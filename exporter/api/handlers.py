@@ -44,7 +44,8 @@ def install(app: FastAPI, telemetry: Telemetry) -> None:
         else:
             events = getattr(request.state, "events", None) or exc.events
         telemetry.count_rejected(exc.reason, max(1, events))
-        return JSONResponse(exc.body(), status_code=exc.status_code)
+        headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

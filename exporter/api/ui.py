@@ -2,18 +2,18 @@
 :mod:`exporter.ui`.
 
 Each page takes one snapshot per model (``state.snapshot``: a copy made under the model's lock,
-which is released before anything is computed), reads the drift worker's and the sequential
-tracker's results and the history, and renders outside every lock, in the thread pool (the
-routes are plain functions), so neither ingest nor ``/metrics`` waits for a lock of it. And as
-ingest does, a page gives way to a scrape that renders meanwhile (api/priority.py): before each
-chart and every 200 chunks of its HTML it sleeps while one renders (at most 50 ms), so the
-scrape has the interpreter instead of waiting behind the page in 5 ms GIL turns. Read-only; the
-read authentication covers these paths as every other ``GET`` (api/security.py).
+which is released before anything is computed), the drift worker's and the sequential
+tracker's results and an excerpt of the history (one lock), and hands them as one job to the
+page renderer (``ctx.pages``, exporter/ui/process.py): by default a child process, so the
+rendering never holds this process's interpreter while scrapes and ingest need it. With
+``ui.render_process: false`` it renders here, in the thread pool, giving way to a rendering
+scrape before each chart and every 200 chunks of its HTML (api/priority.py). More than
+``MAX_WAITING`` pages at once get 429 ``overloaded`` with ``Retry-After``. Read-only; the read
+authentication covers these paths as every other ``GET`` (api/security.py).
 
 (No ``from __future__ import annotations``: FastAPI must evaluate the route signatures.)
 """
 
-from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -23,17 +23,16 @@ from fastapi.responses import HTMLResponse
 from exporter.api.context import Context
 from exporter.api.responses import refusals
 from exporter.api.schemas import name_param
+from exporter.errors import Reason, RejectedInput
+from exporter.model import ModelState
 from exporter.monitoring.rules import Thresholds
 from exporter.sequential_tracker import NOTHING, SequentialStates
-from exporter.ui.pages import (
-    SORT_KEYS,
-    HistoryReader,
-    HistorySeries,
-    SortKey,
-    model_card,
-    model_page,
-)
-from exporter.ui.render import render
+from exporter.ui.jobs import ModelInputs, ModelPageJob, OverviewJob, PageJob
+from exporter.ui.pages import SortKey
+from exporter.ui.process import MAX_WAITING, PagesBusy
+
+#: Seconds a page refused as busy is told to wait.
+RETRY_AFTER = 1
 
 #: The pages' media type, stated in the OpenAPI document.
 _HTML = {"text/html": {"schema": {"type": "string"}}}
@@ -43,6 +42,11 @@ def _refusals(statuses: tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
     """Refusals answer JSON (the Rejection body) though the page is HTML: stated so, or
     FastAPI would document them under the route's text/html."""
     out = refusals(statuses)
+    if 429 in out:
+        out[429]["description"] = (
+            f"More than {MAX_WAITING} pages are waiting to be rendered (``overloaded``): retry "
+            "after ``Retry-After`` seconds."
+        )
     for response in out.values():
         del response["model"]
         response["content"] = {
@@ -51,22 +55,20 @@ def _refusals(statuses: tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
     return out
 
 
-def _history_reader(ctx: Context) -> HistoryReader:
-    """The history as the pages read it; each read first gives way to a rendering scrape
-    (before each chart: between them, a scrape rendering meanwhile goes first)."""
+def _inputs(ctx: Context, state: ModelState, now: float) -> ModelInputs:
+    return ModelInputs(
+        state.snapshot(now), ctx.drift.results(state.name), _sequential(ctx, state.name)
+    )
 
-    def read(
-        model: str,
-        version: str | None,
-        window: str | None,
-        names: Collection[str] | None,
-        since: float | None,
-    ) -> Sequence[HistorySeries]:
-        ctx.priority.yield_to_scrapes()
-        found = ctx.history.read(model, version=version, window=window, names=names, since=since)
-        return [HistorySeries(s.name, s.labels, s.times.tolist(), s.values.tolist()) for s in found]
 
-    return read
+def _page(ctx: Context, job: PageJob) -> HTMLResponse:
+    ctx.priority.yield_to_scrapes()  # the job is pickled here: after a rendering scrape
+    try:
+        return HTMLResponse(ctx.pages.render(job))
+    except PagesBusy as exc:
+        raise RejectedInput(
+            Reason.OVERLOADED, f"{exc}; retry after {RETRY_AFTER} s", retry_after=RETRY_AFTER
+        ) from None
 
 
 def _common(ctx: Context, now: float) -> dict[str, object]:
@@ -87,35 +89,30 @@ def router(ctx: Context) -> APIRouter:
     r = APIRouter(tags=["status pages"])
     model_name = Annotated[str, name_param(ctx.settings.limits, "A model name.")]
     limits = ctx.settings.limits
-    history = _history_reader(ctx)
 
     @r.get(
         "/",
         summary="Status page: every model at a glance",
         response_class=HTMLResponse,
-        responses={200: {"description": "The page.", "content": _HTML}, **_refusals((401, 503))},
+        responses={
+            200: {"description": "The page.", "content": _HTML},
+            **_refusals((401, 429, 503)),
+        },
     )
     def overview() -> HTMLResponse:
         """Every model with its versions, traffic, quality per window with its recent history,
         drifted features, join health and comparison verdict, coloured by the alert rules."""
         now = ctx.store.clock()
-        cards = []
-        for state in ctx.store.models():
-            snapshot = state.snapshot(now)
-            cards.append(
-                model_card(
-                    snapshot,
-                    ctx.drift.results(snapshot.name),
-                    _sequential(ctx, snapshot.name),
-                    ctx.settings,
-                    ctx.thresholds,
-                    history,
-                    now,
-                )
-            )
-        return HTMLResponse(
-            render("index.html", ctx.priority.yield_to_scrapes, cards=cards, **_common(ctx, now))
+        models = tuple(_inputs(ctx, state, now) for state in ctx.store.models())
+        job = OverviewJob(
+            models,
+            ctx.settings,
+            ctx.thresholds,
+            ctx.history.excerpt(m.snapshot.name for m in models),
+            now,
+            _common(ctx, now),
         )
+        return _page(ctx, job)
 
     @r.get(
         "/ui/models/{model}",
@@ -123,7 +120,7 @@ def router(ctx: Context) -> APIRouter:
         response_class=HTMLResponse,
         responses={
             200: {"description": "The page.", "content": _HTML},
-            **_refusals((401, 404, 422, 503)),
+            **_refusals((401, 404, 422, 429, 503)),
         },
     )
     def model(
@@ -143,27 +140,18 @@ def router(ctx: Context) -> APIRouter:
         the drift table, a feature's window drawn over its reference, data quality, label
         delays, prediction and label drift."""
         now = ctx.store.clock()
-        snapshot = ctx.store.get(model).snapshot(now)
-        page = model_page(
-            snapshot,
-            ctx.drift.results(model),
-            _sequential(ctx, model),
+        inputs = _inputs(ctx, ctx.store.get(model), now)
+        job = ModelPageJob(
+            inputs,
             ctx.settings,
             ctx.thresholds,
-            history,
+            ctx.history.excerpt([model]),
             now,
+            _common(ctx, now),
             sort=sort,
             feature=feature,
         )
-        return HTMLResponse(
-            render(
-                "model.html",
-                ctx.priority.yield_to_scrapes,
-                page=page,
-                sort_keys=SORT_KEYS,
-                **_common(ctx, now),
-            )
-        )
+        return _page(ctx, job)
 
     return r
 

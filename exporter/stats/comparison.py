@@ -55,7 +55,7 @@ import operator
 from dataclasses import dataclass
 from typing import Literal, SupportsIndex
 
-from scipy import special, stats
+from scipy import special
 
 #: The test behind an accuracy difference's p-value; ``"none"`` when an arm has no samples.
 AccuracyTest = Literal["z", "fisher", "none"]
@@ -187,6 +187,8 @@ def _accuracy_pvalue(
     smallest_by_total = min(n_a, n_b) * min(correct, total - correct)
     if smallest_by_total == 0 or smallest_by_total < min_expected * total:
         table = [[a, n_a - a], [b, n_b - b]]
+        from scipy import stats  # not at the top: see exporter.stats.ks.ks_pvalues
+
         return "fisher", float(stats.fisher_exact(table, alternative="two-sided").pvalue)
     pooled = correct / total
     z = (b / n_b - a / n_a) / math.sqrt(pooled * (1.0 - pooled) * (1.0 / n_a + 1.0 / n_b))
@@ -470,6 +472,8 @@ def mcnemar(
         test, pvalue = "exact", 1.0
     elif discordant < exact_below:
         test = "exact"
+        from scipy import stats  # not at the top: see exporter.stats.ks.ks_pvalues
+
         pvalue = float(stats.binomtest(min(champion, challenger), discordant, 0.5).pvalue)
     else:
         test = "chi2"

@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from exporter.typedefs import BoolArray, FloatArray, IntArray
 
@@ -454,6 +454,10 @@ def ks_pvalues(statistics: FloatArray, n1: IntArray, n2: IntArray) -> FloatArray
     delegated = ~(smirnov | pelz_good)
     p = np.empty_like(x)
     if delegated.any():
+        # Imported here, not above: scipy.stats costs ~75 MB of memory, which the status
+        # pages' process (exporter.ui.child) imports this module without needing.
+        from scipy import stats
+
         p[delegated] = stats.kstwo.sf(x[delegated], n[delegated])
     if pelz_good.any():
         p[pelz_good] = 1.0 - pelz_good_cdf(n[pelz_good], x[pelz_good])

@@ -1,0 +1,217 @@
+"""Who renders the status pages: a child process (the default), or the server's own threads.
+
+Why a process: a page is 20-60 ms of Python (charts, templates), and threads share one
+interpreter lock. Rendered in the server's threads, even with no lock held and giving way to
+rendering scrapes between charts, a page reloaded back to back took ``/metrics`` p99 from 12 to
+41-96 ms (bench/ui.py); a 1 ms GIL switch interval did not help. In a child process the server
+only takes the page's snapshots and pickles them (a few ms); the rendering holds the child's
+interpreter, not the server's.
+
+:class:`ProcessRenderer` owns one child (:mod:`exporter.ui.child`), started by the first page
+as a fresh interpreter: nothing inherited from the server's threads, and the server's
+``__main__`` not imported again. Pages are rendered one at a time; at most
+:data:`MAX_WAITING` wait for their turn (the rest are refused as busy: every waiting page
+holds a thread of the server's pool, which scrapes need). A child that dies is replaced
+and the page tried once more; one that takes longer than ``ui.render_timeout`` is killed and
+replaced, and the page fails. The child exits when the server closes its pipe, and within a
+second of the server's death otherwise (it watches its parent). It runs at a lower scheduling
+priority (nice +10): on a machine with few cores, a page reloaded back to back would otherwise
+take a core the server's scrapes want. :class:`InlineRenderer` renders in the calling thread
+(``ui.render_process: false``), yielding to scrapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Protocol
+
+from exporter.errors import ExporterError
+from exporter.ui.jobs import PageJob, render
+
+log = logging.getLogger("exporter.ui")
+
+#: Pages waiting for the child at most; more are refused (:class:`PagesBusy`).
+MAX_WAITING = 8
+#: How long a new child may take to start (import numpy, SciPy, Jinja2) before it is killed.
+START_TIMEOUT = 60.0
+#: The directory holding the ``exporter`` package.
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+class PagesBusy(ExporterError):
+    """:data:`MAX_WAITING` pages are already waiting to be rendered."""
+
+    def __init__(self, waiting: int) -> None:
+        super().__init__(f"{waiting} pages are already waiting to be rendered")
+        self.waiting = waiting
+
+
+class PageFailed(ExporterError):
+    """The page could not be rendered: the renderer raised (``cause`` its traceback), took
+    longer than the timeout, or died twice."""
+
+    def __init__(self, why: str, cause: str | None = None) -> None:
+        super().__init__(why if cause is None else f"{why}\n{cause}")
+        self.why = why
+        self.cause = cause
+
+
+class PageRenderer(Protocol):
+    def render(self, job: PageJob) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class InlineRenderer:
+    """Renders in the calling thread; ``pause`` is called between charts and chunks."""
+
+    def __init__(self, pause: Callable[[], None] | None = None) -> None:
+        self._pause = pause
+
+    def render(self, job: PageJob) -> str:
+        return render(job, self._pause)
+
+    def close(self) -> None:
+        pass
+
+
+class _ChildGone(Exception):
+    """The child died, or could not be reached."""
+
+
+class _Child:
+    """One rendering process (exporter/ui/child.py) and the server's ends of its two pipes."""
+
+    def __init__(self) -> None:
+        theirs_in, to_child = os.pipe()
+        from_child, theirs_out = os.pipe()
+        env = dict(os.environ)
+        # The exporter importable in the child as it is here (a source checkout, say).
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        try:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "exporter.ui.child",
+                    str(theirs_in),
+                    str(theirs_out),
+                    str(os.getpid()),
+                ],
+                pass_fds=(theirs_in, theirs_out),
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError as exc:
+            for fd in (to_child, theirs_in, theirs_out, from_child):
+                os.close(fd)
+            raise _ChildGone(f"the page renderer could not start ({exc!r})") from None
+        os.close(theirs_in)
+        os.close(theirs_out)
+        self.send = Connection(to_child, readable=False)
+        self.receive = Connection(from_child, writable=False)
+        if not self.receive.poll(START_TIMEOUT):
+            self.stop()
+            raise _ChildGone(f"the page renderer did not start within {START_TIMEOUT:.0f} s")
+        self._answer()  # "ready"
+
+    def _answer(self) -> tuple[bool, str]:
+        try:
+            ok, payload = self.receive.recv()
+        except (EOFError, OSError) as exc:
+            raise _ChildGone(f"the page renderer exited ({exc!r})") from None
+        return bool(ok), str(payload)
+
+    def render(self, job: PageJob, timeout: float) -> str:
+        try:
+            self.send.send(job)
+        except OSError as exc:
+            raise _ChildGone(f"the page renderer is gone ({exc!r})") from None
+        if not self.receive.poll(timeout):
+            self.stop()
+            raise PageFailed(f"the page took longer than ui.render_timeout ({timeout:g} s)")
+        ok, payload = self._answer()
+        if not ok:
+            raise PageFailed("rendering the page failed", payload)
+        return payload
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        """Close the pipes (the child exits on its own), killing it if it does not."""
+        self.send.close()
+        self.receive.close()
+        try:
+            self.process.wait(1.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5.0)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+class ProcessRenderer:
+    """Renders the pages in one child process (see the module's docstring)."""
+
+    def __init__(self, timeout: float, *, max_waiting: int = MAX_WAITING) -> None:
+        self._timeout = timeout
+        self._max_waiting = max_waiting
+        self._turn = threading.Lock()  # one page in the child at a time
+        self._slots = threading.BoundedSemaphore(max_waiting)
+        self._child: _Child | None = None
+
+    def render(self, job: PageJob) -> str:
+        if not self._slots.acquire(blocking=False):
+            raise PagesBusy(self._max_waiting)
+        try:
+            with self._turn:
+                return self._render(job)
+        finally:
+            self._slots.release()
+
+    def _render(self, job: PageJob) -> str:
+        for attempt in (1, 2):
+            try:
+                if self._child is None:
+                    self._child = _Child()
+                return self._child.render(job, self._timeout)
+            except _ChildGone as exc:
+                self._drop()
+                if attempt == 2:
+                    raise PageFailed(str(exc)) from None
+                log.warning("%s; starting another", exc)
+            except PageFailed:
+                if self._child is not None and not self._child.alive:
+                    self._drop()
+                raise
+        raise AssertionError("unreachable")
+
+    def _drop(self) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop()
+
+    @property
+    def child_pid(self) -> int | None:
+        """The child's process id, None before the first page (for tests and logs)."""
+        child = self._child
+        return None if child is None else child.pid
+
+    def close(self) -> None:
+        """End the child (it finishes the page it renders, if any, first). A page rendered
+        after this starts another (an app's lifespan may start again, as in tests)."""
+        with self._turn:
+            self._drop()
