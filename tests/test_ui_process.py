@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from exporter.api.ui import _common, _inputs
+from exporter.ui import process
 from exporter.ui.jobs import ModelPageJob, OverviewJob, PageJob
 from exporter.ui.process import InlineRenderer, PageFailed, PagesBusy, ProcessRenderer
 from tests.conftest import Exporter
@@ -243,3 +244,19 @@ def test_the_child_ends_when_the_server_is_killed(tmp_path: Path) -> None:
     )
     pid = int(done.stdout.strip())
     assert wait_gone(pid, 10), f"the page renderer {pid} outlived its server"
+
+
+def test_a_child_that_cannot_start_fails_the_page_twice_and_leaves_nothing(
+    populated: Exporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process, "_BOOT", "import sys\nsys.exit(3)\n")
+    renderer = ProcessRenderer(timeout=30.0)
+    _, page = jobs(populated)
+    with pytest.raises(PageFailed, match="the page renderer exited"):
+        renderer.render(page)
+    assert renderer.child_pid is None
+    monkeypatch.undo()
+    try:
+        assert "churn" in renderer.render(page)  # it can start again: so does the page
+    finally:
+        renderer.close()

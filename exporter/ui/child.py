@@ -1,4 +1,4 @@
-"""The page renderer's process: ``python -m exporter.ui.child READ_FD WRITE_FD PARENT_PID``.
+"""The page renderer's process: :func:`main` with ``READ_FD WRITE_FD PARENT_PID``.
 
 Started by :class:`exporter.ui.process.ProcessRenderer` as a fresh interpreter (not through
 ``multiprocessing``, which would import the server's ``__main__`` again: a user's own script

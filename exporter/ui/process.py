@@ -41,8 +41,18 @@ log = logging.getLogger("exporter.ui")
 MAX_WAITING = 8
 #: How long a new child may take to start (import numpy, SciPy, Jinja2) before it is killed.
 START_TIMEOUT = 60.0
-#: The directory holding the ``exporter`` package.
+#: The directory holding this ``exporter`` package: the child imports the same one.
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+#: The child's first lines: this package importable (a source checkout, say) without putting a
+#: directory already on the path (site-packages) ahead of the standard library.
+_BOOT = (
+    "import sys\n"
+    "root = sys.argv[1]\n"
+    "if root not in sys.path:\n"
+    "    sys.path.insert(0, root)\n"
+    "from exporter.ui.child import main\n"
+    "main(sys.argv[2:])\n"
+)
 
 
 class PagesBusy(ExporterError):
@@ -92,24 +102,19 @@ class _Child:
     def __init__(self) -> None:
         theirs_in, to_child = os.pipe()
         from_child, theirs_out = os.pipe()
-        env = dict(os.environ)
-        # The exporter importable in the child as it is here (a source checkout, say).
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p
-        )
         try:
             self.process = subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    "exporter.ui.child",
+                    "-c",
+                    _BOOT,
+                    str(_PACKAGE_ROOT),
                     str(theirs_in),
                     str(theirs_out),
                     str(os.getpid()),
                 ],
                 pass_fds=(theirs_in, theirs_out),
                 stdin=subprocess.DEVNULL,
-                env=env,
             )
         except OSError as exc:
             for fd in (to_child, theirs_in, theirs_out, from_child):
@@ -122,7 +127,11 @@ class _Child:
         if not self.receive.poll(START_TIMEOUT):
             self.stop()
             raise _ChildGone(f"the page renderer did not start within {START_TIMEOUT:.0f} s")
-        self._answer()  # "ready"
+        try:
+            self._answer()  # "ready"
+        except _ChildGone:  # it died starting (its error is on the server's stderr)
+            self.stop()
+            raise
 
     def _answer(self) -> tuple[bool, str]:
         try:
