@@ -175,6 +175,7 @@ def _lifespan(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx.pages.start()
         starting = None
         if background:
             starting = threading.Thread(
@@ -191,13 +192,15 @@ def _lifespan(
             yield
         finally:
             ctx.ready = False
-            await asyncio.to_thread(ctx.pages.close)  # the page renderer's process, if any
-            if starting is not None:  # a restore cannot be cut short: wait for it
-                await asyncio.to_thread(starting.join)
-            if ctx.failure is None:
-                if worker is not None:
-                    worker.stop()
-                if keeper is not None:
-                    keeper.stop()  # the shutdown snapshot: after the last request and look
+            try:
+                if starting is not None:  # a restore cannot be cut short: wait for it
+                    await asyncio.to_thread(starting.join)
+                if ctx.failure is None:
+                    if worker is not None:
+                        worker.stop()
+                    if keeper is not None:
+                        keeper.stop()  # the shutdown snapshot: after the last request and look
+            finally:
+                ctx.pages.close()  # the page renderer's process, if any: killed, not awaited
 
     return lifespan

@@ -322,10 +322,10 @@ class History:
         found = (self._series(key, ring, last, since) for key, ring in sorted(selected))
         return [series for series in found if series.times.size]
 
-    def excerpt(self, models: Iterable[str]) -> Excerpt:
-        """Every series of ``models`` as of one instant (one lock), to be read like
-        :meth:`read` without this store: what a status page renders from, in this process or
-        another (an :class:`Excerpt` pickles)."""
+    def excerpt(self, models: Iterable[str], since: float | None = None) -> Excerpt:
+        """Every series of ``models`` as of one instant (one lock), its points at or after
+        ``since``, to be read like :meth:`read` without this store: what a status page renders
+        from, in this process or another (an :class:`Excerpt` pickles)."""
         with self._lock:
             taken = []
             for model in dict.fromkeys(models):
@@ -335,7 +335,7 @@ class History:
                     taken.append((model, entry.last, rings))
         out: dict[str, tuple[Series, ...]] = {}
         for model, last, rings in taken:
-            found = (self._series(key, ring, last, None) for key, ring in sorted(rings))
+            found = (self._series(key, ring, last, since) for key, ring in sorted(rings))
             out[model] = tuple(
                 Series(s.name, dict(s.labels), s.times, s.values) for s in found if s.times.size
             )

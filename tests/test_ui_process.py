@@ -155,7 +155,7 @@ def test_a_render_past_the_timeout_is_killed_and_the_next_gets_a_new_child(
 
 
 def test_waiting_pages_are_bounded(populated: Exporter) -> None:
-    renderer = ProcessRenderer(timeout=30.0, max_waiting=1)
+    renderer = ProcessRenderer(timeout=30.0, max_waiting=0)  # the one rendering, none waiting
     try:
         _, page = jobs(populated)
         renderer.render(page)
@@ -212,6 +212,10 @@ def test_close_ends_the_child(populated: Exporter) -> None:
     renderer.close()
     assert wait_gone(pid, 5)
     assert renderer.child_pid is None
+    with pytest.raises(PageFailed, match="stopping"):  # no child started after close
+        renderer.render(page)
+    assert renderer.child_pid is None
+    renderer.start()
     try:  # the app's lifespan may start again: so does the renderer
         assert "churn" in renderer.render(page)
         assert renderer.child_pid not in (None, pid)
@@ -260,3 +264,29 @@ def test_a_child_that_cannot_start_fails_the_page_twice_and_leaves_nothing(
         assert "churn" in renderer.render(page)  # it can start again: so does the page
     finally:
         renderer.close()
+
+
+def test_close_does_not_wait_for_the_page_being_rendered(populated: Exporter) -> None:
+    renderer = ProcessRenderer(timeout=30.0)
+    _, page = jobs(populated)
+    renderer.render(page)
+    pid = renderer.child_pid
+    assert pid is not None
+    outcome: list[BaseException] = []
+
+    def slow() -> None:
+        try:
+            renderer.render(Slow(20))  # type: ignore[arg-type]
+        except PageFailed as exc:
+            outcome.append(exc)
+
+    busy = threading.Thread(target=slow)
+    busy.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    renderer.close()
+    assert time.monotonic() - started < 5
+    busy.join(10)
+    assert not busy.is_alive() and len(outcome) == 1
+    assert wait_gone(pid, 5)
+    assert renderer.child_pid is None  # the failed page started none after close

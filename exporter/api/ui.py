@@ -28,7 +28,7 @@ from exporter.model import ModelState
 from exporter.monitoring.rules import Thresholds
 from exporter.sequential_tracker import NOTHING, SequentialStates
 from exporter.ui.jobs import ModelInputs, ModelPageJob, OverviewJob, PageJob
-from exporter.ui.pages import SortKey
+from exporter.ui.pages import SortKey, earliest_read
 from exporter.ui.process import MAX_WAITING, PagesBusy
 
 #: Seconds a page refused as busy is told to wait.
@@ -108,7 +108,10 @@ def router(ctx: Context) -> APIRouter:
             models,
             ctx.settings,
             ctx.thresholds,
-            ctx.history.excerpt(m.snapshot.name for m in models),
+            ctx.history.excerpt(
+                (m.snapshot.name for m in models),
+                earliest_read(now, ctx.thresholds, model_page=False),
+            ),
             now,
             _common(ctx, now),
         )
@@ -145,7 +148,7 @@ def router(ctx: Context) -> APIRouter:
             inputs,
             ctx.settings,
             ctx.thresholds,
-            ctx.history.excerpt([model]),
+            ctx.history.excerpt([model], earliest_read(now, ctx.thresholds, model_page=True)),
             now,
             _common(ctx, now),
             sort=sort,

@@ -235,6 +235,18 @@ def _quality_row(
     return rows
 
 
+#: How far back the overview's and the model page's charts reach.
+CARD_HISTORY, PAGE_HISTORY = 3 * 3600.0, 24 * 3600.0
+
+
+def earliest_read(now: float, t: Thresholds, *, model_page: bool) -> float:
+    """The earliest time a page reads from the history: what its excerpt must hold."""
+    stale = parse_duration(t.ground_truth_stale_after)
+    flows = now - max(15 * 60.0, stale) - 120  # _flow's look back, and its margin
+    charts = now - (PAGE_HISTORY if model_page else CARD_HISTORY)
+    return min(flows, charts)
+
+
 def _flow(
     history: HistoryReader | None, model: str, now: float, minutes: float, name: str
 ) -> bool | None:
@@ -308,7 +320,7 @@ def model_card(
 ) -> ModelCard:
     lookback = parse_duration(t.concept_drift_lookback)
     stale_minutes = parse_duration(t.ground_truth_stale_after) / 60
-    since = now - 3 * 3600
+    since = now - CARD_HISTORY
     rows = [
         row for v in m.versions for row in _quality_row(m, v, drift, settings, t, history, since)
     ]
@@ -565,7 +577,7 @@ def model_page(
     feature: str | None = None,
 ) -> ModelPage:
     card = model_card(m, drift, sequential, settings, t, history, now)
-    since = now - 24 * 3600
+    since = now - PAGE_HISTORY
     rows = {(r.version, r.window): r for r in card.rows}
     health = {h.name: h for h in card.versions}
     versions = []

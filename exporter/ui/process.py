@@ -74,6 +74,8 @@ class PageFailed(ExporterError):
 
 
 class PageRenderer(Protocol):
+    def start(self) -> None: ...
+
     def render(self, job: PageJob) -> str: ...
 
     def close(self) -> None: ...
@@ -87,6 +89,9 @@ class InlineRenderer:
 
     def render(self, job: PageJob) -> str:
         return render(job, self._pause)
+
+    def start(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -106,6 +111,7 @@ class _Child:
             self.process = subprocess.Popen(
                 [
                     sys.executable,
+                    "-P",  # not the working directory first on the child's path
                     "-c",
                     _BOOT,
                     str(_PACKAGE_ROOT),
@@ -145,8 +151,12 @@ class _Child:
             self.send.send(job)
         except OSError as exc:
             raise _ChildGone(f"the page renderer is gone ({exc!r})") from None
-        if not self.receive.poll(timeout):
-            self.stop()
+        try:
+            answered = self.receive.poll(timeout)
+        except OSError as exc:  # closed by close(), from another thread
+            raise _ChildGone(f"the page renderer is gone ({exc!r})") from None
+        if not answered:
+            self.kill()
             raise PageFailed(f"the page took longer than ui.render_timeout ({timeout:g} s)")
         ok, payload = self._answer()
         if not ok:
@@ -167,6 +177,13 @@ class _Child:
             self.process.kill()
             self.process.wait(5.0)
 
+    def kill(self) -> None:
+        """End it now (it may be busy, and would not see its pipe close)."""
+        self.process.kill()
+        self.process.wait()
+        self.send.close()
+        self.receive.close()
+
     @property
     def pid(self) -> int:
         return self.process.pid
@@ -179,20 +196,33 @@ class ProcessRenderer:
         self._timeout = timeout
         self._max_waiting = max_waiting
         self._turn = threading.Lock()  # one page in the child at a time
-        self._slots = threading.BoundedSemaphore(max_waiting)
+        self._slots = threading.BoundedSemaphore(max_waiting + 1)  # + the one rendering
         self._child: _Child | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        """Take pages again after :meth:`close` (an app's lifespan may start again, as in
+        tests); the child itself starts with the first page."""
+        self._closed = False
 
     def render(self, job: PageJob) -> str:
         if not self._slots.acquire(blocking=False):
             raise PagesBusy(self._max_waiting)
         try:
-            with self._turn:
+            # A page waits for its turn no longer than it may render.
+            if not self._turn.acquire(timeout=self._timeout):
+                raise PagesBusy(self._max_waiting)
+            try:
                 return self._render(job)
+            finally:
+                self._turn.release()
         finally:
             self._slots.release()
 
     def _render(self, job: PageJob) -> str:
         for attempt in (1, 2):
+            if self._closed:
+                raise PageFailed("the exporter is stopping")
             try:
                 if self._child is None:
                     self._child = _Child()
@@ -220,7 +250,10 @@ class ProcessRenderer:
         return None if child is None else child.pid
 
     def close(self) -> None:
-        """End the child (it finishes the page it renders, if any, first). A page rendered
-        after this starts another (an app's lifespan may start again, as in tests)."""
-        with self._turn:
-            self._drop()
+        """End the child at once, without waiting for the page it may be rendering (which
+        then fails, as do the pages waiting): the server is stopping, and its shutdown
+        snapshot must not wait behind pages. Pages fail until :meth:`start`."""
+        self._closed = True
+        child, self._child = self._child, None
+        if child is not None:
+            child.kill()
