@@ -18,9 +18,11 @@ from exporter.api.context import Context
 from exporter.api.schemas import build_decoders
 from exporter.api.security import AccessGuard
 from exporter.collectors import build_registry
+from exporter.collectors.models import ModelCollector
 from exporter.config import Settings
 from exporter.drift_worker import DriftWorker
 from exporter.exposition import BudgetCollector, Exposition
+from exporter.history import History
 from exporter.history_recorder import HistoryRecorder, build_history
 from exporter.monitoring.rules import Thresholds, alert_series
 from exporter.persistence import StateKeeper
@@ -77,27 +79,7 @@ def create_app(
     registry, models = build_registry(
         store, telemetry, worker.cache, registry, worker.sequential, history
     )
-    ctx = Context(
-        settings=settings,
-        store=store,
-        telemetry=telemetry,
-        exposition=Exposition(
-            registry,
-            models,
-            max_series=settings.limits.max_series or None,
-            protected=alert_series(),
-        ),
-        drift=worker.cache,
-        history=history,
-        decoders=build_decoders(settings.limits),
-        thresholds=Thresholds.load(settings.ui.thresholds_file),
-        sequential=worker.sequential,
-    )
-    ctx.pages = (
-        ProcessRenderer(settings.ui.render_timeout)
-        if settings.ui.render_process
-        else InlineRenderer(ctx.priority.yield_to_scrapes)
-    )
+    ctx = _context(settings, store, telemetry, worker, history, registry, models)
     registry.register(BudgetCollector(ctx.exposition))
     web_config = load_web_config(settings.web_config)
     writes = auth.write_policy(settings.auth)
@@ -144,6 +126,42 @@ def create_app(
     app.add_middleware(AccessGuard, writes=writes, reads=reads, telemetry=telemetry)
     handlers.install(app, telemetry)  # IgnoreTrailingSlash: outside the guard
     return app
+
+
+def _context(
+    settings: Settings,
+    store: Store,
+    telemetry: Telemetry,
+    worker: DriftWorker,
+    history: History,
+    registry: CollectorRegistry,
+    models: ModelCollector,
+) -> Context:
+    """What the routes share: the store, telemetry, the drift worker's cache and tracker and the
+    history, with the exposition over the registry, the decoders, the pages' thresholds and
+    their renderer (a child process unless ``ui.render_process`` is off)."""
+    ctx = Context(
+        settings=settings,
+        store=store,
+        telemetry=telemetry,
+        exposition=Exposition(
+            registry,
+            models,
+            max_series=settings.limits.max_series or None,
+            protected=alert_series(),
+        ),
+        drift=worker.cache,
+        history=history,
+        decoders=build_decoders(settings.limits),
+        thresholds=Thresholds.load(settings.ui.thresholds_file),
+        sequential=worker.sequential,
+    )
+    ctx.pages = (
+        ProcessRenderer(settings.ui.render_timeout)
+        if settings.ui.render_process
+        else InlineRenderer(ctx.priority.yield_to_scrapes)
+    )
+    return ctx
 
 
 def _lifespan(

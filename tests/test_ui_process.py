@@ -5,6 +5,7 @@ bounded, and the child ends with the server (closed, or killed)."""
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 
 from exporter.api.ui import _common, _inputs
 from exporter.ui import process
-from exporter.ui.jobs import ModelPageJob, OverviewJob, PageJob
+from exporter.ui.jobs import ModelInputs, ModelPageJob, OverviewJob, PageJob
 from exporter.ui.process import InlineRenderer, PageFailed, PagesBusy, ProcessRenderer
 from tests.conftest import Exporter
 from tests.test_ui_pages import feed
@@ -290,3 +291,29 @@ def test_close_does_not_wait_for_the_page_being_rendered(populated: Exporter) ->
     assert not busy.is_alive() and len(outcome) == 1
     assert wait_gone(pid, 5)
     assert renderer.child_pid is None  # the failed page started none after close
+
+
+def test_a_job_leaves_the_reference_values_out_and_renders_the_same(populated: Exporter) -> None:
+    _, page = jobs(populated)
+    ctx = populated.app.state.ctx
+    full = ctx.store.get("churn").snapshot(page.now)
+    assert any(v.reference.reference is not None for v in full.versions)
+    assert all(v.reference.reference is None for v in page.model.snapshot.versions)
+    assert [v.reference.source for v in page.model.snapshot.versions] == [
+        v.reference.source for v in full.versions
+    ]
+    whole = ModelPageJob(
+        ModelInputs(full, page.model.drift, page.model.sequential),
+        page.settings,
+        page.thresholds,
+        page.history,
+        page.now,
+        page.common,
+        sort=page.sort,
+        feature=page.feature,
+    )
+    inline = InlineRenderer()
+    assert inline.render(whole) == inline.render(page)
+    references = len(pickle.dumps([v.reference.reference for v in full.versions]))
+    # (less the class names and header both pickles share)
+    assert len(pickle.dumps(whole)) - len(pickle.dumps(page)) >= 0.8 * references

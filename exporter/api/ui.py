@@ -56,7 +56,7 @@ def _refusals(statuses: tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
 
 
 def _inputs(ctx: Context, state: ModelState, now: float) -> ModelInputs:
-    return ModelInputs(
+    return ModelInputs.of(
         state.snapshot(now), ctx.drift.results(state.name), _sequential(ctx, state.name)
     )
 

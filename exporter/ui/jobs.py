@@ -12,7 +12,7 @@ may run in another process. No HTTP here.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from exporter.config import Settings
 from exporter.drift_worker import DriftResult, WindowKey
@@ -34,11 +34,29 @@ from exporter.ui.pages import (
 @dataclass(frozen=True, slots=True)
 class ModelInputs:
     """One model as a page shows it: its snapshot, its drift results by (version, window) and
-    its comparisons' sequential states."""
+    its comparisons' sequential states. Build it with :meth:`of`."""
 
     snapshot: ModelSnapshot
     drift: Mapping[WindowKey, DriftResult]
     sequential: SequentialStates
+
+    @staticmethod
+    def of(
+        snapshot: ModelSnapshot,
+        drift: Mapping[WindowKey, DriftResult],
+        sequential: SequentialStates,
+    ) -> ModelInputs:
+        """Without the references' values: the pages draw a feature from the counts its drift
+        test kept (``FeatureDrift.distribution``), never from the reference rows, which are
+        most of a snapshot (100 features x 10,000 values are 8 MB a version) and would be
+        pickled for every page."""
+        versions = tuple(
+            replace(v, reference=replace(v.reference, reference=None))
+            if v.reference.reference is not None
+            else v
+            for v in snapshot.versions
+        )
+        return ModelInputs(replace(snapshot, versions=versions), drift, sequential)
 
 
 @dataclass(frozen=True, slots=True)
