@@ -154,7 +154,8 @@ class Backtest:
             raise ExporterError(f"--step must be > 0, got {args.step!r}")
         self.clock = VirtualClock(start)
         self.store = Store(settings, clock=self.clock)
-        self.worker = DriftWorker(self.store, distributions=False)  # no status page here
+        # No status page here; drift at every step, so windows are kept sorted between steps.
+        self.worker = DriftWorker(self.store, distributions=False, keep_ranked=True)
         self.collector = ModelCollector(
             self.store, self.worker.cache, Timings([*PARTS, "exporter"]), self.worker.sequential
         )

@@ -48,7 +48,9 @@ from exporter.stats.drift import (
     adjusted_pvalues,
     categorical_drift,
     numeric_drift,
+    numeric_drift_ranked,
 )
+from exporter.stats.ranked import Ranked
 from exporter.typedefs import Correction, FeatureKind, FloatArray, IntArray
 
 
@@ -208,22 +210,34 @@ class DriftDetector:
             mapping = None if ref is None else _code_map(layout.categories[j], ref)
             self._categorical.append((j, ref, mapping))
 
+    @property
+    def ranked_columns(self) -> tuple[list[int], list[FloatArray]]:
+        """The sample's columns of the numeric features with a reference, and those
+        references' values: what a :class:`~exporter.stats.ranked.Ranked` given to
+        :meth:`score` holds, in this order."""
+        numeric = zip(self._numeric, self._numeric_refs, strict=True)
+        pairs = [(j + 1, ref.values) for j, ref in numeric if ref is not None]
+        return [c for c, _ in pairs], [v for _, v in pairs]
+
     def score(
         self,
         rows: FloatArray,
         labels: FloatArray | None = None,
         *,
         previous: DriftScores | None = None,
+        ranked: Ranked | None = None,
     ) -> DriftScores:
         """Drift of a window sample: ``rows`` (n, 1 + features) as laid out, ``labels`` the
         joined labels of the same window (class indices or values). ``previous`` is the
-        verdict of the window's previous look: what drifted then is held to ``release_alpha``."""
+        verdict of the window's previous look: what drifted then is held to ``release_alpha``.
+        ``ranked``, when given, holds the :attr:`ranked_columns` of the same ``rows``, sorted
+        and ranked: the numeric tests read them instead of sorting ``rows`` again."""
         s = self.settings
         features: dict[str, FeatureDrift] = {}
         n = rows.shape[0]
         if n:
             missing = np.count_nonzero(np.isnan(rows[:, 1:]), axis=0) / n
-            features.update(self._numeric_features(rows, missing))
+            features.update(self._numeric_features(rows, missing, ranked))
             features.update(self._categorical_features(rows, missing))
         features = verdicts(features, s, previous)
         held_predictions = previous is not None and _drifted(previous.predictions)
@@ -239,17 +253,27 @@ class DriftDetector:
             s.correction, s.alpha, s.release_alpha, features, predictions, label_drift
         )
 
-    def _numeric_features(self, rows: FloatArray, missing: FloatArray) -> dict[str, FeatureDrift]:
+    def _numeric_features(
+        self, rows: FloatArray, missing: FloatArray, ranked: Ranked | None
+    ) -> dict[str, FeatureDrift]:
         if not self._numeric:
             return {}
         n = rows.shape[0]
-        results = numeric_drift(
-            self._numeric_refs,
-            rows[:, self._numeric_columns],
-            min_samples=self.settings.min_samples,
-            executor=self._executor,
-            chunks=self.settings.threads,
-        )
+        if ranked is not None:
+            if ranked.size != n:
+                raise ValueError(f"ranked columns of {ranked.size} rows for a sample of {n}")
+            with_reference = [i for i, ref in enumerate(self._numeric_refs) if ref is not None]
+            results = numeric_drift_ranked(
+                self._numeric_refs, ranked, with_reference, min_samples=self.settings.min_samples
+            )
+        else:
+            results = numeric_drift(
+                self._numeric_refs,
+                rows[:, self._numeric_columns],
+                min_samples=self.settings.min_samples,
+                executor=self._executor,
+                chunks=self.settings.threads,
+            )
         out = {}
         for j, ref, result in zip(self._numeric, self._numeric_refs, results, strict=True):
             histogram = None

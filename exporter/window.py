@@ -15,9 +15,10 @@ Pure numpy: this module knows nothing of HTTP or Prometheus.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +26,8 @@ from exporter.persist.plain import State, pack, unpack
 from exporter.typedefs import BoolArray, FloatArray, IndexArray, IntArray
 
 _NO_BUCKET = np.iinfo(np.int64).min
+#: Versions of strata's rows: unique in the process, a new one whenever a stratum's rows change.
+_VERSIONS = itertools.count(1)
 
 
 class TimeBuckets:
@@ -217,12 +220,23 @@ class _Stratum:
     rows of its bucket then go to a fresh stratum instead.
     """
 
-    __slots__ = ("cap", "rows", "seen")
+    __slots__ = ("_rows", "cap", "seen", "version")
 
     def __init__(self, rows: FloatArray, seen: int, cap: int) -> None:
         self.rows = rows
         self.seen = seen
         self.cap = cap
+
+    @property
+    def rows(self) -> FloatArray:
+        return self._rows
+
+    @rows.setter
+    def rows(self, rows: FloatArray) -> None:
+        # Every change of the rows goes through here (in-place writes included: the reservoir
+        # assigns the array it wrote to), so equal versions mean equal rows.
+        self._rows = rows
+        self.version = next(_VERSIONS)
 
 
 class SampleWindow:
@@ -433,6 +447,7 @@ class SampleWindow:
             tuple(s.rows.copy() for s in strata),
             np.array([s.seen for s in strata], dtype=np.int64),
             self.features,
+            tuple(s.version for s in strata),
         )
 
 
@@ -444,10 +459,18 @@ class Reservoirs:
     rows: tuple[FloatArray, ...]
     seen: IntArray
     width: int
+    #: ``versions[i]`` identifies the content of ``rows[i]``: strata of one version hold the
+    #: same rows (what lets the drift worker reuse what it derived from them).
+    versions: tuple[int, ...] = field(default=())
 
     @property
     def events(self) -> int:
         return int(self.seen.sum())
+
+    @property
+    def complete(self) -> bool:
+        """Every stratum holds all of its events: the window's rows, not a sample of them."""
+        return all(r.shape[0] == s for r, s in zip(self.rows, self.seen.tolist(), strict=True))
 
     def draw(self, capacity: int, width: int, *, seed: int = 0) -> WindowSample:
         """A uniform sample of at most ``capacity`` rows of the window, ``width`` columns

@@ -17,6 +17,7 @@ from exporter.config import load_settings
 from exporter.detector import DetectorSettings, DriftDetector, DriftScores
 from exporter.drift_worker import DriftCache, DriftResult, DriftWorker, RefreshStats, refresh
 from exporter.snapshot import DriftInput, DriftSnapshot, ModelSnapshot, VersionSnapshot
+from exporter.stats.ranked import Ranked
 from exporter.store import Store
 from tests.conftest import FakeClock
 
@@ -415,11 +416,12 @@ def test_failing_detector_is_counted(
             labels: np.ndarray | None = None,
             *,
             previous: DriftScores | None = None,
+            ranked: Ranked | None = None,
         ) -> DriftScores:
             if flaky["on"]:
                 flaky["on"] = False
                 raise ValueError("detector failed")
-            return super().score(rows, labels, previous=previous)
+            return super().score(rows, labels, previous=previous, ranked=ranked)
 
     flaky = {"on": True}
     monkeypatch.setattr(drift_worker, "DriftDetector", Flaky)
@@ -552,9 +554,10 @@ def test_each_computation_gets_its_windows_previous_verdict(
             labels: np.ndarray | None = None,
             *,
             previous: DriftScores | None = None,
+            ranked: Ranked | None = None,
         ) -> DriftScores:
             seen.append(previous)
-            return super().score(rows, labels, previous=previous)
+            return super().score(rows, labels, previous=previous, ranked=ranked)
 
     monkeypatch.setattr(drift_worker, "DriftDetector", Recording)
     cache = DriftCache()

@@ -35,12 +35,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
 from scipy import special
 
-from exporter.stats.ks import ks_pvalues, ks_wasserstein, mann_whitney_pvalues
+from exporter.stats.ks import (
+    ks_pvalues,
+    ks_wasserstein,
+    mann_whitney_pvalues,
+    ranked_statistics,
+    tie_term,
+)
+from exporter.stats.ranked import Ranked
 from exporter.typedefs import BoolArray, Correction, FloatArray, IntArray
 
 PSI_FLOOR = 1e-4
@@ -77,6 +85,11 @@ class NumericReference:
     @property
     def size(self) -> int:
         return int(self.values.shape[0])
+
+    @cached_property
+    def tie_term(self) -> float:
+        """``sum(t^3 - t)`` over the tie groups of the values (derived once, on first use)."""
+        return tie_term(self.values)
 
 
 def bin_counts(sorted_values: FloatArray, edges: FloatArray) -> IntArray:
@@ -184,8 +197,93 @@ def numeric_drift(
         done = list(executor.map(lambda c: _numeric_part(references, window, c, need), parts))
     else:
         done = [_numeric_part(references, window, c, need) for c in parts]
-    found = [f for part in done for f in part]
-    results: list[NumericDrift | None] = [None] * len(references)
+    return _with_pvalues([f for part in done for f in part], len(references))
+
+
+def numeric_drift_ranked(
+    references: Sequence[NumericReference | None],
+    ranked: Ranked,
+    columns: Sequence[int],
+    *,
+    min_samples: int = 2,
+) -> list[NumericDrift | None]:
+    """:func:`numeric_drift` of a window whose numeric columns are kept sorted and ranked: the
+    same results, bit for bit (``tests/test_stats_ranked.py``).
+
+    ``ranked`` holds the window's NaN-free columns ``columns`` (indices into ``references``,
+    one per ranked row)
+    ranked against those references' values; every other column gets ``None``, as do all when
+    the window holds fewer than ``min_samples`` values. A reference smaller than the window
+    goes through :func:`~exporter.stats.ks.ks_wasserstein` (the ranks are of the window in the
+    reference, and that statistic wants the other way round); the window is still sorted.
+    """
+    need = max(min_samples, 2)
+    m = ranked.size
+    found: list[_Found] = []
+    if m >= need:
+        eligible: list[tuple[int, int, NumericReference]] = []  # (column, ranked row, reference)
+        for row, j in enumerate(columns):
+            ref = references[j]
+            if ref is not None and ref.size >= need:
+                if ref.values is not ranked.references[row]:
+                    raise ValueError(f"column {j} was ranked against another reference")
+                eligible.append((j, row, ref))
+        found = _found_ranked(eligible, ranked)
+    return _with_pvalues(found, len(references))
+
+
+def _found_ranked(
+    eligible: list[tuple[int, int, NumericReference]], ranked: Ranked
+) -> list[_Found]:
+    if not eligible:
+        return []
+    m = ranked.size
+    n = len(eligible)
+    statistics, distances = np.empty(n), np.empty(n)
+    u_reference, ties = np.empty(n), np.empty(n)
+    sizes: dict[int, list[int]] = {}
+    for f, (_, _, ref) in enumerate(eligible):
+        sizes.setdefault(ref.size, []).append(f)
+    every = list(range(len(ranked.references)))
+    for size, group in sizes.items():
+        refs = [eligible[f][2] for f in group]
+        rows = [eligible[f][1] for f in group]
+        if size >= m:
+            pick: list[int] | slice = slice(None) if rows == every else rows  # no copy
+            pair = ranked_statistics(
+                [r.values for r in refs],
+                [r.tie_term for r in refs],
+                ranked.values[pick],
+                ranked.right[pick],
+                ranked.left[pick],
+            )
+        else:
+            pair = ks_wasserstein([r.values for r in refs], list(ranked.values[rows]))
+        statistics[group], distances[group] = pair.statistics, pair.distances
+        u_reference[group], ties[group] = pair.u_first, pair.ties
+    windows = [ranked.values[row] for _, row, _ in eligible]
+    bins = _bin_distances([ref for _, _, ref in eligible], windows)
+    return [
+        _Found(j, ref.size, m, *values)
+        for (j, _, ref), *values in zip(
+            eligible,
+            statistics.tolist(),
+            distances.tolist(),
+            bins.psi,
+            bins.jensen_shannon,
+            bins.out_of_range,
+            u_reference.tolist(),
+            ties.tolist(),
+            bins.chi2_statistic,
+            bins.chi2_pvalue,
+            strict=True,
+        )
+    ]
+
+
+def _with_pvalues(found: list[_Found], columns: int) -> list[NumericDrift | None]:
+    """The results of ``columns`` columns from what was found for some of them."""
+    results: list[NumericDrift | None] = [None] * columns
     if not found:
         return results
     # The p-values of all columns at once, after the parts: inside them, the many small numpy
