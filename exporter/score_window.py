@@ -21,6 +21,7 @@ probability 0). Pure numpy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -40,10 +41,13 @@ from exporter.typedefs import FloatArray, IntArray
 from exporter.window import TimeBuckets
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ScoreCounts:
     """A copy of one window's scored outcomes (what :class:`ScoreWindow` keeps, summed over its
-    live buckets); ``outcomes`` is set while the window is exact."""
+    live buckets); ``outcomes`` is set while the window is exact.
+
+    Not slotted: :meth:`quality` is derived once per copy (the collectors of one scrape, the
+    quality and the baseline families, each ask for it; the ranking sorts cost most)."""
 
     count: int
     log_loss_sum: float
@@ -54,6 +58,10 @@ class ScoreCounts:
 
     def quality(self) -> ScoreQuality | None:
         """The scores of these outcomes (None without any)."""
+        return self._quality
+
+    @cached_property
+    def _quality(self) -> ScoreQuality | None:
         if self.count == 0:
             return None
         if self.outcomes is not None:
