@@ -55,6 +55,9 @@ SUMMARY_FAMILIES = (
     "model_window_predictions",
 )
 BATCH = 1000
+#: Windows kept sorted and ranked between steps (exporter.ranked_windows); ``bench/backtest.py``
+#: turns it off for its baseline, the full computation at every step.
+KEEP_RANKED = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -155,7 +158,7 @@ class Backtest:
         self.clock = VirtualClock(start)
         self.store = Store(settings, clock=self.clock)
         # No status page here; drift at every step, so windows are kept sorted between steps.
-        self.worker = DriftWorker(self.store, distributions=False, keep_ranked=True)
+        self.worker = DriftWorker(self.store, distributions=False, keep_ranked=KEEP_RANKED)
         self.collector = ModelCollector(
             self.store, self.worker.cache, Timings([*PARTS, "exporter"]), self.worker.sequential
         )

@@ -28,13 +28,14 @@ def _escape(value: str) -> str:
 
 
 def _number(value: float) -> str:
-    if math.isnan(value):
+    number = float(value)
+    if -1e15 < number < 1e15:  # finite (NaN compares false): the common case, one test
+        return str(int(number)) if number.is_integer() else repr(number)
+    if math.isnan(number):
         return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(float(value))
+    if math.isinf(number):
+        return "+Inf" if number > 0 else "-Inf"
+    return repr(number)
 
 
 class OpenMetricsWriter:
@@ -48,7 +49,7 @@ class OpenMetricsWriter:
         self._dir = Path(tempfile.mkdtemp(prefix=".openmetrics-", dir=out.parent or None))
         self._files: dict[str, IO[str]] = {}
         self._headers: dict[str, str] = {}
-        self._series: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        self._series: dict[tuple[str | tuple[str, str], ...], str] = {}
         self.samples = 0
 
     def add(self, families: Iterable[Metric], timestamp: float) -> None:
@@ -62,13 +63,15 @@ class OpenMetricsWriter:
                 spool = self._open(family)
             lines = []
             series_of = self._series
+            number = _number
             for sample in family.samples:
-                key = (sample.name, tuple(sample.labels.items()))
+                labels = sample.labels
+                key: tuple[str | tuple[str, str], ...] = (sample.name, *labels.items())
                 series = series_of.get(key)
                 if series is None:
-                    series = series_of[key] = self._format(sample.name, sample.labels)
+                    series = series_of[key] = self._format(sample.name, labels)
                 if series:
-                    lines.append(f"{series} {_number(sample.value)} {stamp}\n")
+                    lines.append(f"{series} {number(sample.value)} {stamp}\n")
             spool.writelines(lines)
             self.samples += len(lines)
 

@@ -202,3 +202,58 @@ def test_labels_beyond_the_join_ttl_are_counted_not_waited_for(tmp_path: Path) -
     assert result.returncode == 3, result.stderr
     assert "180 labels later than join.prediction_ttl" in result.stdout
     assert "3 steps of 1m" in result.stdout  # 180 s of events: not a year of steps
+
+
+def test_ranked_windows_change_no_byte_of_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bench's log (ties from rounding, a score, three features shifting half way) and an
+    uploaded reference: the backtest with windows kept ranked writes exactly what the full
+    computation at every step writes, OpenMetrics and summary."""
+    from bench import backtest as bench
+    from exporter import backtest as command
+    from exporter.__main__ import _parser
+    from exporter.ranked_windows import RankedWindows
+
+    used = []
+    ranked_of = RankedWindows.ranked
+
+    def counted(self: RankedWindows, *args: Any, **kwargs: Any) -> Any:
+        view = ranked_of(self, *args, **kwargs)
+        used.append(view is not None)
+        return view
+
+    monkeypatch.setattr(RankedWindows, "ranked", counted)
+
+    log = tmp_path / "log.csv"
+    bench.write_log(log, 2.0)
+    reference, config = bench.write_reference(tmp_path)
+    written = []
+    for ranked in (True, False):
+        out = tmp_path / f"{ranked}.om"
+        options = ["--reference", str(reference), "--config", str(config), "--quiet"]
+        args = _parser().parse_args(
+            [
+                "backtest",
+                str(log),
+                "--model",
+                "m",
+                "--out",
+                str(out),
+                "--score-column",
+                "score",
+                *options,
+            ]
+        )
+        command.KEEP_RANKED = ranked
+        try:
+            assert command.run(args) == 0
+        finally:
+            command.KEEP_RANKED = True
+        written.append((out.read_bytes(), out.with_suffix(".csv").read_bytes()))
+    assert used and all(used)  # every step of the first run read its ranked window
+    assert written[0] == written[1]
+    assert b"model_feature_drift_ks_statistic" in written[0][0]
+    summary = written[0][1].decode().splitlines()
+    drifted = [line for line in summary if ",model_drift_features_drifted," in line]
+    assert drifted and any(not line.endswith(",0.0") for line in drifted)  # the shift is seen

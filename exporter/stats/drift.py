@@ -42,6 +42,7 @@ import numpy as np
 from scipy import special
 
 from exporter.stats.ks import (
+    PairStatistics,
     ks_pvalues,
     ks_wasserstein,
     mann_whitney_pvalues,
@@ -262,18 +263,27 @@ def _found_ranked(
         statistics[group], distances[group] = pair.statistics, pair.distances
         u_reference[group], ties[group] = pair.u_first, pair.ties
     windows = [ranked.values[row] for _, row, _ in eligible]
-    bins = _bin_distances([ref for _, _, ref in eligible], windows)
+    refs = [ref for _, _, ref in eligible]
+    pairs = PairStatistics(statistics, distances, u_reference, ties)
+    return _found([(j, ref, m) for j, _, ref in eligible], pairs, _bin_distances(refs, windows))
+
+
+def _found(
+    eligible: list[tuple[int, NumericReference, int]], pairs: PairStatistics, bins: _Binned
+) -> list[_Found]:
+    """Each (column, reference, window values)'s statistics, as :func:`_with_pvalues` takes
+    them."""
     return [
         _Found(j, ref.size, m, *values)
-        for (j, _, ref), *values in zip(
+        for (j, ref, m), *values in zip(
             eligible,
-            statistics.tolist(),
-            distances.tolist(),
+            pairs.statistics.tolist(),
+            pairs.distances.tolist(),
             bins.psi,
             bins.jensen_shannon,
             bins.out_of_range,
-            u_reference.tolist(),
-            ties.tolist(),
+            pairs.u_first.tolist(),
+            pairs.ties.tolist(),
             bins.chi2_statistic,
             bins.chi2_pvalue,
             strict=True,
@@ -368,22 +378,7 @@ def _numeric_part(
         statistics[group], distances[group] = pair.statistics, pair.distances
         u_reference[group], ties[group] = pair.u_first, pair.ties
     bins = _bin_distances([ref for _, ref, _ in eligible], rows)
-    return [
-        _Found(j, ref.size, m, *values)
-        for (j, ref, m), *values in zip(
-            eligible,
-            statistics.tolist(),
-            distances.tolist(),
-            bins.psi,
-            bins.jensen_shannon,
-            bins.out_of_range,
-            u_reference.tolist(),
-            ties.tolist(),
-            bins.chi2_statistic,
-            bins.chi2_pvalue,
-            strict=True,
-        )
-    ]
+    return _found(eligible, PairStatistics(statistics, distances, u_reference, ties), bins)
 
 
 def _sorted_columns(window: FloatArray, columns: IntArray) -> FloatArray:

@@ -172,10 +172,8 @@ def ks_wasserstein(first: Sequence[FloatArray], second: Sequence[FloatArray]) ->
     # are what the statistic needs: fewer values to handle afterwards.
     big, small = (first, second) if n >= m else (second, first)
     b, a = max(n, m), min(n, m)
-    rows = max(1, _BLOCK_VALUES // (a + b))
     with np.errstate(over="ignore", invalid="ignore"):  # non-finite distances: recomputed below
-        for lo in range(0, pairs, rows):
-            hi = min(lo + rows, pairs)
+        for lo, hi in _blocks(pairs, a + b):
             pooled = np.empty((hi - lo, b + a))
             for r in range(lo, hi):
                 pooled[r - lo, :b] = big[r]
@@ -252,10 +250,8 @@ def ranked_statistics(
         terms = (t * t * t - t) - (ct * ct * ct - ct)
         ties += np.bincount(first[changed] // a, weights=terms, minlength=pairs)
     distances = np.empty(pairs)
-    rows = max(1, _BLOCK_VALUES // (a + b))
     with np.errstate(over="ignore", invalid="ignore"):  # non-finite distances: recomputed below
-        for lo in range(0, pairs, rows):
-            hi = min(lo + rows, pairs)
+        for lo, hi in _blocks(pairs, a + b):
             pooled = np.empty((hi - lo, b + a))
             for r in range(lo, hi):
                 pooled[r - lo, :b] = references[r]
@@ -264,6 +260,13 @@ def ranked_statistics(
     for r in np.flatnonzero(~np.isfinite(distances)).tolist():
         distances[r] = wasserstein_merged(merge(references[r], windows[r]))
     return PairStatistics(statistics, distances, u_first, ties)
+
+
+def _blocks(pairs: int, width: int) -> list[tuple[int, int]]:
+    """``(lo, hi)`` ranges of the pairs handled together: about ``_BLOCK_VALUES`` pooled values
+    (pairs x ``width``) a block."""
+    rows = max(1, _BLOCK_VALUES // width)
+    return [(lo, min(lo + rows, pairs)) for lo in range(0, pairs, rows)]
 
 
 def tie_term(ordered: FloatArray) -> float:
