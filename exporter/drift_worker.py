@@ -286,9 +286,10 @@ class DriftWorker:
     the GIL). The worker owns the :attr:`cache` of results and the :attr:`sequential` tracker.
     ``distributions`` False leaves out the status page's histograms (a backtest has no page).
     ``keep_ranked`` keeps windows sampled whole sorted and ranked between runs
-    (:mod:`exporter.ranked_windows`): a backtest, which looks at every step, computes drift
-    about ten times as fast with it; ``serve`` looks every ``drift.refresh_interval`` and keeps
-    the memory (up to four copies of a window's numeric columns) instead.
+    (:mod:`exporter.ranked_windows`): a backtest, which looks at every step, spends 7 ms a
+    step on drift with it instead of 16 (``bench/backtest.py``); ``serve`` looks every
+    ``drift.refresh_interval`` and keeps the memory (up to four copies of a window's numeric
+    columns) instead.
     """
 
     def __init__(

@@ -3,9 +3,11 @@
 What :func:`exporter.stats.ks.ranked_statistics` needs: per column, the window's values in
 order and, for each, how many reference values are ``<=`` and ``<`` it. A window that slides
 by a bucket at a time changes by a few rows per look; :class:`RankedColumns` takes those rows
-in and out (:meth:`~RankedColumns.add`, :meth:`~RankedColumns.remove`) at the cost of two
-small searches per column and one pass over the kept arrays, where sorting and merging the
-whole window against the reference again costs ten times as much (``bench/drift.py``).
+in and out (:meth:`~RankedColumns.add`, :meth:`~RankedColumns.remove`) at the cost of a few
+small searches per column and one pass over the kept arrays: about 1.4 ms for 20 columns of
+3,600 values with 60 rows in and 60 out, and the tests on them 3 ms, where sorting the window
+and merging it with a 10,000-value reference took 12 ms (``bench/backtest.py`` measures the
+whole step).
 
 Every column holds the same number of values: rows with a missing value (NaN) are refused, and
 the caller falls back to the full computation for such windows. Pure numpy, no locking: one
