@@ -8,7 +8,10 @@ as a Poisson process of rate ``size / 3600`` per second, so a 1h window holds ``
 average. Each log goes through the real backtest command (a subprocess, as bench/backtest.py
 runs it) with the default configuration but for ``windows: [1h]``, ``--step 1m`` (drift is
 recomputed every simulated minute) and an uploaded ``--reference`` of 10,000 other rows from the
-same stationary distribution, so every minute is tested from the start.
+same stationary distribution, so every minute is tested from the start. With
+``--reference first_events`` nothing is uploaded: the first 10,000 events of the log become the
+reference (``drift.reference: first_events``, the default when none is uploaded), so a window is
+tested from then on (after 2.8 h at 3,600 events an hour, 67 h at 150).
 
 * ``stationary``: ``--days`` of stationary data for each of ``--sizes``. A false-alarm
   episode is a maximal run of consecutive steps of the summary CSV with
@@ -26,7 +29,7 @@ same stationary distribution, so every minute is tested from the start.
 Prints tables; exits 1 (naming the misses) if a target is missed.
 
     .venv/bin/python -m bench.drift_alarms [--days 30] [--seed 0] [--scenario all]
-        [--sizes 150,360,3600] [--before 12h] [--after 12h]
+        [--sizes 150,360,3600] [--before 12h] [--after 12h] [--reference first_events]
 """
 
 from __future__ import annotations
@@ -247,12 +250,14 @@ class Run:
     flagged: dict[str, list[float]] = field(default_factory=dict)
 
 
-def backtest(directory: Path, log: Path, reference: Path, config: Path) -> float:
-    """Runs ``model-exporter backtest``; returns its wall time."""
+def backtest(directory: Path, log: Path, reference: Path | None, config: Path) -> float:
+    """Runs ``model-exporter backtest`` (``reference`` None: the first events become it);
+    returns its wall time."""
     command = [
         sys.executable, "-m", "exporter", "backtest", str(log), "--model", "m",
         "--out", str(directory / "out.om"), "--summary", str(directory / "summary.csv"),
-        "--step", "1m", "--config", str(config), "--reference", str(reference),
+        "--step", "1m", "--config", str(config),
+        *(["--reference", str(reference)] if reference is not None else []),
         "--id-column", "id", "--timestamp-column", "timestamp",
         "--prediction-column", "prediction", "--label-column", "label", "--quiet",
     ]  # fmt: skip
@@ -304,15 +309,18 @@ def read_openmetrics(path: Path) -> tuple[int, dict[str, list[float]]]:
 
 def simulate(
     rng: np.random.Generator, size: int, seconds: float,
-    shift: Shift | None = None, change: float = math.inf,
+    shift: Shift | None = None, change: float = math.inf, *, upload: bool = True,
 ) -> Run:  # fmt: skip
-    """One log and its reference written to a temporary directory, backtested, read back."""
+    """One log and (``upload``) its reference written to a temporary directory, backtested,
+    read back; without ``upload`` the log's first events become the reference."""
     directory = Path(tempfile.mkdtemp(prefix="bench-drift-alarms-"))
     try:
         config = directory / "config.yaml"
         config.write_text("windows: [1h]\n", encoding="utf-8")
-        reference = directory / "reference.csv"
-        write_reference(reference, rng)
+        reference: Path | None = None
+        if upload:
+            reference = directory / "reference.csv"
+            write_reference(reference, rng)
         log = directory / "log.csv"
         events = write_log(log, rng, size, seconds, shift, change)
         wall = backtest(directory, log, reference, config)
@@ -366,13 +374,13 @@ def measure_shift(run: Run, shift: Shift, change: float, end: float) -> ShiftRes
 def run_stationary(args: argparse.Namespace, misses: list[str]) -> list[str]:
     seconds = args.days * 86400
     lines = [
-        f"stationary, {args.days:g} days, seed {args.seed}, reference {REFERENCE_ROWS:,}",
+        f"stationary, {args.days:g} days, seed {args.seed}, reference {_reference(args)}",
         f"  {'size':>5} {'events':>10} {'steps':>7} {'tested-steps':>12} {'episodes':>8} "
         f"{'drifted-min':>11} {'runtime':>8}  flagged-min by feature",
     ]
     for size in args.sizes:
         rng = np.random.default_rng([args.seed, size])
-        run = simulate(rng, size, seconds)
+        run = simulate(rng, size, seconds, upload=args.reference == "uploaded")
         count = episodes(run.drifted)
         minutes = sum(v > 0 for _, v in run.drifted) * STEP / 60
         by_feature = " ".join(f"{f}:{len(ts)}" for f, ts in run.flagged.items() if ts) or "-"
@@ -387,6 +395,12 @@ def run_stationary(args: argparse.Namespace, misses: list[str]) -> list[str]:
         if count > MAX_EPISODES:
             misses.append(f"stationary size {size}: {count} episodes > {MAX_EPISODES}")
     return lines
+
+
+def _reference(args: argparse.Namespace) -> str:
+    if args.reference == "uploaded":
+        return f"{REFERENCE_ROWS:,} rows uploaded"
+    return f"the first {REFERENCE_ROWS:,} events"
 
 
 def describe(shift: Shift) -> str:
@@ -427,7 +441,7 @@ def run_shifts(args: argparse.Namespace, misses: list[str]) -> list[str]:
     before, after = parse_duration(args.before), parse_duration(args.after)
     todo = shifts()
     lines = [
-        f"shifts ({SHIFT_SIZE} events/window, reference {REFERENCE_ROWS:,}, seed {args.seed}): "
+        f"shifts ({SHIFT_SIZE} events/window, reference {_reference(args)}, seed {args.seed}): "
         f"{before / 3600:g} h stationary, then one feature shifted for {after / 3600:g} h",
         *(f"  {s.name}: {describe(s)}" for s in todo),
         f"  {'shift':<18} {'feature':>7} {'first-flag-min':>14} "
@@ -436,7 +450,9 @@ def run_shifts(args: argparse.Namespace, misses: list[str]) -> list[str]:
     ]
     for number, shift in enumerate(todo):
         rng = np.random.default_rng([args.seed, SHIFT_SIZE, number + 1])
-        run = simulate(rng, SHIFT_SIZE, before + after, shift, before)
+        run = simulate(
+            rng, SHIFT_SIZE, before + after, shift, before, upload=args.reference == "uploaded"
+        )
         result = measure_shift(run, shift, T0 + before, T0 + before + after)
         print(f"shift {shift.name}: {run.events:,} events, {run.seconds:.0f} s", flush=True)
         lines.append(shift_row(shift, result, run))
@@ -457,6 +473,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--before", default="12h", help="stationary time before a shift")
     parser.add_argument("--after", default="12h", help="time the shift lasts")
+    parser.add_argument(
+        "--reference",
+        choices=["uploaded", "first_events"],
+        default="uploaded",
+        help="upload a 10,000-row reference, or let the first 10,000 events become it",
+    )
     return parser.parse_args(argv)
 
 

@@ -79,3 +79,20 @@ def test_log_is_a_poisson_process_with_the_shift_after_the_change(tmp_path: Path
     lines = (tmp_path / "log.csv").read_text(encoding="utf-8").splitlines()
     assert len(lines) == rows + 1
     assert lines[0].split(",")[:4] == ["id", "timestamp", "prediction", "label"]
+
+
+@pytest.mark.parametrize("upload", [True, False])
+def test_a_short_run_through_the_real_backtest(upload: bool) -> None:
+    """Three hours at 3,600 events an hour, stationary: with an upload every look is tested;
+    with the first 10,000 events as the reference, none before they are in (2.8 h), some after;
+    no false episode either way."""
+    rng = np.random.default_rng(7)
+    run = da.simulate(rng, 3600, 3 * 3600.0, upload=upload)
+    assert run.events > 10_000
+    assert len(run.drifted) >= 179
+    if upload:
+        assert run.tested_steps >= 179
+    else:
+        assert 0 < run.tested_steps < 20
+    assert da.episodes(run.drifted) == 0
+    assert da.parse_args(["--reference", "first_events"]).reference == "first_events"
