@@ -11,10 +11,12 @@ that is still there is not touched. The results are those of the full computatio
 bit (``tests/test_ranked_windows.py``); a window that is sampled, holds a missing value in a
 numeric column, or has a rolling reference is computed in full, as before.
 
-One entry per (model, version, window), dropped when the window stops qualifying or its
-model or version goes (:meth:`RankedWindows.keep`). Memory: a copy of the window's numeric
-columns and three arrays of their size (values and two ranks), so at most
-``4 x 8 x drift.sample_size x features`` bytes a window.
+One entry per (model, version, window), dropped when the window stops qualifying (sampled, a
+missing value, a rolling reference: :meth:`RankedWindows.drop`), when an update fails half way,
+or when its model or version goes (:meth:`RankedWindows.keep`). Memory: a copy of the window's
+numeric columns and three arrays of their size (values and two ranks), so at most
+``4 x 8 x drift.sample_size x features`` bytes a window between looks; an update makes the new
+arrays before it lets the old ones go.
 """
 
 from __future__ import annotations
@@ -63,12 +65,21 @@ class RankedWindows:
         sample the tests draw from ``rows`` (at most ``capacity`` rows) would not be all of
         them, or a column holds a missing value."""
         with self._lock:
-            entry = self._update(window, rows, tuple(columns), references, capacity)
+            try:
+                entry = self._update(window, rows, tuple(columns), references, capacity)
+            except BaseException:
+                self._entries.pop(window, None)  # half updated: rebuilt at the next look
+                raise
             if entry is None:
                 self._entries.pop(window, None)
                 return None
             self._entries[window] = entry
             return entry.ranked.view()
+
+    def drop(self, window: WindowId) -> None:
+        """Forget a window (it is computed in full from now on, or it went)."""
+        with self._lock:
+            self._entries.pop(window, None)
 
     def _update(
         self,
@@ -102,11 +113,13 @@ class RankedWindows:
             return None
         try:
             if gone:
-                entry.ranked.remove(np.concatenate([entry.held.pop(v) for v in gone]))
+                entry.ranked.remove(np.concatenate([entry.held[v] for v in gone]))
             if blocks:
                 entry.ranked.add(np.concatenate(blocks))
         except ValueError:  # cannot happen while held mirrors ranked; start afresh next look
             return None
+        for v in gone:
+            del entry.held[v]
         entry.held.update(zip(new, blocks, strict=True))
         return entry
 

@@ -233,8 +233,9 @@ class _Stratum:
 
     @rows.setter
     def rows(self, rows: FloatArray) -> None:
-        # Every change of the rows goes through here (in-place writes included: the reservoir
-        # assigns the array it wrote to), so equal versions mean equal rows.
+        # Every change of the rows goes through here, so equal versions mean equal rows (what
+        # exporter.ranked_windows relies on): an in-place write must be followed by assigning
+        # the array written to, as the reservoir does.
         self._rows = rows
         self.version = next(_VERSIONS)
 

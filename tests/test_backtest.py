@@ -245,11 +245,8 @@ def test_ranked_windows_change_no_byte_of_the_output(
                 *options,
             ]
         )
-        command.KEEP_RANKED = ranked
-        try:
-            assert command.run(args) == 0
-        finally:
-            command.KEEP_RANKED = True
+        monkeypatch.setattr(command, "KEEP_RANKED", ranked)
+        assert command.run(args) == 0
         written.append((out.read_bytes(), out.with_suffix(".csv").read_bytes()))
     assert used and all(used)  # every step of the first run read its ranked window
     assert written[0] == written[1]

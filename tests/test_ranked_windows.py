@@ -173,3 +173,89 @@ def test_backtest_worker_keeps_windows_ranked_and_forgets_removed_models() -> No
     worker.run_once()
     assert len(worker.ranked) == 0
     assert DriftWorker(store).ranked is None  # serve keeps the memory instead
+
+
+def test_an_update_that_fails_half_way_is_forgotten_and_rebuilt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from exporter.stats.ranked import RankedColumns
+
+    ranked = RankedWindows()
+    window = SampleWindow(60.0, 6, capacity=500, seed=0)
+    rng = np.random.default_rng(7)
+    key = ("m", "v", "1m")
+    remove = RankedColumns.remove
+    failing = {"on": False}
+
+    def flaky(self: RankedColumns, rows: np.ndarray) -> None:
+        if failing["on"]:
+            failing["on"] = False
+            raise MemoryError("no room")
+        remove(self, rows)
+
+    monkeypatch.setattr(RankedColumns, "remove", flaky)
+    for t in range(0, 200, 10):
+        window.add(np.full(6, float(t)), _rows(rng, 6), float(t))
+        reservoirs = window.snapshot(float(t))
+        failing["on"] = t == 120  # the first buckets are leaving by then
+        if t == 120:
+            with pytest.raises(MemoryError):
+                ranked.ranked(key, reservoirs, [1, 2], REFERENCES, capacity=500)
+            assert len(ranked) == 0
+            continue
+        view = ranked.ranked(key, reservoirs, [1, 2], REFERENCES, capacity=500)
+        assert view is not None
+        assert view.values[0].tolist() == np.sort(_all_rows(reservoirs)[:, 1]).tolist()
+
+
+def test_a_window_whose_reference_turns_rolling_is_forgotten() -> None:
+    """The same (model, version, window) first with the first events as its reference, then
+    (another store standing for the same window later) with a rolling reference: the entry
+    kept for it goes, and none comes back while the reference rolls."""
+    clock = FakeClock()
+    fixed = _store(clock, ["2m"])
+    rolling = _store(clock, ["2m"], reference="previous_window")
+    ranked = RankedWindows()
+    rng = np.random.default_rng(8)
+    batch = _events(rng, 300, 0)
+    fixed.add_predictions("m", "v1", batch)
+    refresh(fixed, DriftCache(), ranked=ranked)
+    assert len(ranked) == 1
+    count = len(batch)
+    for _ in range(6):
+        batch = _events(rng, 30, count)
+        count += len(batch)
+        rolling.add_predictions("m", "v1", batch)
+        refresh(rolling, DriftCache(), ranked=ranked)
+        assert len(ranked) == 0
+        clock.advance(30.0)
+
+
+def test_ranked_columns_that_disagree_with_the_sample_are_not_used(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Should a view ever hold another number of rows than the sample (a bug), the look is
+    computed in full, logged, and the window's entry dropped."""
+    clock = FakeClock()
+    stores = [_store(clock, ["2m"]) for _ in range(2)]
+    rng = np.random.default_rng(10)
+    batch = _events(rng, 300, 0)
+    for store in stores:
+        store.add_predictions("m", "v1", batch)
+    ranked = RankedWindows()
+    genuine = RankedWindows.ranked
+
+    def short(self: RankedWindows, *args: Any, **kwargs: Any) -> Any:
+        view = genuine(self, *args, **kwargs)
+        assert view is not None
+        return type(view)(view.references, view.values[:, 1:], view.right[:, 1:], view.left[:, 1:])
+
+    monkeypatch.setattr(RankedWindows, "ranked", short)
+    caches = [DriftCache(), DriftCache()]
+    refresh(stores[0], caches[0], ranked=ranked)
+    refresh(stores[1], caches[1])
+    assert (
+        caches[0].results("m")[("v1", "2m")].scores == caches[1].results("m")[("v1", "2m")].scores
+    )
+    assert "disagree with its sample" in caplog.text
+    assert len(ranked) == 0

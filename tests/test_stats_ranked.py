@@ -11,7 +11,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from scipy import stats
 
 from exporter.stats.drift import NumericReference, numeric_drift, numeric_drift_ranked
-from exporter.stats.ks import ranked_statistics
+from exporter.stats.ks import EXACT_TIES, ranked_statistics
 from exporter.stats.ranked import RankedColumns
 
 COLUMNS = 3
@@ -167,3 +167,31 @@ def test_ranked_statistics_refuse_what_they_cannot_compute() -> None:
         ranked_statistics([ref], [0.0], np.zeros((1, 4)), ranks, ranks)
     with pytest.raises(ValueError, match="one reference"):
         ranked_statistics([], [], np.zeros((1, 4)), ranks, ranks)
+
+
+def test_the_callers_rows_are_not_touched_and_views_are_read_only() -> None:
+    ranked = RankedColumns([np.array([1.0, 2.0])])
+    rows = np.array([[3.0], [1.0], [2.0]])
+    ranked.add(rows)
+    ranked.remove(rows[:1])
+    assert rows[:, 0].tolist() == [3.0, 1.0, 2.0]  # sorted copies, not the caller's array
+    view = ranked.view()
+    with pytest.raises(ValueError, match="read-only"):
+        view.values[0, 0] = 0.0
+    ranked.add(np.array([[0.0]]))  # updates still work: they make new arrays
+    assert ranked.view().values.tolist() == [[0.0, 1.0, 2.0]]
+
+
+def test_pairs_too_large_for_an_exact_tie_term_take_the_merge() -> None:
+    """Beyond EXACT_TIES values a pair, t^3 of a tie group could pass 2^53: ranked_statistics
+    refuses, and numeric_drift_ranked takes ks_wasserstein on the sorted window instead, so
+    the results are still those of numeric_drift exactly."""
+    rng = np.random.default_rng(9)
+    ref = NumericReference.from_values(rng.integers(0, 3, size=EXACT_TIES).astype(np.float64))
+    window = rng.integers(0, 3, size=(2_000, 1)).astype(np.float64)
+    ranked = RankedColumns([ref.values])
+    ranked.add(window)
+    view = ranked.view()
+    with pytest.raises(ValueError, match="at most"):
+        ranked_statistics([ref.values], [ref.tie_term], view.values, view.right, view.left)
+    assert numeric_drift_ranked([ref], view, [0]) == numeric_drift([ref], window)

@@ -42,6 +42,7 @@ import numpy as np
 from scipy import special
 
 from exporter.stats.ks import (
+    EXACT_TIES,
     PairStatistics,
     ks_pvalues,
     ks_wasserstein,
@@ -211,12 +212,13 @@ def numeric_drift_ranked(
     """:func:`numeric_drift` of a window whose numeric columns are kept sorted and ranked: the
     same results, bit for bit (``tests/test_stats_ranked.py``).
 
-    ``ranked`` holds the window's NaN-free columns ``columns`` (indices into ``references``,
-    one per ranked row)
-    ranked against those references' values; every other column gets ``None``, as do all when
-    the window holds fewer than ``min_samples`` values. A reference smaller than the window
-    goes through :func:`~exporter.stats.ks.ks_wasserstein` (the ranks are of the window in the
-    reference, and that statistic wants the other way round); the window is still sorted.
+    ``ranked`` holds the window's NaN-free columns ranked against their references' values,
+    ``columns[i]`` (an index into ``references``) in its row ``i``; every other column gets
+    ``None``, as do all when the window holds fewer than ``min_samples`` values. A reference
+    smaller than the window, or a pair too large for the tie term to stay exact
+    (:data:`~exporter.stats.ks.EXACT_TIES` values in all), goes through
+    :func:`~exporter.stats.ks.ks_wasserstein` on the sorted window. Single-threaded: the
+    ranked statistics are a fraction of what the pool would share.
     """
     need = max(min_samples, 2)
     m = ranked.size
@@ -249,7 +251,7 @@ def _found_ranked(
     for size, group in sizes.items():
         refs = [eligible[f][2] for f in group]
         rows = [eligible[f][1] for f in group]
-        if size >= m:
+        if m <= size and size + m <= EXACT_TIES:
             pick: list[int] | slice = slice(None) if rows == every else rows  # no copy
             pair = ranked_statistics(
                 [r.values for r in refs],

@@ -45,6 +45,11 @@ _MAX_BLOCK = 4_000_000
 #: (2,800 faults, 21.5 ms instead of 18.3 ms for ``numeric_drift`` of 50 such columns).
 _BLOCK_VALUES = 1 << 17
 
+#: :func:`ranked_statistics` takes pairs of at most this many values in all: every tie group's
+#: ``t^3`` then stays below 2^53, so its tie term is exact whatever the order of the sums, as
+#: the merge's is (beyond, both round, differently).
+EXACT_TIES = 200_000
+
 #: :func:`_quantile_weights` are cached (8 entries) for samples of up to this many values in all,
 #: that is, at most 8 x 6 MiB.
 _WEIGHTS_CACHE_VALUES = 1 << 18
@@ -228,6 +233,8 @@ def ranked_statistics(
     b = references[0].shape[0]
     if a == 0 or any(x.shape != (b,) for x in references) or b < a:
         raise ValueError("ranked_statistics needs non-empty windows no larger than references")
+    if a + b > EXACT_TIES:
+        raise ValueError(f"ranked_statistics takes at most {EXACT_TIES:,} values a pair")
     steps = _steps(a)
     s_above = np.max(steps[1:] - right / b, axis=1)
     x_above = np.max(left / b - steps[:-1], axis=1)
@@ -244,7 +251,7 @@ def ranked_statistics(
     c = np.take(right, first) - np.take(left, first)
     changed = np.flatnonzero((w > 1) | (c > 0))
     if changed.shape[0]:
-        # Floats of integers below 2^53 (t^3 < 3e12 for 14,000 values): exact, and numpy's
+        # Floats of integers below 2^53 (t^3 < 8e15 for EXACT_TIES values): exact, and numpy's
         # float products are several times faster than its integer powers.
         ct = c[changed].astype(np.float64)
         t = ct + w[changed]
@@ -268,12 +275,6 @@ def _blocks(pairs: int, width: int) -> list[tuple[int, int]]:
     (pairs x ``width``) a block."""
     rows = max(1, _BLOCK_VALUES // width)
     return [(lo, min(lo + rows, pairs)) for lo in range(0, pairs, rows)]
-
-
-def tie_term(ordered: FloatArray) -> float:
-    """``sum(t^3 - t)`` over the tie groups of a sorted sample (:func:`ranked_statistics`'s
-    ``reference_ties``)."""
-    return _tie_term(ordered)
 
 
 def _ks_statistics(pooled: FloatArray, b: int) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -327,7 +328,7 @@ def _ks_statistics(pooled: FloatArray, b: int) -> tuple[FloatArray, FloatArray, 
         # The pooled row in order: the merge's order where it was taken, else a stable sort,
         # which merges the two sorted runs in one pass (np.unique sorted it from scratch).
         merged = pooled[r, order[r]] if order is not None else np.sort(pooled[r], kind="stable")
-        ties[r] = _tie_term(merged)
+        ties[r] = tie_term(merged)
     steps = _steps(a)
     at_right = right / b
     s_above = np.max(steps[1:] - at_right, axis=1)
@@ -341,11 +342,11 @@ def _ks_statistics(pooled: FloatArray, b: int) -> tuple[FloatArray, FloatArray, 
     return out, u_small, ties
 
 
-def _tie_term(ordered: FloatArray) -> float:
+def tie_term(ordered: FloatArray) -> float:
     """``sum(t^3 - t)`` over the tie groups of a sorted sample, summed in the groups' order
-    (as over ``np.unique``'s counts).
+    (as over ``np.unique``'s counts); :func:`ranked_statistics`'s ``reference_ties``.
 
-    >>> _tie_term(np.array([1.0, 1.0, 2.0, 3.0, 3.0, 3.0]))
+    >>> tie_term(np.array([1.0, 1.0, 2.0, 3.0, 3.0, 3.0]))
     30.0
     """
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1], [True])))

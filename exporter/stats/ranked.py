@@ -68,6 +68,8 @@ class RankedColumns:
         return int(self.values.shape[1])
 
     def view(self) -> Ranked:
+        for array in (self.values, self.right, self.left):
+            array.setflags(write=False)  # replaced, never written, by later updates
         return Ranked(self.references, self.values, self.right, self.left)
 
     def add(self, rows: FloatArray) -> None:
@@ -134,7 +136,7 @@ class RankedColumns:
             raise ValueError(f"rows have shape {rows.shape}, expected (n, {len(self.references)})")
         if np.isnan(rows).any():
             raise ValueError("ranked columns hold no missing values")
-        return np.ascontiguousarray(rows.T)
+        return np.array(rows.T, order="C")  # a copy, always: it is sorted in place
 
 
 def _merged(
