@@ -52,20 +52,14 @@ def read_summary(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def arguments(log: Path, out: Path, *args: str) -> list[str]:
+    """``model-exporter``'s arguments for a backtest of ``log`` as model ``m`` into ``out``."""
+    return ["backtest", str(log), "--model", "m", "--out", str(out), *args]
+
+
 def backtest(log: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            "backtest",
-            str(log),
-            "--model",
-            "m",
-            "--out",
-            str(out),
-            *args,
-        ],
+        [sys.executable, "-m", "exporter", *arguments(log, out, *args)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -232,19 +226,7 @@ def test_ranked_windows_change_no_byte_of_the_output(
     for ranked in (True, False):
         out = tmp_path / f"{ranked}.om"
         options = ["--reference", str(reference), "--config", str(config), "--quiet"]
-        args = _parser().parse_args(
-            [
-                "backtest",
-                str(log),
-                "--model",
-                "m",
-                "--out",
-                str(out),
-                "--score-column",
-                "score",
-                *options,
-            ]
-        )
+        args = _parser().parse_args(arguments(log, out, "--score-column", "score", *options))
         monkeypatch.setattr(command, "KEEP_RANKED", ranked)
         assert command.run(args) == 0
         written.append((out.read_bytes(), out.with_suffix(".csv").read_bytes()))
